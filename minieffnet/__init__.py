@@ -1,0 +1,6 @@
+"""minieffnet: EfficientNet (Tan & Le, 2019) from scratch in NumPy and Numba."""
+from . import ops
+from .backend import get_backend, set_backend, use_backend
+from .gradcheck import check_gradients, compare, numerical_gradient, rel_error
+
+__version__ = "0.1.0"

@@ -1,0 +1,43 @@
+"""Input validation shared by the ops: every error names the op and what was wrong."""
+from __future__ import annotations
+
+import numpy as np
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def check_float_array(op: str, name: str, x, ndim: int | None = None) -> np.ndarray:
+    """Return ``x`` if it is a float32/float64 ndarray of rank ``ndim``, else raise ValueError."""
+    if not isinstance(x, np.ndarray):
+        raise ValueError(f"{op}: {name} must be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{op}: {name} must be float32 or float64, got dtype {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{op}: {name} must have {ndim} dimensions, got shape {x.shape}")
+    return x
+
+
+def check_same_dtype(op: str, **arrays: np.ndarray) -> None:
+    """Raise ValueError unless all given arrays share one dtype (no silent up-casting)."""
+    dtypes = {name: a.dtype for name, a in arrays.items() if a is not None}
+    if len(set(dtypes.values())) > 1:
+        listed = ", ".join(f"{k}={v}" for k, v in dtypes.items())
+        raise ValueError(f"{op}: arrays must share one dtype, got {listed}")
+
+
+def check_shape(op: str, name: str, x: np.ndarray, shape: tuple) -> None:
+    """Raise ValueError unless ``x.shape == shape``."""
+    if tuple(x.shape) != tuple(shape):
+        raise ValueError(f"{op}: {name} must have shape {tuple(shape)}, got {tuple(x.shape)}")
+
+
+def check_finite(op: str, name: str, x: np.ndarray) -> None:
+    """Raise ValueError if ``x`` holds NaN or infinity (call on small arrays or reductions)."""
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{op}: {name} contains NaN or infinity")
+
+
+def check_probability(op: str, p: float) -> None:
+    """Raise ValueError unless ``0 <= p < 1``."""
+    if not (0.0 <= float(p) < 1.0):
+        raise ValueError(f"{op}: drop probability must be in [0, 1), got {p}")

@@ -5,3 +5,9 @@ where speed matters, a Numba fast path chosen by :mod:`minieffnet.backend`.
 """
 from .activations import sigmoid_backward, sigmoid_forward, swish_backward, swish_forward
 from .batchnorm import batchnorm2d_backward, batchnorm2d_forward
+from .conv import conv2d_backward, conv2d_forward, pointwise_conv2d_backward, pointwise_conv2d_forward
+from .linear import linear_backward, linear_forward
+from .loss import softmax_cross_entropy
+from .pooling import global_avg_pool_backward, global_avg_pool_forward
+from .regularization import drop_connect_backward, drop_connect_forward, dropout_backward, dropout_forward
+from .squeeze_excite import squeeze_excite_backward, squeeze_excite_forward

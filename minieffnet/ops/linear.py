@@ -1,0 +1,51 @@
+"""Fully connected layer ``out = x @ w.T + b``, forward and backward.
+
+The weight uses PyTorch's ``(out_features, in_features)`` layout, so torchvision's classifier
+weights load unchanged. Both directions are single matrix products; BLAS is the fast path
+under both backends (GUIDE §4: fully connected layers are BLAS, not hand loops), so this op
+has no Numba kernel.
+
+    dx = dout @ w        dw = dout.T @ x        db = sum_n dout[n]
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import check_float_array, check_same_dtype, check_shape
+
+
+def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None):
+    """Affine map of each row of x.
+
+    x: (N, D); w: (M, D); b: (M,) or None; one float dtype.
+    Returns ``(out (N, M), cache)``.
+    """
+    op = "linear_forward"
+    check_float_array(op, "x", x, 2)
+    check_float_array(op, "w", w, 2)
+    if b is not None:
+        check_float_array(op, "b", b, 1)
+    check_same_dtype(op, x=x, w=w, b=b)
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(f"{op}: w expects {w.shape[1]} input features, x has {x.shape[1]} "
+                         f"(x {x.shape}, w {w.shape})")
+    if b is not None:
+        check_shape(op, "b", b, (w.shape[0],))
+    out = x @ w.T
+    if b is not None:
+        out += b
+    return out, (x, w, b is not None)
+
+
+def linear_backward(dout: np.ndarray, cache):
+    """Gradients of :func:`linear_forward`.
+
+    dout: (N, M). Returns ``(dx (N, D), dw (M, D), db (M,) or None)``; db is None when the
+    forward had no bias.
+    """
+    x, w, has_bias = cache
+    check_float_array("linear_backward", "dout", dout)
+    check_shape("linear_backward", "dout", dout, (x.shape[0], w.shape[0]))
+    d = dout.astype(x.dtype, copy=False)
+    db = d.sum(axis=0) if has_bias else None
+    return d @ w, d.T @ x, db

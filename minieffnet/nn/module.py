@@ -66,6 +66,23 @@ class Module:
         for p in self.parameters():
             p.zero_grad()
 
+    def astype(self, dtype) -> "Module":
+        """Convert every parameter and buffer to ``dtype`` in place (float64 for grad checks)."""
+        for _, p in self.named_parameters():
+            p.data = p.data.astype(dtype)
+            p.grad = None
+        for _, module in self.named_modules():
+            for name in module.buffer_names:
+                setattr(module, name, getattr(module, name).astype(dtype))
+        return self
+
+    def set_rng(self, rng: np.random.Generator) -> "Module":
+        """Give every stochastic layer (anything with an ``rng`` attribute) this Generator."""
+        for _, module in self.named_modules():
+            if hasattr(module, "rng"):
+                module.rng = rng
+        return self
+
     # --- mode ------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
         """Training mode: batch statistics, dropout and stochastic depth active."""

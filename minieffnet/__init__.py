@@ -1,5 +1,5 @@
 """minieffnet: EfficientNet (Tan & Le, 2019) from scratch in NumPy and Numba."""
-from . import nn, ops
+from . import data, nn, ops
 from .backend import get_backend, set_backend, use_backend
 from .gradcheck import check_gradients, compare, numerical_gradient, rel_error
 from .model import EfficientNet, MBConv, efficientnet

@@ -1,0 +1,167 @@
+"""Model checkpoints (minieffnet.checkpoint): round trips, config validation, refusal of
+foreign, corrupt and pickled files, and atomic writes."""
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from minieffnet.checkpoint import (config_from_dict, config_to_dict, load_model, load_weights,
+                                   save_model)
+from minieffnet.io import save_npz_atomic
+from minieffnet.model import EfficientNet
+from minieffnet.scaling import make_config
+
+
+def small(num_classes=7, seed=0, dtype=np.float32, **kw):
+    """A narrow, shallow B0 (fast to build and run) with B0's nonzero dropout."""
+    options = dict(width=0.25, depth=0.25, preset="cifar", resolution=16)
+    options.update(kw)
+    return EfficientNet(make_config("b0", num_classes, **options), seed=seed, dtype=dtype)
+
+
+def trained_state(model, rng):
+    """Move the BatchNorm running statistics off their defaults with one train-mode pass."""
+    model.train()(rng.standard_normal((2, 3, 16, 16)).astype(model.dtype))
+    return model
+
+
+@pytest.fixture
+def x(rng):
+    return rng.standard_normal((2, 3, 16, 16)).astype(np.float32)
+
+
+# --- round trips -----------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_round_trip_gives_identical_logits_and_metadata(tmp_path, rng, dtype):
+    model = trained_state(small(dtype=dtype), rng)
+    path = save_model(tmp_path / "model.npz", model, extra_meta={"epoch": 3, "acc": 0.5})
+    loaded, extra = load_model(path, return_meta=True)
+    assert extra == {"epoch": 3, "acc": 0.5}
+    assert loaded.config == model.config and loaded.dtype == np.dtype(dtype)
+    state, restored = model.state_dict(), loaded.state_dict()
+    assert state.keys() == restored.keys()
+    assert all(np.array_equal(state[k], restored[k]) and restored[k].dtype == dtype
+               for k in state)
+    x = rng.standard_normal((2, 3, 16, 16)).astype(dtype)
+    np.testing.assert_array_equal(loaded.eval()(x), model.eval()(x))
+
+
+def test_rng_state_is_restored_so_dropout_masks_continue(tmp_path, x):
+    model = small()
+    save_model(tmp_path / "m.npz", model)
+    loaded = load_model(tmp_path / "m.npz")
+    # Training mode draws dropout and stochastic-depth masks from the shared Generator.
+    np.testing.assert_array_equal(loaded.train()(x), model.train()(x))
+    np.testing.assert_array_equal(loaded(x), model(x))
+
+
+def test_load_weights_into_a_matching_model(tmp_path, rng, x):
+    model = trained_state(small(seed=1), rng)
+    save_model(tmp_path / "m.npz", model)
+    # Another seed and another dropout: the same network, so the weights fit.
+    other = small(seed=2, dropout=0.5)
+    assert load_weights(other, tmp_path / "m.npz") is other
+    np.testing.assert_array_equal(other.eval()(x), model.eval()(x))
+
+
+def test_config_dict_round_trip_and_validation():
+    config = make_config("b3", 10, preset="cifar")
+    d = json.loads(json.dumps(config_to_dict(config)))
+    assert isinstance(d["blocks"], list) and isinstance(d["blocks"][0], dict)
+    assert config_from_dict(d) == config
+    with pytest.raises(ValueError, match=r"missing fields \['bn_eps'\], unknown fields \['eps'\]"):
+        config_from_dict({**{k: v for k, v in d.items() if k != "bn_eps"}, "eps": 1e-3})
+    broken = dict(d, blocks=[dict(d["blocks"][0], kernel_size=3)] + d["blocks"][1:])
+    with pytest.raises(ValueError, match=r"block 0: missing fields \[\], unknown fields "
+                                         r"\['kernel_size'\]"):
+        config_from_dict(broken)
+    with pytest.raises(ValueError, match="block 0 takes 24 channels but receives 40"):
+        config_from_dict(dict(d, blocks=d["blocks"][1:]))
+
+
+# --- refusals --------------------------------------------------------------------------------
+def test_other_architecture_is_refused_with_the_differences(tmp_path):
+    path = save_model(tmp_path / "b0.npz", EfficientNet(make_config("b0", 10)))
+    target = EfficientNet(make_config("b1", 10))
+    before = target.state_dict()
+    with pytest.raises(ValueError) as err:
+        load_weights(target, path)
+    message = str(err.value)
+    assert "holds b0 (width 1, depth 1, 16 blocks, 10 classes)" in message
+    assert "but the model is b1 (width 1, depth 1.1, 23 blocks" in message
+    assert "depth 1.0 vs 1.1" in message and "16 vs 23 blocks" in message
+    assert all(np.array_equal(v, target.state_dict()[k]) for k, v in before.items())
+
+    with pytest.raises(ValueError, match="num_classes 7 vs 3"):
+        load_weights(small(num_classes=3), save_model(tmp_path / "s.npz", small()))
+
+
+def test_truncated_file_is_refused_naming_it(tmp_path):
+    path = save_model(tmp_path / "cut.npz", small())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"cut\.npz is corrupt or truncated"):
+        load_model(path)
+    with pytest.raises(FileNotFoundError, match="absent.npz"):
+        load_model(tmp_path / "absent.npz")
+
+
+def test_foreign_npz_files_are_refused(tmp_path):
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, weight=np.zeros(3))
+    with pytest.raises(ValueError, match=r"plain\.npz has no metadata: not a minieffnet"):
+        load_model(plain)
+    # A minieffnet file of another kind (e.g. something else written through minieffnet.io).
+    other = save_npz_atomic(tmp_path / "other.npz", {"w": np.zeros(3)}, {"format": "x"})
+    with pytest.raises(ValueError, match=r"other\.npz is not a minieffnet model checkpoint"):
+        load_model(other)
+    # Right format, wrong tensors.
+    meta = {"format": "minieffnet.model", "version": 1, "dtype": "float32",
+            "config": config_to_dict(small().config),
+            "rng_state": np.random.default_rng(0).bit_generator.state, "extra": {}}
+    wrong = save_npz_atomic(tmp_path / "wrong.npz", {"w": np.zeros(3)}, meta)
+    with pytest.raises(ValueError, match=r"wrong\.npz: load_state_dict: missing keys"):
+        load_model(wrong)
+    newer = save_npz_atomic(tmp_path / "newer.npz", {}, dict(meta, version=2))
+    with pytest.raises(ValueError, match="format version 2"):
+        load_model(newer)
+
+
+class _Payload:
+    """Unpickling this creates a file: proof that a loader ran code from the checkpoint."""
+
+    def __init__(self, marker: pathlib.Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (self.marker,)
+
+
+def test_pickled_object_arrays_are_refused_without_running_them(tmp_path):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "evil.npz"
+    state = small().state_dict()
+    state["stem.0.weight"] = np.array([_Payload(marker)], dtype=object)
+    meta = json.dumps({"format": "minieffnet.model"}).encode()
+    np.savez(path, **state, __meta__=np.frombuffer(meta, np.uint8))  # np.savez pickles objects
+    with pytest.raises(ValueError, match=r"evil\.npz .*(pickle|[Oo]bject)"):
+        load_model(path)
+    assert not marker.exists()
+
+
+# --- atomic writes ---------------------------------------------------------------------------
+def test_failed_write_leaves_the_previous_checkpoint_and_no_temp_file(tmp_path, monkeypatch, x):
+    path = save_model(tmp_path / "ckpt.npz", small(seed=1))
+    expected = load_model(path).eval()(x)
+
+    def crash_mid_write(file, **arrays):
+        file.write(b"PK\x03\x04 half a zip")  # some bytes reach the temp file, then the "crash"
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", crash_mid_write)
+    with pytest.raises(OSError, match="disk full"):
+        save_model(path, small(seed=2))
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.npz"]
+    np.testing.assert_array_equal(load_model(path).eval()(x), expected)

@@ -1,0 +1,257 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 01 — Sigmoid and Swish
+#
+# **What you will learn**
+#
+# * why the textbook `1 / (1 + exp(-x))` overflows, and how the library's sigmoid never does;
+# * Swish, EfficientNet's activation, and its derivative, derived by hand;
+# * how to check a hand-written derivative against finite differences, and how the library's
+#   Swish saves memory by caching only its input.
+#
+# Swish was found by an automated search over activation functions by Ramachandran, Zoph and
+# Le, *Searching for Activation Functions* (2017); the same function had been proposed as the
+# SiLU (Elfwing et al., 2018; Hendrycks & Gimpel's GELU paper, 2016). EfficientNet uses it after
+# every convolution except the projection of each block (Tan & Le, 2019).
+#
+# $$\sigma(x) = \frac{1}{1 + e^{-x}}, \qquad \operatorname{swish}(x) = x\,\sigma(x).$$
+
+# %%
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+import minieffnet as me
+
+rng = np.random.default_rng(0)
+
+# %% [markdown]
+# ## 1. The naive sigmoid overflows
+#
+# For large negative `x`, `exp(-x)` is larger than the largest float: `exp(800)` in float64, or
+# already `exp(89)` in float32. NumPy returns `inf` with an *overflow* warning; `1 / (1 + inf)`
+# then happens to be the right answer, 0, but the warning floods a training log and hides real
+# problems. The other textbook form, `exp(x) / (1 + exp(x))`, fails the other way: for large
+# **positive** `x` it computes `inf / inf = nan`.
+
+# %%
+def sigmoid_naive(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def sigmoid_naive2(x):
+    return np.exp(x) / (1.0 + np.exp(x))
+
+
+xs32 = np.array([-100.0, -10.0, 0.0, 10.0, 100.0], dtype=np.float32)
+with warnings.catch_warnings(record=True) as caught, np.errstate(over="warn", invalid="warn"):
+    warnings.simplefilter("always")
+    naive = sigmoid_naive(xs32)
+    naive2 = sigmoid_naive2(xs32)
+print("x            ", xs32)
+print("1/(1+e^-x)   ", naive)
+print("e^x/(1+e^x)  ", naive2)
+for w in caught:
+    print("warning:", w.message)
+assert any("overflow" in str(w.message) for w in caught)
+assert np.isnan(naive2[-1])
+
+# %% [markdown]
+# ## 2. The stable sigmoid
+#
+# Only ever exponentiate a non-positive number. With $z = e^{-|x|} \in (0, 1]$,
+#
+# $$\sigma(x) = \begin{cases} \dfrac{1}{1 + z} & x \ge 0 \\[2mm] \dfrac{z}{1 + z} & x < 0
+# \end{cases}$$
+#
+# Both branches are the same function (multiply numerator and denominator of
+# $1/(1+e^{-x})$ by $e^{x}$ for the second), but now nothing can overflow. (Underflow — a tiny
+# `exp(-|x|)` rounding to 0 — is harmless: the answer is then exactly 0 or 1, which is right
+# to working precision, so we only turn overflow and invalid operations into errors below.) This is exactly
+# what `minieffnet/ops/activations.py` does, in NumPy and in its Numba kernel.
+
+# %%
+def sigmoid_stable(x):
+    z = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z)).astype(x.dtype)
+
+
+extreme = np.array([-1e4, -800.0, -100.0, -1.0, 0.0, 1.0, 100.0, 800.0, 1e4])
+with warnings.catch_warnings():
+    warnings.simplefilter("error")          # any warning now raises...
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # ...and so does overflow
+        mine = sigmoid_stable(extreme)
+        for backend in ("numpy", "numba"):
+            with me.use_backend(backend):
+                lib, _ = me.ops.sigmoid_forward(extreme)
+            print(me.compare(f"sigmoid {backend}", lib, mine))
+            assert np.allclose(lib, mine, rtol=1e-15, atol=0)
+print(mine)
+
+# %% [markdown]
+# In float32 the same holds; the library's output dtype follows the input.
+
+# %%
+x32 = rng.standard_normal(1000).astype(np.float32) * 50
+with np.errstate(over="raise", invalid="raise"):
+    s32, _ = me.ops.sigmoid_forward(x32)
+assert s32.dtype == np.float32 and np.all((s32 >= 0) & (s32 <= 1))
+print(me.compare("sigmoid float32", s32, sigmoid_stable(x32.astype(np.float64)), rtol=1e-6))
+
+# %% [markdown]
+# ## 3. Swish and its derivative
+#
+# First the sigmoid. With $\sigma = 1/(1 + e^{-x})$,
+#
+# $$\sigma'(x) = \frac{e^{-x}}{(1+e^{-x})^2} = \sigma(x)\,\frac{e^{-x}}{1+e^{-x}}
+#   = \sigma(x)\,\bigl(1 - \sigma(x)\bigr).$$
+#
+# Then Swish by the product rule:
+#
+# $$\operatorname{swish}'(x) = \sigma(x) + x\,\sigma(x)\bigl(1-\sigma(x)\bigr)
+#   = \sigma(x)\,\bigl(1 + x\,(1 - \sigma(x))\bigr).$$
+#
+# In a network the backward pass receives the upstream gradient `dout` $= \partial L /
+# \partial\,\text{out}$ and returns `dx = dout * swish'(x)` (the chain rule, elementwise).
+
+# %%
+def swish_forward_mine(x):
+    return x * sigmoid_stable(x)
+
+
+def swish_backward_mine(dout, x):
+    s = sigmoid_stable(x)
+    return dout * s * (1 + x * (1 - s))
+
+
+x = rng.standard_normal((2, 3, 5, 5)) * 3
+dout = rng.standard_normal(x.shape)
+out_lib, cache = me.ops.swish_forward(x)
+dx_lib = me.ops.swish_backward(dout, cache)
+dx_num = me.numerical_gradient(lambda: swish_forward_mine(x), x, dout)
+
+print(me.compare("swish out", out_lib, swish_forward_mine(x)))
+print(me.compare("dx mine/lib", swish_backward_mine(dout, x), dx_lib))
+print(me.compare("dx lib/numeric", dx_lib, dx_num))
+print("relative error mine vs numeric:", me.rel_error(swish_backward_mine(dout, x), dx_num))
+print("relative error lib  vs numeric:", me.rel_error(dx_lib, dx_num))
+assert me.rel_error(swish_backward_mine(dout, x), dx_num) < 1e-8
+assert me.rel_error(dx_lib, dx_num) < 1e-8
+
+# %% [markdown]
+# `check_gradients` wraps the same recipe for any op; we run it under both backends.
+
+# %%
+for backend in ("numpy", "numba"):
+    with me.use_backend(backend):
+        res = me.check_gradients(me.ops.swish_forward, me.ops.swish_backward, {"x": x})
+        res_sig = me.check_gradients(me.ops.sigmoid_forward, me.ops.sigmoid_backward, {"x": x})
+    print(backend, "swish  ", res["x"])
+    print(backend, "sigmoid", res_sig["x"])
+    assert res["x"].error < 1e-8 and res_sig["x"].error < 1e-8
+
+# %% [markdown]
+# ## 4. The memory-efficient Swish
+#
+# The backward needs $\sigma(x)$. We could cache it — one more activation-sized array per
+# layer, and EfficientNet has dozens of Swish layers on large feature maps. The library caches
+# only the input `x` (which the previous layer's output already holds) and recomputes
+# $\sigma(x)$ in the backward: one `exp` per element traded for memory.
+
+# %%
+print("the cache IS the input array:", cache is x)
+assert cache is x
+
+# %% [markdown]
+# ## 5. A picture
+#
+# Swish is smooth, unbounded above, bounded below, and — unlike ReLU — *non-monotonic*: it
+# dips to a minimum of about −0.278 at x ≈ −1.278 before rising to 0. Its derivative exceeds 1
+# for positive x (up to ≈ 1.1) and is slightly negative left of the minimum.
+
+# %%
+grid = np.linspace(-6, 6, 601)
+swish_vals, c = me.ops.swish_forward(grid)
+dswish = me.ops.swish_backward(np.ones_like(grid), c)   # dout = 1 gives swish'(x) itself
+
+fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+ax[0].plot(grid, swish_vals, label="swish(x) = x σ(x)")
+ax[0].plot(grid, np.maximum(grid, 0), "--", label="ReLU", alpha=0.6)
+ax[0].plot(grid, me.ops.sigmoid_forward(grid)[0], ":", label="σ(x)")
+ax[0].set_title("Swish")
+ax[1].plot(grid, dswish, label="swish'(x)")
+ax[1].plot(grid, (grid > 0).astype(float), "--", label="ReLU'", alpha=0.6)
+ax[1].set_title("derivative")
+for a in ax:
+    a.axhline(0, color="k", lw=0.5)
+    a.axvline(0, color="k", lw=0.5)
+    a.legend()
+fig.tight_layout()
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **The minimum of Swish.** Find `x_min`, the point where swish'(x) = 0, to 1e-10 by
+#    bisection on [−3, −0.5] using *your* derivative (`swish_backward_mine` with `dout = 1`).
+#    The library's backward must then be (almost) zero there too.
+# 2. **Swish-β.** Ramachandran et al. also propose a trainable slope:
+#    $f(x, \beta) = x\,\sigma(\beta x)$. Derive $\partial f/\partial x$ and
+#    $\partial f/\partial\beta$, implement them as `dswishbeta_dx(x, beta)` and
+#    `dswishbeta_dbeta(x, beta)`, and check them against finite differences.
+#    (Hint: write $s = \sigma(\beta x)$; then $\partial s / \partial u = s(1-s)$ with $u = \beta x$.)
+
+# %%
+# --- solution (replace with your own) ---------------------------------------------------
+lo, hi = -3.0, -0.5
+for _ in range(100):
+    mid = 0.5 * (lo + hi)
+    if swish_backward_mine(np.array(1.0), np.array(mid)) < 0:   # still descending
+        lo = mid
+    else:
+        hi = mid
+x_min = 0.5 * (lo + hi)
+
+
+def dswishbeta_dx(x, beta):
+    s = sigmoid_stable(beta * x)
+    return s + beta * x * s * (1 - s)
+
+
+def dswishbeta_dbeta(x, beta):
+    s = sigmoid_stable(beta * x)
+    return x * x * s * (1 - s)
+
+
+# %%
+# --- check ---------------------------------------------------------------------------------
+print(f"x_min = {x_min:.10f}, swish(x_min) = {x_min * sigmoid_stable(np.array(x_min)):.6f}")
+assert abs(x_min - (-1.2784645428)) < 1e-8
+_, c = me.ops.swish_forward(np.array([x_min]))
+assert abs(me.ops.swish_backward(np.array([1.0]), c)[0]) < 1e-9
+
+xb = rng.standard_normal(20) * 3
+beta = np.array([1.7])
+up = np.ones_like(xb)
+num_dx = me.numerical_gradient(lambda: xb * sigmoid_stable(beta * xb), xb, up)
+num_db = me.numerical_gradient(lambda: xb * sigmoid_stable(beta * xb), beta, up)
+assert me.rel_error(dswishbeta_dx(xb, beta), num_dx) < 1e-8
+assert me.rel_error(dswishbeta_dbeta(xb, beta).sum(keepdims=True), num_db) < 1e-8
+# and with beta = 1 it is the library's Swish derivative
+_, c = me.ops.swish_forward(xb)
+assert me.rel_error(dswishbeta_dx(xb, 1.0), me.ops.swish_backward(up, c)) < 1e-12
+print("all exercises pass")

@@ -1,0 +1,284 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 04 — Squeeze-and-Excitation
+#
+# **What you will learn**
+#
+# * what a squeeze-and-excitation (SE) block computes: a per-sample, per-channel *gate* in
+#   (0, 1), computed from the whole feature map and multiplied back onto it;
+# * its backward pass: the gradient reaches the input by **two paths** — directly through the
+#   multiplication and, through the gates, via the global average — and what happens if you
+#   forget one;
+# * how EfficientNet sizes its SE bottleneck (from the block's *input* channels);
+# * what the gates look like.
+#
+# Reference: Hu, Shen & Sun, *Squeeze-and-Excitation Networks* (CVPR 2018). MnasNet and
+# EfficientNet put SE inside every MBConv block, with Swish in place of the original ReLU.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+
+import minieffnet as me
+
+rng = np.random.default_rng(0)
+
+# %% [markdown]
+# ## 1. The forward pass
+#
+# For $x \in \mathbb R^{N\times C\times H\times W}$ and a bottleneck of $C_r$ channels:
+#
+# $$\begin{aligned}
+# s &= \tfrac{1}{HW}\textstyle\sum_{h,w} x_{:,:,h,w} && (N, C) && \text{squeeze: global average}\\
+# z &= s\,W_1^\top + b_1 && (N, C_r) && \text{reduce}\\
+# a &= \operatorname{swish}(z)\\
+# e &= a\,W_2^\top + b_2 && (N, C) && \text{expand}\\
+# g &= \sigma(e) && && \text{gate, in } (0, 1)\\
+# \text{out} &= x \odot g_{:,:,\text{None},\text{None}} && (N, C, H, W) && \text{excite: rescale channels}
+# \end{aligned}$$
+#
+# A channel's gate depends on *all* channels' averages: the block can learn, for example, to
+# damp channels that are uninformative for this particular image.
+
+# %%
+N, C, Cr, H, W = 2, 6, 2, 4, 4
+x = rng.standard_normal((N, C, H, W))
+w1, b1 = rng.standard_normal((Cr, C)), rng.standard_normal(Cr)
+w2, b2 = rng.standard_normal((C, Cr)), rng.standard_normal(C)
+
+sigmoid = lambda v: me.ops.sigmoid_forward(v)[0]   # lesson 01's stable sigmoid
+s = x.mean(axis=(2, 3))
+z = s @ w1.T + b1
+sz = sigmoid(z)
+a = z * sz
+e = a @ w2.T + b2
+g = sigmoid(e)
+out = x * g[:, :, None, None]
+
+out_lib, cache = me.ops.squeeze_excite_forward(x, w1, b1, w2, b2)
+print(me.compare("out", out_lib, out))
+assert me.rel_error(out_lib, out) < 1e-12
+
+# %% [markdown]
+# ## 2. The backward pass
+#
+# Walk the chain backwards with a random upstream gradient `dout`:
+#
+# $$\begin{aligned}
+# dg &= \textstyle\sum_{h,w} d\text{out}\odot x && \text{(out} = x\,g\text{: the gate's gradient)}\\
+# de &= dg \odot g(1-g) && \text{(sigmoid')}\\
+# da &= de\,W_2,\quad dW_2 = de^\top a,\quad db_2 = \textstyle\sum_n de && \text{(linear)}\\
+# dz &= da \odot \sigma(z)\bigl(1 + z(1-\sigma(z))\bigr) && \text{(swish', lesson 01)}\\
+# ds &= dz\,W_1,\quad dW_1 = dz^\top s,\quad db_1 = \textstyle\sum_n dz\\
+# dx &= \underbrace{d\text{out}\odot g}_{\text{direct path}} \;+\;
+#       \underbrace{\tfrac{1}{HW}\, ds_{:,:,\text{None},\text{None}}}_{\text{through the squeeze}}
+# \end{aligned}$$
+#
+# $x$ is used twice — multiplied by the gate and averaged into $s$ — so $dx$ has two terms.
+
+# %%
+dout = rng.standard_normal(x.shape)
+dg = (dout * x).sum(axis=(2, 3))
+de = dg * g * (1 - g)
+da = de @ w2
+dw2 = de.T @ a
+db2 = de.sum(axis=0)
+dz = da * sz * (1 + z * (1 - sz))
+ds = dz @ w1
+dw1 = dz.T @ s
+db1 = dz.sum(axis=0)
+dx = dout * g[:, :, None, None] + ds[:, :, None, None] / (H * W)
+
+# %% [markdown]
+# ### Every intermediate against finite differences
+#
+# As in lesson 02: treat a node as an input, write the rest of the forward pass as a function
+# of it, and difference the loss $\sum \text{out}\odot d\text{out}$. Finite differences run
+# the forward hundreds of times on tiny arrays; we run them under the NumPy reference, which
+# is quickest there (each Numba parallel kernel pays a thread start-up cost per call).
+
+# %%
+def from_s(s_):
+    z_ = s_ @ w1.T + b1
+    return from_z(z_)
+
+
+def from_z(z_):
+    return from_a(z_ * sigmoid(z_))
+
+
+def from_a(a_):
+    return from_e(a_ @ w2.T + b2)
+
+
+def from_e(e_):
+    return from_g(sigmoid(e_))
+
+
+def from_g(g_):
+    return x * g_[:, :, None, None]
+
+
+nodes = {"g": (g, from_g, dg), "e": (e, from_e, de), "a": (a, from_a, da),
+         "z": (z, from_z, dz), "s": (s, from_s, ds)}
+for name, (value, f, ours) in nodes.items():
+    v = value.copy()
+    with me.use_backend("numpy"):
+        numeric = me.numerical_gradient(lambda: f(v), v, dout)
+    err = me.rel_error(ours, numeric)
+    print(me.compare(f"d{name}", ours, numeric, rtol=1e-6, atol=1e-8), f" rel.err {err:.1e}")
+    assert err < 1e-7
+
+# %% [markdown]
+# And the five gradients the library returns, under both backends, plus `check_gradients`:
+
+# %%
+mine = {"dx": dx, "dw1": dw1, "db1": db1, "dw2": dw2, "db2": db2}
+for backend in ("numpy", "numba"):
+    with me.use_backend(backend):
+        lib = dict(zip(mine, me.ops.squeeze_excite_backward(dout, cache)))
+        res = me.check_gradients(me.ops.squeeze_excite_forward, me.ops.squeeze_excite_backward,
+                                 {"x": x, "w1": w1, "b1": b1, "w2": w2, "b2": b2})
+    print(f"--- {backend}")
+    for name in mine:
+        print(me.compare(name, lib[name], mine[name]))
+        assert me.rel_error(lib[name], mine[name]) < 1e-10
+    print("finite differences:", ", ".join(f"{n} {r.error:.1e}" for n, r in res.items()))
+    assert all(r.error < 1e-7 for r in res.values())
+
+# %% [markdown]
+# ### Forgetting the squeeze path
+#
+# It is tempting to treat the gate as a constant and write `dx = dout * g`. The missing term
+# is divided by $H\cdot W$, so it is *small* — which makes this bug dangerous: a loose
+# tolerance such as 1e-2, common in hand-written gradient checks, lets it through. A float64
+# check at 1e-7 catches it by orders of magnitude.
+
+# %%
+dx_forgot = dout * g[:, :, None, None]
+xx = x.copy()
+with me.use_backend("numpy"):
+    numeric_dx = me.numerical_gradient(
+        lambda: me.ops.squeeze_excite_forward(xx, w1, b1, w2, b2)[0], xx, dout)
+err_forgot = me.rel_error(dx_forgot, numeric_dx)
+err_right = me.rel_error(dx, numeric_dx)
+print(f"dx without the squeeze path: rel.err {err_forgot:.1e}   with it: {err_right:.1e}")
+print("passes a 1e-2 tolerance:", err_forgot < 1e-2, "  passes 1e-7:", err_forgot < 1e-7)
+assert err_forgot > 1e-4 and err_right < 1e-7
+
+# %% [markdown]
+# ## 3. How wide is the bottleneck?
+#
+# Hu et al. reduce by a ratio $r = 16$ of the SE block's own channels. EfficientNet's MBConv
+# applies SE to the *expanded* channels (6× the block input) but sizes the bottleneck from
+# the block's **input** channels: $C_r = \max(1, \lfloor 0.25\, C_\text{in}\rfloor)$. So in
+# B0's second block, 96 expanded channels squeeze to just 4. The config and the built layers
+# must agree:
+
+# %%
+model = me.efficientnet("b0", num_classes=10)
+print(f"{'block':>5} {'in':>4} {'expanded':>9} {'SE':>4}")
+for i, (spec, block) in enumerate(zip(model.config.blocks, model.blocks)):
+    expected = max(1, int(0.25 * spec.in_channels))
+    assert spec.se_channels == expected
+    assert block.se.reduce_weight.data.shape == (expected, spec.expanded_channels)
+    assert block.se.expand_weight.data.shape == (spec.expanded_channels, expected)
+    if i < 6:
+        print(f"{i:>5} {spec.in_channels:>4} {spec.expanded_channels:>9} {spec.se_channels:>4}")
+print("...  every block: SE width = max(1, int(0.25 * input channels))")
+
+# %% [markdown]
+# ## 4. What the gates look like
+#
+# We make a batch where each sample "lights up" a different group of channels (a large mean in
+# those channels), and an SE block whose weights respond to channel averages: $W_1$ sums
+# groups of channels, $W_2$ maps each group back to its own channels. Then the gate opens
+# for the channels that carry the signal in *that* sample — the same weights give every sample
+# its own recalibration. (A trained network learns such weights; here we set them by hand.)
+
+# %%
+N, C, groups, H, W = 4, 16, 4, 8, 8
+size = C // groups
+x = rng.standard_normal((N, C, H, W)) * 0.5
+for n in range(N):
+    x[n, n * size:(n + 1) * size] += 2.0          # sample n: channel group n is active
+w1 = np.kron(np.eye(groups), np.ones((1, size))) / size     # (groups, C): group averages
+b1 = np.zeros(groups)
+w2 = np.kron(np.eye(groups), np.ones((size, 1))) * 4.0      # (C, groups): back to the group
+b2 = np.full(C, -2.0)
+out, _ = me.ops.squeeze_excite_forward(x, w1, b1, w2, b2)
+z = x.mean(axis=(2, 3)) @ w1.T + b1
+gates = sigmoid((z * sigmoid(z)) @ w2.T + b2)                # (N, C), by the formulas of §1
+print(me.compare("out = x * gates", out, x * gates[:, :, None, None]))
+assert np.allclose(out, x * gates[:, :, None, None], rtol=1e-12, atol=1e-12)
+
+fig, ax = plt.subplots(1, 2, figsize=(11, 3.2))
+im = ax[0].imshow(gates, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+ax[0].set_xlabel("channel")
+ax[0].set_ylabel("sample")
+ax[0].set_yticks(range(N))
+ax[0].set_title("SE gates g[n, c]")
+fig.colorbar(im, ax=ax[0])
+ax[1].bar(np.arange(C) - 0.2, x[1].mean(axis=(1, 2)), width=0.4, label="channel mean of x")
+ax[1].bar(np.arange(C) + 0.2, out[1].mean(axis=(1, 2)), width=0.4, label="after excite")
+ax[1].set_title("sample 1: channels before and after SE")
+ax[1].set_xlabel("channel")
+ax[1].legend()
+fig.tight_layout()
+for n in range(N):
+    active = gates[n, n * size:(n + 1) * size].mean()
+    others = np.delete(gates[n], np.s_[n * size:(n + 1) * size]).mean()
+    assert active > 0.8 and others < 0.2, (n, active, others)
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **A closed gate at one half.** With $W_2 = 0$ and $b_2 = 0$ every gate is
+#    $\sigma(0) = \tfrac12$, whatever the input. Predict the output and the input gradient
+#    `dx_predicted` for an upstream `dout`, *before* running the library, and then check.
+#    (Which of the two paths of $dx$ survives?)
+# 2. **How much does SE cost?** SE is two small fully connected layers on pooled vectors.
+#    For B0's block with 40 input channels and expansion 6 on a 28×28 map, compute
+#    `se_macs` (multiply-adds of the two FCs) and `se_params` (weights and biases), and
+#    compare with the 5×5 depthwise conv's multiply-adds on the same map.
+
+# %%
+# --- solution (replace with your own) ---------------------------------------------------
+x = rng.standard_normal((2, 6, 4, 4))
+dout = rng.standard_normal(x.shape)
+w1, b1 = rng.standard_normal((3, 6)), rng.standard_normal(3)
+w2, b2 = np.zeros((6, 3)), np.zeros(6)
+out_predicted = 0.5 * x
+dx_predicted = 0.5 * dout          # da = de @ W2 = 0, so nothing flows through the squeeze
+
+e_in, e_sq = 40 * 6, max(1, int(0.25 * 40))
+se_macs = 2 * e_in * e_sq
+se_params = 2 * e_in * e_sq + e_sq + e_in
+depthwise_macs = e_in * 5 * 5 * 28 * 28
+
+# %%
+# --- check ---------------------------------------------------------------------------------
+out, cache = me.ops.squeeze_excite_forward(x, w1, b1, w2, b2)
+dx_lib = me.ops.squeeze_excite_backward(dout, cache)[0]
+print(me.compare("out", out, out_predicted))
+print(me.compare("dx", dx_lib, dx_predicted))
+assert np.allclose(out, out_predicted, rtol=0, atol=1e-15)
+assert np.allclose(dx_lib, dx_predicted, rtol=0, atol=1e-15)
+print(f"SE: {se_params:,} parameters, {se_macs:,} multiply-adds; "
+      f"depthwise: {depthwise_macs:,} multiply-adds ({depthwise_macs / se_macs:.0f}x more)")
+assert se_params == 5050 and se_macs == 4800
+print("all exercises pass")

@@ -44,12 +44,190 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    """One option per :class:`~minieffnet.train.TrainConfig` field, plus run handling.
+
+    Options left out keep no value (argparse.SUPPRESS), so that the config's own defaults
+    apply and ``--resume`` can tell which settings were given on the command line.
+    """
+    from .optim import SCHEDULES
+    from .train import DATASETS, OPTIMIZERS, SYNTHETIC_SIZES, TrainConfig
+    d = TrainConfig()
+
+    def option(group, flag, dest, help, **kw):
+        default = getattr(d, dest)
+        # None defaults and switches are explained by the help text, or it names the default
+        explained = default is None or "action" in kw or "default" in help
+        shown = "" if explained else f" (default {default})"
+        group.add_argument(flag, dest=dest, default=argparse.SUPPRESS, help=help + shown, **kw)
+
+    m = p.add_argument_group("model")
+    option(m, "--variant", "variant", "b0..b7")
+    option(m, "--preset", "preset", "network preset", choices=("imagenet", "cifar"))
+    option(m, "--width", "width", f"width multiplier (default {d.width}; with --variant or "
+           "--phi: the variant's)", type=float)
+    option(m, "--depth", "depth", f"depth multiplier (default {d.depth}; with --variant or "
+           "--phi: the variant's)", type=float)
+    option(m, "--resolution", "resolution", "input resolution in pixels (default: the "
+           "variant's)", type=int)
+    option(m, "--phi", "phi", "compound coefficient instead of width/depth/resolution",
+           type=float)
+    option(m, "--dropout", "dropout", "dropout before the classifier (default: the "
+           "variant's)", type=float)
+    option(m, "--drop-connect", "drop_connect", "stochastic depth rate of the last block "
+           "(default 0.2)", type=float)
+    g = p.add_argument_group("data")
+    option(g, "--dataset", "dataset", "training data", choices=DATASETS)
+    option(g, "--data-dir", "data_dir", "CIFAR root (default $MINIEFFNET_DATA, else the user "
+           "cache; downloaded if missing)", metavar="DIR")
+    option(g, "--train-size", "train_size", "use the first N training images (default all; "
+           f"synthetic: {SYNTHETIC_SIZES[0]})", type=int, metavar="N")
+    option(g, "--test-size", "test_size", "use the first N test images (default all; "
+           f"synthetic: {SYNTHETIC_SIZES[1]})", type=int, metavar="N")
+    option(g, "--no-augment", "augment", "no random crop and flip", action="store_false")
+    option(g, "--cutout", "cutout", "cutout square side in pixels (0: none)", type=int)
+    o = p.add_argument_group("optimisation")
+    option(o, "--epochs", "epochs", "epochs", type=int)
+    option(o, "--batch-size", "batch_size", "images per step", type=int)
+    option(o, "--optimizer", "optimizer", "optimiser", choices=OPTIMIZERS)
+    option(o, "--lr", "lr", "base (one_cycle: peak) learning rate", type=float)
+    option(o, "--momentum", "momentum", "momentum (sgd, rmsprop)", type=float)
+    option(o, "--no-nesterov", "nesterov", "plain momentum for sgd", action="store_false")
+    option(o, "--weight-decay", "weight_decay", "weight decay (not on BatchNorm or biases)",
+           type=float)
+    option(o, "--schedule", "schedule", "learning-rate schedule", choices=tuple(SCHEDULES))
+    option(o, "--warmup", "warmup_epochs", "warm-up epochs (default none; one_cycle: its "
+           "rising phase, default 30%% of the run)", type=float, metavar="EPOCHS")
+    option(o, "--label-smoothing", "label_smoothing", "label smoothing", type=float)
+    option(o, "--ema", "ema", "keep an EMA of the weights with this decay and evaluate it "
+           "(default: no EMA)", type=float, metavar="DECAY")
+    option(o, "--seed", "seed", "seed of the model and the data order", type=int)
+    r = p.add_argument_group("run")
+    option(r, "--out", "out_dir", "run folder (default runs/<dataset>-<date>-<time>)",
+           metavar="RUN")
+    r.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint, with its settings")
+    r.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_train(args) -> int:
+    """Train (or resume) a run; print where the checkpoint, metrics and curves went."""
+    import dataclasses
+    from .scaling import count_flops, count_parameters
+    from .train import (TrainConfig, Trainer, TrainingDiverged, TrainingInterrupted,
+                        load_train_config)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    given = {k: v for k, v in vars(args).items() if k in fields}
+    if not args.resume and ("variant" in given or "phi" in given):
+        # A named variant or φ brings its own width and depth; the defaults are the quick
+        # start's narrow, shallow B0.
+        given = {"width": None, "depth": None, **given}
+    if args.resume:
+        if "out_dir" not in given:
+            raise ValueError("--resume needs --out RUN_FOLDER")
+        # The stored settings; any option given must agree (the Trainer says where not).
+        config = dataclasses.replace(load_train_config(given["out_dir"]), **given)
+    else:
+        config = TrainConfig(**given)
+    trainer = Trainer(config, resume=args.resume, overwrite=args.overwrite,
+                      progress=not args.no_progress)
+    c, net = trainer.config, trainer.model.config
+    print(f"{'resuming' if args.resume else 'training'} EfficientNet {net.name} (width "
+          f"{net.width:g}, depth {net.depth:g}, {net.resolution} px): "
+          f"{count_parameters(net):,} parameters, {count_flops(net) / 1e6:.1f} M multiply-adds")
+    print(f"data: {trainer.train_set.name} {len(trainer.train_set)} / {trainer.test_set.name} "
+          f"{len(trainer.test_set)} images; epochs: {c.epochs} x {trainer.steps_per_epoch} "
+          f"steps of {c.batch_size}; {c.optimizer} lr {c.lr:g} {c.schedule}")
+    print(f"run folder: {trainer.run_dir}")
+    try:
+        history = trainer.fit()
+    except TrainingDiverged as e:
+        print(f"minieffnet train: {e}", file=sys.stderr)
+        return 1
+    except TrainingInterrupted as e:
+        print(f"\nminieffnet train: {e}", file=sys.stderr)
+        return 130
+    last = history[-1]
+    print(f"done: test top-1 {100 * last['test_top1']:.1f} %, top-5 "
+          f"{100 * last['test_top5']:.1f} % after {last['epoch']} epochs "
+          f"({last['elapsed_s']:.0f} s, {last['images_per_s']:.0f} training images/s)")
+    print(f"checkpoint: {trainer.checkpoint_path}\nmetrics:    {trainer.metrics_path}\n"
+          f"curves:     {trainer.curves_path}")
+    print(f"next: minieffnet evaluate {trainer.run_dir}")
+    return 0
+
+
+def _load_for_cli(path: str):
+    from .train import load_trained_model
+    trained = load_trained_model(path)
+    print(f"checkpoint: {trained.description}")
+    return trained
+
+
+def cmd_evaluate(args) -> int:
+    """Loss, top-1 and top-5 of a checkpoint on a data set's test split."""
+    import dataclasses
+    from .train import TrainConfig, evaluate, load_datasets
+    trained = _load_for_cli(args.checkpoint)
+    base = trained.train_config
+    if base is None and args.dataset is None:
+        raise ValueError("this model checkpoint does not say what it was trained on: "
+                         "pass --dataset")
+    base = base or TrainConfig()
+    dataset = args.dataset or base.dataset
+    overrides = {"dataset": dataset, "data_dir": args.data_dir or base.data_dir,
+                 "test_size": args.test_size if args.test_size is not None
+                 else base.test_size if dataset == base.dataset else None}
+    _, test = load_datasets(dataclasses.replace(base, **overrides))
+    numbered = tuple(str(i) for i in range(len(trained.class_names)))
+    if trained.class_names not in (test.class_names, numbered):
+        raise ValueError(f"the checkpoint's classes ({', '.join(trained.class_names[:4])}, ...) "
+                         f"are not those of {test.name} ({', '.join(test.class_names[:4])}, ...)")
+    smoothing = trained.train_config.label_smoothing if trained.train_config else 0.0
+    result = evaluate(trained.model, test, batch_size=args.batch_size,
+                      label_smoothing=smoothing, mean=trained.mean, std=trained.std)
+    print(f"data: {test.name}, {len(test)} images")
+    print(f"loss {result['loss']:.4f} (label smoothing {smoothing:g})   top-1 "
+          f"{100 * result['top1']:.2f} %   top-5 {100 * result['top5']:.2f} %")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    """Top-k classes with probabilities for each image file."""
+    import numpy as np
+    from .train import predict, read_image
+    images = [read_image(path) for path in args.images]  # every file checked before any output
+    trained = _load_for_cli(args.checkpoint)
+    probs = predict(trained, images)
+    k = min(args.top, probs.shape[1])
+    for path, p in zip(args.images, probs):
+        print(f"{path}:")
+        for i in np.argsort(-p, kind="stable")[:k]:
+            print(f"  {100 * p[i]:6.2f} %  {trained.class_names[i]}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="minieffnet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("check-ops", help="gradient-check every op in float64 and print a table")
     info = sub.add_parser("info", help="stage table, parameters and FLOPs of a network")
     _add_model_args(info)
+    train = sub.add_parser("train", help="train a network (no options: a few-minute demo on "
+                           "the built-in synthetic data)")
+    _add_train_args(train)
+    ev = sub.add_parser("evaluate", help="loss, top-1 and top-5 of a trained network")
+    ev.add_argument("checkpoint", help="a run folder or a checkpoint .npz")
+    ev.add_argument("--dataset", choices=("synthetic", "cifar10", "cifar100"),
+                    help="default: the one it was trained on")
+    ev.add_argument("--data-dir", help="CIFAR root (default: the run's, else $MINIEFFNET_DATA)")
+    ev.add_argument("--test-size", type=int, help="use the first N test images")
+    ev.add_argument("--batch-size", type=int, default=256)
+    pr = sub.add_parser("predict", help="classify image files (PNG, RGB or RGBA, any size)")
+    pr.add_argument("checkpoint", help="a run folder or a checkpoint .npz")
+    pr.add_argument("images", nargs="+", help="image files")
+    pr.add_argument("--top", type=int, default=5, help="classes to show per image (default 5)")
     args = parser.parse_args(argv)
     try:
         if args.command == "check-ops":
@@ -57,7 +235,13 @@ def main(argv: list[str] | None = None) -> int:
             return print_op_table()
         if args.command == "info":
             return cmd_info(args)
-    except ValueError as e:  # bad arguments: one clear line, no traceback
+        if args.command == "train":
+            return cmd_train(args)
+        if args.command == "evaluate":
+            return cmd_evaluate(args)
+        if args.command == "predict":
+            return cmd_predict(args)
+    except (ValueError, OSError) as e:  # bad arguments, files or data: one clear line
         print(f"minieffnet {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 2

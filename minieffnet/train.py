@@ -1,0 +1,914 @@
+"""Training: the loop, evaluation, checkpoints, exact resumption, metrics and progress.
+
+    >>> from minieffnet.train import TrainConfig, Trainer
+    >>> trainer = Trainer(TrainConfig(epochs=3, out_dir="runs/demo"))
+    >>> history = trainer.fit()          # one dict per epoch, as in metrics.jsonl
+
+A run lives in one folder (``out_dir``):
+
+==================  ===========================================================================
+``config.json``     the :class:`TrainConfig`, written when training starts
+``checkpoint.npz``  everything needed to continue (below), replaced atomically
+``metrics.jsonl``   one JSON object per finished epoch (keys in :meth:`Trainer.fit`)
+``curves.png``      loss and accuracy per epoch, train vs test (:mod:`minieffnet.viz`)
+==================  ===========================================================================
+
+Each step: forward in training mode, :func:`~minieffnet.ops.softmax_cross_entropy` with label
+smoothing, backward, ``optimizer.lr = schedule(step)``, ``optimizer.step()``, then the weight
+EMA (if enabled). Each epoch ends with an evaluation on the test set in eval mode (with the EMA
+weights when enabled), a row in ``metrics.jsonl``, a checkpoint and a fresh ``curves.png``.
+
+Exact resumption
+----------------
+The checkpoint holds the model's parameters and BatchNorm statistics, the optimiser's and the
+EMA's state, the position (epoch, batch within the epoch, global step), the epoch's running
+totals, and both random streams: ``model.rng`` (dropout, stochastic depth) and the training
+loader's Generator (shuffle, augmentation) *as it was when the epoch began*. Resuming restores
+all of it; to stand mid-epoch it re-draws the epoch's shuffle and re-makes the batches already
+trained on (a millisecond or so each, no training), which replays every random draw in the
+original order. The schedule is a pure function of the step. So a run interrupted at any step
+boundary and resumed, in a new process, ends with the same weights, bit for bit, as one that
+never stopped (same machine and thread count: BLAS results may differ between machines).
+
+Ctrl-C
+------
+While :meth:`Trainer.fit` runs (in the main thread) the first Ctrl-C does not stop a step
+half-way: the step finishes, the checkpoint is written at that step and
+:class:`TrainingInterrupted` (a ``KeyboardInterrupt``) is raised with the command that resumes.
+During evaluation the first Ctrl-C stops at once (evaluation changes no state). A second Ctrl-C,
+or a ``KeyboardInterrupt`` raised by other code inside a step, stops immediately *without*
+saving, because the weights may be half-updated: the last checkpoint stays as it was.
+
+Failures
+--------
+A non-finite activation, logit or loss raises :class:`TrainingDiverged` naming the epoch and
+step (the CLI prints it and exits with status 1); nothing is saved, so the checkpoint still
+holds the last good state (no checkpoint with non-finite weights is ever written). A folder that already holds a run is refused unless ``resume=True``
+(the configs must agree, except ``out_dir`` and ``data_dir``) or ``overwrite=True``.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from .checkpoint import FORMAT as MODEL_FORMAT
+from .checkpoint import config_differences, config_from_dict, config_to_dict, load_model
+from .data import (AugmentConfig, BatchLoader, Dataset, load_cifar10, load_cifar100,
+                   load_synthetic, resize_bilinear, to_float_nchw)
+from .io import load_npz, save_npz_atomic
+from .model import EfficientNet, efficientnet
+from .ops.loss import softmax_cross_entropy
+from .optim import EMA, SCHEDULES, SGD, AdamW, Optimizer, RMSProp, make_schedule
+from .scaling import make_config
+from .viz import plot_training_curves, read_metrics
+
+FORMAT = "minieffnet.train"
+VERSION = 1
+CONFIG_FILE = "config.json"
+CHECKPOINT_FILE = "checkpoint.npz"
+METRICS_FILE = "metrics.jsonl"
+CURVES_FILE = "curves.png"
+RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE, CURVES_FILE)
+
+DATASETS = ("synthetic", "cifar10", "cifar100")
+OPTIMIZERS = ("sgd", "rmsprop", "adamw")
+# The built-in synthetic set is generated, so "all of it" needs a size: (train, test) images.
+SYNTHETIC_SIZES = (8000, 1000)
+# Fields that say where things are, not what is trained: they may change on resume.
+_LOCATION_FIELDS = ("out_dir", "data_dir")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the logits became NaN or infinite; ``epoch`` (1-based) and ``step`` say where."""
+
+    def __init__(self, message: str, epoch: int, step: int):
+        super().__init__(message)
+        self.epoch, self.step = epoch, step
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped :meth:`Trainer.fit`. ``saved`` tells whether the checkpoint holds the
+    state at ``step`` (else it holds an earlier one); the message says how to resume."""
+
+    def __init__(self, message: str, epoch: int, step: int, saved: bool):
+        super().__init__(message)
+        self.epoch, self.step, self.saved = epoch, step, saved
+
+
+# --- configuration ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run; stored as ``config.json`` in the run folder.
+
+    The defaults are the quick start (``minieffnet train`` with no arguments): a narrow,
+    half-depth B0 (cifar preset, 32 px) trained on the built-in synthetic set for a few
+    minutes on 2 cores with the guide's plain recipe (SGD-Nesterov, one-cycle, label smoothing
+    0.1, crop+flip).
+
+    Model: ``variant`` "b0".."b7", ``preset`` "cifar" | "imagenet"; ``width``, ``depth``,
+    ``resolution``, ``phi``, ``dropout``, ``drop_connect`` override the variant's values (None
+    keeps them; see :func:`minieffnet.scaling.make_config`). Width and depth default to the
+    quick start's: set them to None for a released variant's own, and with ``phi``. The class
+    count comes from the data.
+
+    Data: ``dataset`` "synthetic" | "cifar10" | "cifar100"; ``data_dir`` the CIFAR root (None:
+    ``$MINIEFFNET_DATA`` or the user cache; downloaded if missing); ``train_size`` /
+    ``test_size`` use the first N images (None: all; the synthetic set then has
+    :data:`SYNTHETIC_SIZES`, generated with seed 0 whatever ``seed`` is, so runs with different
+    seeds see the same data).
+
+    Optimisation: ``optimizer`` "sgd" | "rmsprop" | "adamw"; ``lr`` the base (for one_cycle:
+    peak) rate; ``momentum`` (sgd, rmsprop) and ``nesterov`` (sgd); ``weight_decay`` (coupled L2
+    for sgd/rmsprop, decoupled for adamw; never on BatchNorm or biases); ``schedule`` a key of
+    :data:`minieffnet.optim.SCHEDULES`; ``warmup_epochs`` linear warm-up length (for one_cycle:
+    its rising phase, default 30 % of the run; None: no warm-up otherwise);
+    ``label_smoothing``; ``augment`` random crop (padding 4) + horizontal flip; ``cutout`` side
+    of the cutout square (0: none); ``ema`` decay of the weight average used for evaluation
+    (None: no EMA; TF's warm-up ``min(decay, (1+t)/(10+t))`` is on, so short runs benefit).
+
+    Run: ``seed`` initialises the model (``default_rng(seed)``) and the training loader's own
+    Generator (``default_rng([seed, 1])``); ``out_dir`` the run folder (None: a new
+    ``runs/<dataset>-<date>-<time>``).
+    """
+
+    variant: str = "b0"
+    preset: str = "cifar"
+    width: float | None = 0.25
+    depth: float | None = 0.5
+    resolution: int | None = None
+    phi: float | None = None
+    dropout: float | None = None
+    drop_connect: float | None = None
+    dataset: str = "synthetic"
+    data_dir: str | None = None
+    train_size: int | None = None
+    test_size: int | None = None
+    epochs: int = 4
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "one_cycle"
+    warmup_epochs: float | None = None
+    label_smoothing: float = 0.1
+    augment: bool = True
+    cutout: int = 0
+    ema: float | None = None
+    seed: int = 0
+    out_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        def fail(field: str, requirement: str):
+            raise ValueError(f"TrainConfig: {field} must be {requirement}, "
+                             f"got {getattr(self, field)!r}")
+
+        for field, choices in (("dataset", DATASETS), ("optimizer", OPTIMIZERS),
+                               ("schedule", tuple(SCHEDULES))):
+            if getattr(self, field) not in choices:
+                fail(field, f"one of {', '.join(choices)}")
+        for field in ("epochs", "batch_size"):
+            if not _is_int(getattr(self, field)) or getattr(self, field) < 1:
+                fail(field, "a positive integer")
+        for field in ("train_size", "test_size"):
+            value = getattr(self, field)
+            if value is not None and (not _is_int(value) or value < 1):
+                fail(field, "a positive integer or None")
+        if not _is_int(self.cutout) or self.cutout < 0:
+            fail("cutout", "a non-negative integer")
+        if not _is_int(self.seed) or self.seed < 0:
+            fail("seed", "a non-negative integer")
+        for field in ("lr", "momentum", "weight_decay"):
+            if not _is_real(getattr(self, field)) or getattr(self, field) < 0:
+                fail(field, "a finite number >= 0")
+        if not _is_real(self.label_smoothing) or not 0 <= self.label_smoothing < 1:
+            fail("label_smoothing", "in [0, 1)")
+        if self.ema is not None and (not _is_real(self.ema) or not 0 < self.ema < 1):
+            fail("ema", "a decay in (0, 1) or None")
+        if self.warmup_epochs is not None:
+            if not _is_real(self.warmup_epochs) or self.warmup_epochs < 0:
+                fail("warmup_epochs", "a number >= 0 or None")
+            if self.schedule == "one_cycle" and not 0 < self.warmup_epochs < self.epochs:
+                fail("warmup_epochs", f"between 0 and epochs ({self.epochs}) for one_cycle, "
+                                      "whose rising phase it sets")
+        if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
+            fail("momentum", "> 0 for Nesterov SGD")
+        for field in ("augment", "nesterov"):
+            if not isinstance(getattr(self, field), bool):
+                fail(field, "True or False")
+        # The model options are checked by the function that will use them (10 classes is a
+        # stand-in: the real count comes from the data).
+        make_config(self.variant, 10, preset=self.preset, **self.model_overrides())
+
+    def model_overrides(self) -> dict[str, Any]:
+        """The model options that are set, as keyword arguments of :func:`efficientnet`."""
+        return {k: getattr(self, k) for k in ("width", "depth", "resolution", "phi", "dropout",
+                                              "drop_connect") if getattr(self, k) is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data: every field by name."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """Rebuild from :meth:`to_dict`'s output; ValueError names missing or unknown fields."""
+        if not isinstance(d, dict):
+            raise ValueError(f"TrainConfig: expected a dict, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing, unknown = sorted(names - set(d)), sorted(set(d) - names)
+        if missing or unknown:
+            raise ValueError(f"TrainConfig: missing fields {missing}, unknown fields {unknown}")
+        return cls(**d)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
+        and math.isfinite(v)
+
+
+def train_config_differences(a: TrainConfig, b: TrainConfig) -> list[str]:
+    """``["lr 0.1 vs 0.05", ...]`` for every field (but ``out_dir``, ``data_dir``) that differs."""
+    return [f"{f.name} {getattr(a, f.name)!r} vs {getattr(b, f.name)!r}"
+            for f in dataclasses.fields(a)
+            if f.name not in _LOCATION_FIELDS and getattr(a, f.name) != getattr(b, f.name)]
+
+
+def load_train_config(run_dir: str | os.PathLike) -> TrainConfig:
+    """The :class:`TrainConfig` stored in ``run_dir/config.json``."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: {run_dir} is not a training run")
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e})") from e
+
+
+# --- the pieces a run is built from ----------------------------------------------------------
+def load_datasets(config: TrainConfig) -> tuple[Dataset, Dataset]:
+    """``(train, test)`` for ``config.dataset``, cut to ``train_size`` / ``test_size``."""
+    if config.dataset == "synthetic":
+        return load_synthetic(config.train_size or SYNTHETIC_SIZES[0],
+                              config.test_size or SYNTHETIC_SIZES[1], seed=0)
+    loader = load_cifar10 if config.dataset == "cifar10" else load_cifar100
+    train, test = loader(config.data_dir)
+    return _prefix(train, config.train_size), _prefix(test, config.test_size)
+
+
+def _prefix(dataset: Dataset, n: int | None) -> Dataset:
+    return dataset if n is None or n >= len(dataset) else dataset.subset(slice(0, n))
+
+
+def build_optimizer(config: TrainConfig, params: Sequence) -> Optimizer:
+    """The optimiser ``config.optimizer`` over ``params``, each keeping its ``decay`` flag."""
+    if config.optimizer == "sgd":
+        return SGD(params, config.lr, momentum=config.momentum, nesterov=config.nesterov,
+                   weight_decay=config.weight_decay)
+    if config.optimizer == "rmsprop":
+        return RMSProp(params, config.lr, momentum=config.momentum,
+                       weight_decay=config.weight_decay)
+    return AdamW(params, config.lr, weight_decay=config.weight_decay)
+
+
+def build_schedule(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """``step -> lr`` for ``config.schedule`` over ``config.epochs * steps_per_epoch`` steps."""
+    total = config.epochs * steps_per_epoch
+    warmup = config.warmup_epochs
+    warmup_steps = round(warmup * steps_per_epoch) if warmup else 0
+    kwargs: dict[str, Any] = {"base_lr": config.lr}
+    if config.schedule == "one_cycle":
+        kwargs.update(total_steps=total)
+        if warmup:
+            kwargs.update(pct_start=warmup / config.epochs)
+    elif config.schedule == "warmup_cosine":
+        kwargs.update(total_steps=total, warmup_steps=warmup_steps)
+    elif config.schedule == "exponential_staircase":
+        kwargs.update(steps_per_epoch=steps_per_epoch, warmup_steps=warmup_steps)
+    else:
+        kwargs.update(warmup_steps=warmup_steps)
+    return make_schedule(config.schedule, **kwargs)
+
+
+def evaluate(model: EfficientNet, dataset: Dataset, *, batch_size: int = 256,
+             label_smoothing: float = 0.0, mean=None, std=None) -> dict[str, float]:
+    """Loss, top-1 and top-5 accuracy of ``model`` on ``dataset``, in eval mode, in batches.
+
+    Images are normalised with ``mean`` / ``std`` (default ``dataset.normalization()``, the
+    training statistics for the built-in sets) and resized to ``model.config.resolution``.
+    ``loss`` is the mean cross-entropy against targets smoothed by ``label_smoothing`` (pass
+    the training value to compare with the training loss). Top-5 is top-``min(5, classes)``.
+    The model is left in the mode it was in. Raises FloatingPointError if the logits are not
+    finite, ValueError if the class counts differ.
+    """
+    if dataset.num_classes != model.config.num_classes:
+        raise ValueError(f"{dataset.name} has {dataset.num_classes} classes but the model "
+                         f"predicts {model.config.num_classes}")
+    loader = BatchLoader(dataset, batch_size, np.random.default_rng(0), shuffle=False,
+                         resolution=model.config.resolution, mean=mean, std=std)
+    k = min(5, model.config.num_classes)
+    loss_sum = top1 = top5 = 0.0
+    was_training = model.training
+    model.eval()
+    try:
+        for x, y in loader:
+            logits = _finite_forward(model, x)
+            loss, _ = softmax_cross_entropy(logits, y, label_smoothing)
+            loss_sum += loss * len(y)
+            best = np.argpartition(-logits, k - 1, axis=1)[:, :k]
+            top5 += float((best == y[:, None]).any(axis=1).sum())
+            top1 += float((logits.argmax(axis=1) == y).sum())
+    finally:
+        model.train(was_training)
+    n = len(dataset)
+    return {"loss": loss_sum / n, "top1": top1 / n, "top5": top5 / n}
+
+
+def _finite_forward(model: EfficientNet, x: np.ndarray) -> np.ndarray:
+    """``model(x)``, raising FloatingPointError if an activation or a logit is not finite.
+
+    The ops refuse non-finite inputs with a ValueError worded by the shared check
+    (``"... contains NaN or infinity"``); that is how overflowing activations show up.
+    """
+    try:
+        logits = model(x)
+    except ValueError as e:
+        if "NaN or infinity" not in str(e):
+            raise
+        raise FloatingPointError(f"the activations are not finite ({e})") from e
+    if not np.isfinite(logits).all():
+        raise FloatingPointError("the logits are not finite")
+    return logits
+
+
+# --- the trainer -----------------------------------------------------------------------------
+def _fresh_totals() -> dict[str, float]:
+    """Running sums of the epoch in progress (kept in the checkpoint for a mid-epoch resume)."""
+    return {"loss_sum": 0.0, "correct": 0.0, "seen": 0.0, "train_time_s": 0.0}
+
+
+class Trainer:
+    """Trains one run (a :class:`TrainConfig`) in its folder; see the module docstring.
+
+    resume: continue the run in ``config.out_dir`` from its checkpoint (its config must equal
+    ``config`` apart from ``out_dir`` / ``data_dir``). overwrite: replace whatever run the
+    folder holds. Without either, a folder that holds a run is refused (ValueError).
+    progress: show a tqdm bar (loss, top-1, lr, images/s, ETA). verbose: print a line per
+    epoch.
+    on_step: called as ``on_step(trainer)`` after every completed step (``trainer.step``
+    counts them); raising ``KeyboardInterrupt`` there acts like Ctrl-C.
+
+    Attributes: ``config`` (``out_dir`` resolved), ``run_dir``, ``model``, ``optimizer``,
+    ``ema`` (or None), ``schedule``, ``loader`` (the training BatchLoader), ``train_set``,
+    ``test_set``, ``steps_per_epoch``; position ``epoch`` (completed epochs), ``batch``
+    (batches done in the current epoch), ``step`` (optimiser steps done).
+    """
+
+    def __init__(self, config: TrainConfig = TrainConfig(), *, resume: bool = False,
+                 overwrite: bool = False, progress: bool = True, verbose: bool = True,
+                 on_step: Callable[["Trainer"], None] | None = None):
+        if resume and overwrite:
+            raise ValueError("choose resume or overwrite, not both")
+        if config.out_dir is None:
+            if resume:
+                raise ValueError("resume needs out_dir: the folder of the run to continue")
+            config = dataclasses.replace(config, out_dir=str(_new_run_dir(config.dataset)))
+        self.config = config
+        self.run_dir = Path(config.out_dir)
+        self.progress, self.verbose = progress, verbose
+        self.on_step = on_step
+        self._overwrite = overwrite
+        self._check_run_dir(resume, overwrite)
+
+        self.train_set, self.test_set = load_datasets(config)
+        if self.test_set.class_names != self.train_set.class_names:
+            raise ValueError(f"{self.test_set.name} and {self.train_set.name} name different "
+                             "classes")
+        self.model = efficientnet(config.variant, self.train_set.num_classes,
+                                  preset=config.preset, seed=config.seed,
+                                  **config.model_overrides())
+        # Both splits are normalised with the training statistics (stored in the checkpoint
+        # for evaluate / predict).
+        self.mean, self.std = self.train_set.normalization()
+        augment = AugmentConfig(crop_padding=4 if config.augment else 0, flip=config.augment,
+                                cutout=config.cutout)
+        # drop_last: a final batch of a few images would give BatchNorm noisy statistics.
+        self.loader = BatchLoader(self.train_set, config.batch_size,
+                                  np.random.default_rng([config.seed, 1]), augment=augment,
+                                  resolution=self.model.config.resolution, drop_last=True,
+                                  mean=self.mean, std=self.std)
+        self.steps_per_epoch = len(self.loader)
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"batch_size {config.batch_size} is larger than the training set "
+                             f"({len(self.train_set)} images)")
+        self.schedule = build_schedule(config, self.steps_per_epoch)
+        self.optimizer = build_optimizer(config, self.model.parameters())
+        # The EMA averages BatchNorm's running statistics too, as the paper's code and timm do.
+        self.ema = (EMA(self.model.parameters(), config.ema, warmup=True,
+                        buffers=dict(self.model.named_buffers()))
+                    if config.ema is not None else None)
+
+        self.epoch = self.batch = self.step = 0
+        self._totals = _fresh_totals()
+        self._elapsed_s = 0.0  # wall time of the run, all sessions, up to the last _tick()
+        self._clock = time.perf_counter()
+        self._loader_epoch_state = self.loader.rng.bit_generator.state
+        self._started = resume
+        self._in_step = False
+        self._stop_requested = False
+        self._interruptible = False
+        if resume:
+            self._load_checkpoint()
+
+    # --- paths -------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / CHECKPOINT_FILE
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.run_dir / METRICS_FILE
+
+    @property
+    def curves_path(self) -> Path:
+        return self.run_dir / CURVES_FILE
+
+    def _resume_hint(self) -> str:
+        return f"minieffnet train --resume --out {self.run_dir}"
+
+    def _check_run_dir(self, resume: bool, overwrite: bool) -> None:
+        """Refuse to mix two runs in one folder; see the class docstring."""
+        config_path = self.run_dir / CONFIG_FILE
+        if resume:
+            if not self.checkpoint_path.is_file():
+                raise FileNotFoundError(f"nothing to resume: {self.checkpoint_path} does not "
+                                        "exist")
+            diffs = train_config_differences(load_train_config(self.run_dir), self.config)
+            if diffs:
+                raise ValueError(f"{self.run_dir} holds a run with a different config "
+                                 f"({'; '.join(diffs)}); resume it with its own settings")
+            return
+        if overwrite or not (config_path.exists() or self.checkpoint_path.exists()):
+            return
+        if config_path.is_file():
+            diffs = train_config_differences(load_train_config(self.run_dir), self.config)
+            if diffs:
+                raise ValueError(f"{self.run_dir} already holds a different run "
+                                 f"({'; '.join(diffs)}); choose another output folder, or "
+                                 "overwrite it (--overwrite)")
+        held = "this run" if config_path.is_file() else "a checkpoint"
+        raise ValueError(f"{self.run_dir} already holds {held}; continue it (--resume) or "
+                         "start again (--overwrite)")
+
+    # --- training ----------------------------------------------------------------------------
+    def fit(self) -> list[dict[str, Any]]:
+        """Train until ``config.epochs`` epochs are done; returns every epoch's metrics.
+
+        Each epoch appends to ``metrics.jsonl`` an object with ``epoch`` (1-based), ``step``
+        (optimiser steps so far), ``lr`` (of the epoch's last step), ``train_loss`` /
+        ``train_top1`` (over the epoch's augmented batches, in training mode),
+        ``test_loss`` / ``test_top1`` / ``test_top5`` (:func:`evaluate`, with the EMA weights
+        when enabled, loss with the training label smoothing), ``images_per_s`` (training
+        only), ``epoch_time_s`` and ``elapsed_s`` (the run's wall time over all sessions).
+
+        Raises :class:`TrainingDiverged` or :class:`TrainingInterrupted` (see the module
+        docstring).
+        """
+        if not self._started:
+            self._start_run()
+        self._stop_requested = False
+        self._clock = time.perf_counter()
+        with _deferred_sigint(self):
+            try:
+                while self.epoch < self.config.epochs:
+                    self._run_epoch()
+            except KeyboardInterrupt:
+                raise self._interrupted() from None
+        return self.history()
+
+    def history(self) -> list[dict[str, Any]]:
+        """The rows of ``metrics.jsonl`` so far."""
+        return read_metrics(self.metrics_path) if self.metrics_path.exists() else []
+
+    def _start_run(self) -> None:
+        """Claim the folder: config.json, an empty metrics file and a step-0 checkpoint (so
+        that an interruption at any later point has a checkpoint to fall back on)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self._overwrite:
+            for name in RUN_FILES:
+                (self.run_dir / name).unlink(missing_ok=True)
+        _write_text_atomic(self.run_dir / CONFIG_FILE,
+                           json.dumps(self.config.to_dict(), indent=2) + "\n")
+        self.metrics_path.write_text("", encoding="utf-8")
+        self.save_checkpoint()
+        self._started = True
+
+    def _run_epoch(self) -> None:
+        epoch_number = self.epoch + 1
+        batches = iter(self.loader)
+        # Resuming mid-epoch: re-make the batches already trained on, which replays their
+        # random draws, so the loader's Generator stands where the interrupted run left it.
+        for _ in range(self.batch):
+            next(batches)
+        bs = self.config.batch_size
+        bar = tqdm(total=self.steps_per_epoch * bs, initial=self.batch * bs, unit="img",
+                   desc=f"epoch {epoch_number}/{self.config.epochs}", disable=not self.progress,
+                   dynamic_ncols=True, leave=False)
+        with bar:
+            last = time.perf_counter()
+            for x, y in batches:
+                self._train_step(x, y)
+                now = time.perf_counter()  # images/s counts batch making as well as the step
+                self._totals["train_time_s"] += now - last
+                last = now
+                t = self._totals
+                bar.set_postfix(loss=f"{t['loss_sum'] / t['seen']:.3f}",
+                                top1=f"{t['correct'] / t['seen']:.3f}",
+                                lr=f"{self.optimizer.lr:.3g}", refresh=False)
+                bar.update(len(y))
+                if self.on_step is not None:
+                    self.on_step(self)
+                if self._stop_requested:
+                    raise KeyboardInterrupt
+
+        self._interruptible = True  # evaluation changes no state: Ctrl-C may stop it at once
+        try:
+            test = self._evaluate_for_metrics(epoch_number)
+        finally:
+            self._interruptible = False
+        t = self._totals
+        self._tick()
+        row = {
+            "epoch": epoch_number, "step": self.step, "lr": self.optimizer.lr,
+            "train_loss": t["loss_sum"] / t["seen"], "train_top1": t["correct"] / t["seen"],
+            "test_loss": test["loss"], "test_top1": test["top1"], "test_top5": test["top5"],
+            "images_per_s": t["seen"] / max(t["train_time_s"], 1e-9),
+            "epoch_time_s": t["train_time_s"] + test["time_s"], "elapsed_s": self._elapsed_s,
+        }
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        self.epoch, self.batch = self.epoch + 1, 0
+        self._totals = _fresh_totals()
+        self._loader_epoch_state = self.loader.rng.bit_generator.state
+        self.save_checkpoint()
+        plot_training_curves(self.metrics_path, self.curves_path)
+        if self.verbose:
+            tqdm.write(f"epoch {epoch_number}/{self.config.epochs}: train loss "
+                       f"{row['train_loss']:.3f} top-1 {row['train_top1']:.3f} | test loss "
+                       f"{row['test_loss']:.3f} top-1 {row['test_top1']:.3f} top-5 "
+                       f"{row['test_top5']:.3f} | {row['images_per_s']:.0f} img/s, "
+                       f"{row['epoch_time_s']:.0f} s")
+        if self._stop_requested:
+            raise KeyboardInterrupt
+
+    def _tick(self) -> None:
+        """Add the wall time since the last tick to the run's elapsed time."""
+        now = time.perf_counter()
+        self._elapsed_s += now - self._clock
+        self._clock = now
+
+    def _train_step(self, x: np.ndarray, y: np.ndarray) -> None:
+        """One optimiser step; the position and totals advance only once it is complete."""
+        self._in_step = True
+        try:
+            logits = _finite_forward(self.model, x)
+        except FloatingPointError as e:
+            raise self._diverged(str(e)) from None
+        loss, dlogits = softmax_cross_entropy(logits, y, self.config.label_smoothing)
+        if not math.isfinite(loss):
+            raise self._diverged("the loss is not finite")
+        self.model.backward(dlogits)
+        self.optimizer.lr = self.schedule(self.step)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update()
+        t = self._totals
+        t["loss_sum"] += loss * len(y)
+        t["correct"] += float((logits.argmax(axis=1) == y).sum())
+        t["seen"] += len(y)
+        self.step += 1
+        self.batch += 1
+        self._in_step = False
+
+    def _diverged(self, what: str) -> TrainingDiverged:
+        epoch, step = self.epoch + 1, self.step + 1
+        return TrainingDiverged(
+            f"training diverged: {what} at epoch {epoch}, step {step} (batch {self.batch + 1} "
+            f"of {self.steps_per_epoch}); {self.checkpoint_path} still holds the last good "
+            "state. Try a lower learning rate (--lr) or warm-up (--warmup).", epoch, step)
+
+    def evaluate(self) -> dict[str, float]:
+        """:func:`evaluate` on the test set with the weights used for reporting (the EMA's
+        when enabled): ``{"loss", "top1", "top5"}``."""
+        with self.ema.applied() if self.ema is not None else contextlib.nullcontext():
+            return evaluate(self.model, self.test_set, batch_size=self.config.batch_size,
+                            label_smoothing=self.config.label_smoothing, mean=self.mean,
+                            std=self.std)
+
+    def _evaluate_for_metrics(self, epoch_number: int) -> dict[str, float]:
+        started = time.perf_counter()
+        try:
+            result = self.evaluate()
+        except FloatingPointError as e:  # the weights are broken
+            raise TrainingDiverged(
+                f"training diverged: {e} when evaluating after epoch {epoch_number} (step "
+                f"{self.step}); {self.checkpoint_path} still holds the last good state",
+                epoch_number, self.step) from e
+        return {**result, "time_s": time.perf_counter() - started}
+
+    def _interrupted(self) -> TrainingInterrupted:
+        epoch, step = self.epoch + 1, self.step
+        if self._in_step:  # the weights may be half-updated: keep the last checkpoint
+            self._in_step = False
+            _, meta = load_npz(self.checkpoint_path)
+            pos = meta["position"]
+            return TrainingInterrupted(
+                f"interrupted during step {step + 1} of epoch {epoch}: not saved; "
+                f"{self.checkpoint_path} still holds epoch {pos['epoch'] + 1} step "
+                f"{pos['step']}; resume with: {self._resume_hint()}", epoch, step, False)
+        self._tick()
+        self.save_checkpoint()
+        return TrainingInterrupted(
+            f"interrupted at epoch {epoch} step {step}; saved {self.checkpoint_path}; resume "
+            f"with: {self._resume_hint()}", epoch, step, True)
+
+    # --- checkpoints -------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        """Write the full training state to ``checkpoint.npz`` atomically (module docstring).
+
+        Refuses (TrainingDiverged) to write non-finite weights or BatchNorm statistics over
+        the last good state.
+        """
+        arrays = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        for name, value in arrays.items():
+            if not np.isfinite(value).all():
+                raise TrainingDiverged(f"not saving: {name} holds NaN or infinity "
+                                       f"at step {self.step}; {self.checkpoint_path} keeps the "
+                                       "last good state", self.epoch + 1, self.step)
+        arrays.update((f"optimizer.{k}", np.asarray(v))
+                      for k, v in self.optimizer.state_dict().items())
+        if self.ema is not None:
+            arrays.update((f"ema.{k}", np.asarray(v)) for k, v in self.ema.state_dict().items())
+        meta = {
+            "format": FORMAT, "version": VERSION,
+            "train_config": self.config.to_dict(),
+            "model_config": config_to_dict(self.model.config),
+            "dtype": self.model.dtype.name,
+            "class_names": list(self.train_set.class_names),
+            "normalization": {"mean": list(self.mean), "std": list(self.std)},
+            "position": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
+            "epoch_totals": dict(self._totals),
+            "elapsed_s": self._elapsed_s,
+            "rng": {"model": self.model.rng.bit_generator.state,
+                    "loader_epoch_start": self._loader_epoch_state},
+        }
+        return save_npz_atomic(self.checkpoint_path, arrays, meta)
+
+    def _load_checkpoint(self) -> None:
+        path = self.checkpoint_path
+        arrays, meta = _read_train_checkpoint(path)
+        stored = TrainConfig.from_dict(meta["train_config"])
+        diffs = train_config_differences(stored, self.config)
+        if diffs:
+            raise ValueError(f"checkpoint {path} belongs to a different run: {'; '.join(diffs)}")
+        network = _stored_model_config(meta, path)
+        diffs = config_differences(network, self.model.config)
+        if diffs:
+            raise ValueError(f"checkpoint {path} holds another architecture than this run "
+                             f"builds: {'; '.join(diffs)}")
+        parts = {prefix: _strip(arrays, prefix) for prefix in ("model.", "optimizer.", "ema.")}
+        if bool(parts["ema."]) != (self.ema is not None):
+            state = "an EMA" if parts["ema."] else "no EMA"
+            raise ValueError(f"checkpoint {path} holds {state} but the config has "
+                             f"ema={self.config.ema}")
+        try:
+            self.model.load_state_dict(parts["model."])
+            self.optimizer.load_state_dict(parts["optimizer."])
+            if self.ema is not None:
+                self.ema.load_state_dict(parts["ema."])
+            self.model.rng.bit_generator.state = meta["rng"]["model"]
+            self.loader.rng.bit_generator.state = meta["rng"]["loader_epoch_start"]
+            position, totals = meta["position"], meta["epoch_totals"]
+            self.epoch, self.batch, self.step = (int(position[k])
+                                                 for k in ("epoch", "batch", "step"))
+            self._totals = {k: float(totals[k]) for k in _fresh_totals()}
+            self._elapsed_s = float(meta["elapsed_s"])
+        except (ValueError, TypeError, KeyError) as e:
+            raise ValueError(f"checkpoint {path} cannot be resumed: {e}") from e
+        self._loader_epoch_state = self.loader.rng.bit_generator.state
+        if not 0 <= self.batch <= self.steps_per_epoch:
+            raise ValueError(f"checkpoint {path} stands at batch {self.batch} of an epoch of "
+                             f"{self.steps_per_epoch}")
+        self._trim_metrics()
+
+    def _trim_metrics(self) -> None:
+        """Drop metric rows of epochs the checkpoint has not finished (written just before an
+        interruption), so the resumed run writes each epoch exactly once."""
+        if not self.metrics_path.exists():
+            return
+        kept = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line)["epoch"] <= self.epoch:
+                    kept.append(line + "\n")
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line cut short by the interruption
+        _write_text_atomic(self.metrics_path, "".join(kept))
+
+
+def _new_run_dir(dataset: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path, n = Path("runs") / f"{dataset}-{stamp}", 2
+    while path.exists():
+        path, n = Path("runs") / f"{dataset}-{stamp}-{n}", n + 1
+    return path
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _strip(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def _read_train_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """Arrays and metadata of a training checkpoint, after checking format, version, keys."""
+    arrays, meta = load_npz(path)
+    _check_train_meta(meta, path)
+    return arrays, meta
+
+
+def _check_train_meta(meta: Any, path: Path) -> None:
+    found = meta.get("format") if isinstance(meta, dict) else None
+    if found != FORMAT:
+        raise ValueError(f"checkpoint {path} is not a minieffnet training checkpoint (format "
+                         f"{found!r}, expected {FORMAT!r})")
+    if meta.get("version") != VERSION:
+        raise ValueError(f"checkpoint {path} has format version {meta.get('version')!r}; this "
+                         f"minieffnet reads version {VERSION}")
+    missing = [k for k in ("train_config", "model_config", "dtype", "class_names",
+                           "normalization", "position", "epoch_totals", "elapsed_s", "rng")
+               if k not in meta]
+    if missing:
+        raise ValueError(f"checkpoint {path} lacks metadata {missing}")
+
+
+def _stored_model_config(meta: dict, path: Path):
+    try:
+        return config_from_dict(meta["model_config"])
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"checkpoint {path} has an invalid model config: {e}") from e
+
+
+@contextlib.contextmanager
+def _deferred_sigint(trainer: Trainer):
+    """While training, the first Ctrl-C asks the loop to stop at the next step boundary (or
+    at once during evaluation); a second one interrupts immediately. Only the main thread
+    receives signals, so elsewhere Ctrl-C keeps its default behaviour."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if trainer._interruptible or trainer._stop_requested:
+            raise KeyboardInterrupt
+        trainer._stop_requested = True
+        print("\nCtrl-C: finishing this step, then saving a checkpoint "
+              "(Ctrl-C again to stop at once without saving)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        # None: the previous handler was not set from Python; the default is the closest.
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+
+
+# --- using a trained model -------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainedModel:
+    """A network ready for inference, with what is needed to feed it and read its output.
+
+    model: in eval mode; the EMA weights when the run kept an EMA. class_names: one per
+    output. mean, std: the training normalisation (0..255 scale), or None if the file did not
+    record it. train_config: the run's config (None for a bare model checkpoint). description:
+    a line saying what was loaded, for messages.
+    """
+
+    model: EfficientNet
+    class_names: tuple[str, ...]
+    mean: tuple[float, float, float] | None
+    std: tuple[float, float, float] | None
+    train_config: TrainConfig | None
+    description: str
+
+
+def load_trained_model(path: str | os.PathLike) -> TrainedModel:
+    """Load a run folder (its ``checkpoint.npz``), a training checkpoint, or a model
+    checkpoint written by :func:`minieffnet.checkpoint.save_model` (whose ``extra_meta`` may
+    give ``class_names``, ``mean`` and ``std``).
+
+    Raises FileNotFoundError, or ValueError naming the file if it is truncated, corrupt, of
+    another format, or its weights do not fit its stated architecture.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_FILE
+    arrays, meta = load_npz(path)
+    if isinstance(meta, dict) and meta.get("format") == MODEL_FORMAT:
+        model, extra = load_model(path, return_meta=True)
+        k = model.config.num_classes
+        names = tuple(extra.get("class_names") or (str(i) for i in range(k)))
+        mean, std = extra.get("mean"), extra.get("std")
+        return TrainedModel(model.eval(), names, None if mean is None else tuple(mean),
+                            None if std is None else tuple(std), None,
+                            f"{path} ({model.config.name})")
+    _check_train_meta(meta, path)
+    model = EfficientNet(_stored_model_config(meta, path), dtype=meta["dtype"])
+    state = _strip(arrays, "ema.shadow.") or _strip(arrays, "model.")
+    try:
+        model.load_state_dict(state)
+    except ValueError as e:
+        raise ValueError(f"checkpoint {path}: {e}") from e
+    config = TrainConfig.from_dict(meta["train_config"])
+    pos = meta["position"]
+    weights = "EMA weights" if config.ema is not None else "weights"
+    norm = meta["normalization"]
+    return TrainedModel(model.eval(), tuple(meta["class_names"]), tuple(norm["mean"]),
+                        tuple(norm["std"]), config,
+                        f"{path} ({model.config.name}, {weights} after {pos['epoch']} of "
+                        f"{config.epochs} epochs, step {pos['step']})")
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB, read with ``matplotlib.image.imread``.
+
+    Accepts (H, W, 3) or (H, W, 4) images (alpha is dropped), uint8 or float in [0, 1] (what
+    imread returns for PNG). Grayscale, other shapes and other dtypes raise ValueError naming
+    the file and what it holds.
+    """
+    import matplotlib.image
+    try:
+        img = matplotlib.image.imread(path)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read the image ({e})") from e
+    if img.ndim != 3 or img.shape[2] not in (3, 4):
+        kind = "grayscale " if img.ndim == 2 else ""
+        raise ValueError(f"{path}: expected an RGB or RGBA image of shape (H, W, 3) or "
+                         f"(H, W, 4), got a {kind}image of shape {img.shape}")
+    rgb = img[..., :3]
+    if rgb.dtype == np.uint8:
+        return np.ascontiguousarray(rgb)
+    if np.issubdtype(rgb.dtype, np.floating):
+        if not (np.isfinite(rgb).all() and rgb.min() >= 0 and rgb.max() <= 1):
+            raise ValueError(f"{path}: float pixels must lie in [0, 1], got "
+                             f"{rgb.min()}..{rgb.max()}")
+        return np.rint(rgb * 255).astype(np.uint8)
+    raise ValueError(f"{path}: pixels must be uint8 or float in [0, 1], got dtype {rgb.dtype} "
+                     f"(shape {img.shape})")
+
+
+def predict(trained: TrainedModel, images: Sequence[np.ndarray]) -> np.ndarray:
+    """Class probabilities, (N, classes) float64, for N uint8 (H, W, 3) RGB images of any size.
+
+    Each image is normalised with the training statistics, then bilinearly resized to the
+    model's resolution (no antialiasing: shrink large photos beforehand for best results).
+    """
+    if trained.mean is None or trained.std is None:
+        raise ValueError("this checkpoint does not record the training normalisation (mean, "
+                         "std); cannot prepare images for it")
+    size = trained.model.config.resolution
+    out = []
+    for i, image in enumerate(images):
+        if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
+                and image.shape[2] == 3):
+            raise ValueError(f"predict: image {i} must be (H, W, 3) uint8, got "
+                             f"{getattr(image, 'shape', type(image).__name__)} "
+                             f"{getattr(image, 'dtype', '')}")
+        x = to_float_nchw(image[None], trained.mean, trained.std)
+        if x.shape[2:] != (size, size):
+            x = resize_bilinear(x, size)
+        logits = trained.model(x.astype(trained.model.dtype))[0].astype(np.float64)
+        e = np.exp(logits - logits.max())
+        out.append(e / e.sum())
+    return np.stack(out) if out else np.zeros((0, trained.model.config.num_classes))

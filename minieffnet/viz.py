@@ -1,0 +1,79 @@
+"""Plots: training curves from a run's ``metrics.jsonl``.
+
+Figures are drawn on a bare :class:`matplotlib.figure.Figure` with the Agg canvas, never
+through ``pyplot``: no global backend is chosen, no window opens, and plotting from a training
+loop on a headless machine (or inside a notebook) leaves the user's matplotlib state alone.
+matplotlib is imported inside the plotting functions: it takes about a second to import, and
+the command line imports this module (through the trainer) for every sub-command.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """The rows of a ``metrics.jsonl`` file (one JSON object per line), in file order.
+
+    Raises ValueError naming the file and line if a line is not a JSON object.
+    """
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}, line {number}: not JSON ({e})") from e
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}, line {number}: expected a JSON object, "
+                                 f"got {line.strip()!r}")
+            rows.append(row)
+    return rows
+
+
+def plot_training_curves(metrics_jsonl_path: str | os.PathLike,
+                         out_png: str | os.PathLike) -> Path:
+    """Plot loss and accuracy per epoch, train against test, from a run's metrics file.
+
+    Left panel: ``train_loss`` and ``test_loss`` (log scale); right panel: ``train_top1``,
+    ``test_top1`` and ``test_top5`` (as percentages). Writes ``out_png`` (replacing it
+    atomically, so an image viewer never reads half a file) and returns its path. Raises
+    ValueError if the file holds no epoch.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FormatStrFormatter
+
+    rows = read_metrics(metrics_jsonl_path)
+    if not rows:
+        raise ValueError(f"{metrics_jsonl_path} holds no epoch to plot")
+    epochs = [r["epoch"] for r in rows]
+
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    loss_ax.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
+    loss_ax.plot(epochs, [r["test_loss"] for r in rows], "s-", label="test")
+    # log scale: the first epochs' losses (often far higher) must not flatten the rest
+    loss_ax.set(xlabel="epoch", ylabel="loss (training objective)", title="Loss", yscale="log")
+    for axis in (loss_ax.yaxis.set_major_formatter, loss_ax.yaxis.set_minor_formatter):
+        axis(FormatStrFormatter("%g"))  # 2, 3, 4 rather than 2×10^0, 3×10^0, ...
+    for key, style, label in (("train_top1", "o-", "train top-1"),
+                              ("test_top1", "s-", "test top-1"),
+                              ("test_top5", "^--", "test top-5")):
+        acc_ax.plot(epochs, [100 * r[key] for r in rows], style, label=label)
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy", ylim=(0, 100))
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.legend()
+        # Integer epochs only: a 3-epoch run should not show ticks at 1.25, 1.5, ...
+        ax.xaxis.get_major_locator().set_params(integer=True)
+
+    out = Path(out_png)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,401 @@
+"""Training (minieffnet.train, the train / evaluate / predict commands, viz): exact resumption,
+determinism, metrics, refusal of mixed-up runs and broken checkpoints, divergence, Ctrl-C.
+
+Every run is tiny (128 synthetic images, a 0.1-width, 0.1-depth cifar B0 at 16 px: 2 steps
+per epoch) so that the whole file takes well under a minute on 2 cores.
+"""
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import matplotlib.image
+import numpy as np
+import pytest
+from PIL import Image
+
+from minieffnet.cli import main
+from minieffnet.data import BatchLoader
+from minieffnet.io import load_npz, save_npz_atomic
+from minieffnet.train import (CHECKPOINT_FILE, TrainConfig, Trainer, TrainingDiverged,
+                              TrainingInterrupted, load_trained_model, predict, read_image)
+
+TINY = TrainConfig(width=0.1, depth=0.1, resolution=16, train_size=128, test_size=64,
+                   batch_size=64, epochs=2, lr=0.05, ema=0.9, cutout=4)
+STEPS_PER_EPOCH = 2
+TINY_ARGS = ["--width", "0.1", "--depth", "0.1", "--resolution", "16", "--train-size", "128",
+             "--test-size", "64", "--batch-size", "64", "--epochs", "2", "--no-progress"]
+RUN_FILES = {"config.json", "checkpoint.npz", "metrics.jsonl", "curves.png"}
+TIMING_KEYS = {"images_per_s", "epoch_time_s", "elapsed_s"}
+
+
+def run(out_dir, config=TINY, **kw):
+    """Train ``config`` into ``out_dir`` to the end; returns the Trainer."""
+    trainer = Trainer(dataclasses.replace(config, out_dir=str(out_dir)), progress=False,
+                      verbose=False, **kw)
+    trainer.fit()
+    return trainer
+
+
+def checkpoint_arrays(run_dir):
+    return load_npz(os.path.join(run_dir, CHECKPOINT_FILE))[0]
+
+
+def assert_same_arrays(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+def without_timing(rows):
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """The reference: TINY trained for 2 epochs without a stop."""
+    return run(tmp_path_factory.mktemp("straight"))
+
+
+def interrupt_at(step):
+    def on_step(trainer):
+        if trainer.step == step:
+            raise KeyboardInterrupt
+    return on_step
+
+
+# --- exact resumption and determinism --------------------------------------------------------
+@pytest.mark.parametrize("stop_after", [1, 2, 3], ids=["mid-epoch-1", "end-of-epoch-1",
+                                                       "mid-epoch-2"])
+def test_resume_continues_bit_for_bit(straight, tmp_path, stop_after):
+    with pytest.raises(TrainingInterrupted) as info:
+        run(tmp_path, on_step=interrupt_at(stop_after))
+    assert info.value.saved and info.value.step == stop_after
+    assert f"step {stop_after}; saved" in str(info.value)
+    assert f"minieffnet train --resume --out {tmp_path}" in str(info.value)
+    assert {p.name for p in tmp_path.iterdir()} <= RUN_FILES  # no temporary file left
+
+    resumed = Trainer(dataclasses.replace(TINY, out_dir=str(tmp_path)), resume=True,
+                      progress=False)
+    assert resumed.step == stop_after
+    resumed.fit()
+    # weights, BatchNorm statistics, optimiser and EMA state: all identical
+    assert_same_arrays(checkpoint_arrays(tmp_path), checkpoint_arrays(straight.run_dir))
+    assert without_timing(resumed.history()) == without_timing(straight.history())
+
+
+def test_resume_after_a_whole_epoch_in_a_new_process(straight, tmp_path, monkeypatch):
+    """Stop right after epoch 1 is saved, then finish with ``minieffnet train --resume`` in a
+    fresh Python process: the final checkpoint equals the uninterrupted run's."""
+    import minieffnet.train as train_module
+
+    def stop(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "plot_training_curves", stop)
+    with pytest.raises(TrainingInterrupted, match="interrupted at epoch 2 step 2; saved"):
+        run(tmp_path)
+    assert load_npz(tmp_path / CHECKPOINT_FILE)[1]["position"] == {"epoch": 1, "batch": 0,
+                                                                  "step": 2}
+    done = subprocess.run([sys.executable, "-m", "minieffnet.cli", "train", "--resume",
+                           "--out", str(tmp_path), "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert_same_arrays(checkpoint_arrays(tmp_path), checkpoint_arrays(straight.run_dir))
+    assert without_timing(straight.history()) == without_timing(
+        [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()])
+
+
+def test_same_seed_same_weights_other_seed_other_weights(straight, tmp_path):
+    again = run(tmp_path / "again")
+    assert_same_arrays(again.model.state_dict(), straight.model.state_dict())
+    other = Trainer(dataclasses.replace(TINY, seed=1, out_dir=str(tmp_path / "other")),
+                    progress=False)
+    assert not np.array_equal(other.model.stem[0].weight.data, straight.model.stem[0].weight.data)
+
+
+def test_first_ctrl_c_finishes_the_step_and_saves(tmp_path):
+    """A real SIGINT inside a step: the step completes, then the state is saved."""
+    trainer = Trainer(dataclasses.replace(TINY, out_dir=str(tmp_path)), progress=False)
+    forward = trainer.model.forward
+
+    def forward_then_ctrl_c(x):
+        if trainer.step == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+        return forward(x)
+
+    trainer.model.forward = forward_then_ctrl_c
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(TrainingInterrupted) as info:
+        trainer.fit()
+    assert info.value.saved and info.value.step == 1
+    meta = load_npz(trainer.checkpoint_path)[1]
+    assert meta["position"] == {"epoch": 0, "batch": 1, "step": 1}
+    assert signal.getsignal(signal.SIGINT) is handler  # restored after training
+
+
+def test_interrupt_inside_a_step_keeps_the_last_checkpoint(tmp_path):
+    trainer = Trainer(dataclasses.replace(TINY, out_dir=str(tmp_path)), progress=False)
+    backward = trainer.model.backward
+    epoch_1 = []
+
+    def backward_interrupted(d):
+        if trainer.step == 2:  # step 3, in epoch 2: the checkpoint of epoch 1 is on disk
+            epoch_1.append(trainer.checkpoint_path.read_bytes())
+            raise KeyboardInterrupt
+        return backward(d)
+
+    trainer.model.backward = backward_interrupted
+    with pytest.raises(TrainingInterrupted) as info:
+        trainer.fit()
+    assert not info.value.saved
+    assert "during step 3 of epoch 2: not saved" in str(info.value)
+    assert "still holds epoch 2 step 2" in str(info.value)
+    assert trainer.checkpoint_path.read_bytes() == epoch_1[0]
+    assert {p.name for p in tmp_path.iterdir()} == RUN_FILES
+
+
+def test_ctrl_c_during_evaluation_stops_at_once_and_resumes(straight, tmp_path, monkeypatch):
+    import minieffnet.train as train_module
+    evaluate = train_module.evaluate
+
+    def interrupted_evaluate(*args, **kw):
+        os.kill(os.getpid(), signal.SIGINT)  # stops evaluation at once: it changes nothing
+        raise AssertionError("SIGINT during evaluation should have stopped here")
+
+    monkeypatch.setattr(train_module, "evaluate", interrupted_evaluate)
+    with pytest.raises(TrainingInterrupted) as info:
+        run(tmp_path)
+    assert info.value.saved
+    assert load_npz(tmp_path / CHECKPOINT_FILE)[1]["position"]["batch"] == STEPS_PER_EPOCH
+    monkeypatch.setattr(train_module, "evaluate", evaluate)
+    resumed = Trainer(dataclasses.replace(TINY, out_dir=str(tmp_path)), resume=True,
+                      progress=False)
+    resumed.fit()
+    assert_same_arrays(checkpoint_arrays(tmp_path), checkpoint_arrays(straight.run_dir))
+
+
+# --- learning and metrics ------------------------------------------------------------------
+def test_a_few_steps_reduce_the_training_loss(tmp_path):
+    """One fixed batch of 64 images, no augmentation or dropout, constant lr: training on it
+    must drive its loss well below the starting value, which is about ln(10) = 2.30."""
+    config = dataclasses.replace(TINY, train_size=64, test_size=16, epochs=6, augment=False,
+                                 cutout=0, dropout=0.0, drop_connect=0.0, schedule="constant",
+                                 label_smoothing=0.0, ema=None, lr=0.1)
+    rows = run(tmp_path, config).history()
+    losses = [r["train_loss"] for r in rows]
+    assert 1.8 < losses[0] < 3.0
+    assert losses[-1] < 0.7 * losses[0]
+    assert all(b < a for a, b in zip(losses, losses[1:]))
+
+
+def test_metrics_config_and_curves(straight):
+    run_dir = straight.run_dir
+    assert {p.name for p in run_dir.iterdir()} == RUN_FILES
+    assert json.loads((run_dir / "config.json").read_text()) == straight.config.to_dict()
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert rows == straight.history()
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert [r["step"] for r in rows] == [2, 4]
+    assert set(rows[0]) == {"epoch", "step", "lr", "train_loss", "train_top1", "test_loss",
+                            "test_top1", "test_top5", "images_per_s", "epoch_time_s",
+                            "elapsed_s"}
+    for r in rows:
+        assert r["lr"] == straight.schedule(r["step"] - 1)
+        assert 0 <= r["train_top1"] <= 1 and 0 <= r["test_top1"] <= r["test_top5"] <= 1
+        assert r["train_loss"] > 0 and r["test_loss"] > 0 and r["images_per_s"] > 0
+    assert rows[1]["elapsed_s"] > rows[0]["elapsed_s"] > 0
+    # the test metrics are those of the EMA weights
+    assert straight.evaluate() == pytest.approx(
+        {k[5:]: rows[-1][k] for k in ("test_loss", "test_top1", "test_top5")}, rel=1e-12)
+    assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "rmsprop", "adamw"])
+def test_weight_decay_spares_batchnorm_and_biases(tmp_path, optimizer):
+    trainer = Trainer(dataclasses.replace(TINY, optimizer=optimizer, weight_decay=0.1,
+                                          out_dir=str(tmp_path)), progress=False)
+    params = trainer.model.parameters()
+    assert trainer.optimizer.params == params
+    for p in params:  # conv and linear weights decay; BatchNorm scale/shift and biases do not
+        assert p.decay == (p.data.ndim > 1), p.name
+    assert not any(p.decay for p in params if ".1.weight" in p.name or "bias" in p.name)
+    before = [p.data.copy() for p in params]
+    for p in params:
+        p.grad = np.zeros_like(p.data)
+    trainer.optimizer.lr = 0.1
+    trainer.optimizer.step()  # zero gradients: only weight decay moves anything
+    for p, old in zip(params, before):
+        assert np.array_equal(p.data, old) != p.decay, p.name
+
+
+# --- runs that must be refused ---------------------------------------------------------------
+def test_folder_with_another_run_is_refused_unless_resume_or_overwrite(straight, tmp_path):
+    folder = str(straight.run_dir)
+    with pytest.raises(ValueError, match=r"already holds a different run \(lr 0.05 vs 0.1\)"):
+        Trainer(dataclasses.replace(TINY, lr=0.1, out_dir=folder), progress=False)
+    with pytest.raises(ValueError, match="already holds this run.*--resume.*--overwrite"):
+        Trainer(dataclasses.replace(TINY, out_dir=folder), progress=False)
+    with pytest.raises(ValueError, match=r"different config \(epochs 2 vs 3\)"):
+        Trainer(dataclasses.replace(TINY, epochs=3, out_dir=folder), resume=True)
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        Trainer(dataclasses.replace(TINY, out_dir=str(tmp_path)), resume=True)
+    # overwrite: a fresh run replaces the old one when it starts
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in RUN_FILES:
+        (copy / name).write_bytes((straight.run_dir / name).read_bytes())
+    other = dataclasses.replace(TINY, epochs=1, out_dir=str(copy))
+    Trainer(other, overwrite=True, progress=False).fit()
+    assert json.loads((copy / "config.json").read_text())["epochs"] == 1
+    assert len((copy / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_checkpoint_of_another_architecture_or_truncated_is_refused(straight, tmp_path,
+                                                                    capsys):
+    wider = dataclasses.replace(TINY, width=0.25, epochs=1, out_dir=str(tmp_path / "wider"))
+    with pytest.raises(TrainingInterrupted):
+        Trainer(wider, progress=False, on_step=interrupt_at(1)).fit()
+    (tmp_path / "wider" / CHECKPOINT_FILE).write_bytes(
+        (straight.run_dir / CHECKPOINT_FILE).read_bytes())
+    with pytest.raises(ValueError, match="belongs to a different run: width 0.1 vs 0.25"):
+        Trainer(wider, resume=True)
+
+    truncated = tmp_path / "truncated.npz"
+    data = (straight.run_dir / CHECKPOINT_FILE).read_bytes()
+    truncated.write_bytes(data[:len(data) // 2])
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        load_trained_model(truncated)
+    assert main(["evaluate", str(truncated)]) == 2
+    assert f"checkpoint {truncated} is corrupt or truncated" in capsys.readouterr().err
+    (tmp_path / "wider" / CHECKPOINT_FILE).write_bytes(data[:len(data) // 2])
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        Trainer(wider, resume=True)
+
+
+def test_architecture_mismatch_inside_a_checkpoint_is_named(straight, tmp_path):
+    """Same run config, but the stored network differs (a file from elsewhere)."""
+    arrays, meta = load_npz(straight.run_dir / CHECKPOINT_FILE)
+    meta["model_config"]["head_channels"] = 999
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.json").write_text((straight.run_dir / "config.json").read_text())
+    save_npz_atomic(folder / CHECKPOINT_FILE, arrays, meta)
+    with pytest.raises(ValueError, match="another architecture.*head_channels 999 vs"):
+        Trainer(dataclasses.replace(TINY, out_dir=str(folder)), resume=True)
+
+
+def test_labels_out_of_range_are_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (100, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(100) % 10
+    labels[7] = 10  # CIFAR-10 has classes 0..9
+    (tmp_path / "cifar10").mkdir()
+    np.savez(tmp_path / "cifar10" / "cifar10_train.npz", images=images, labels=labels)
+    np.savez(tmp_path / "cifar10" / "cifar10_test.npz", images=images, labels=labels % 10)
+    config = dataclasses.replace(TINY, dataset="cifar10", data_dir=str(tmp_path),
+                                 out_dir=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match=r"cifar10_train.npz: 'labels' must lie in 0..9, "
+                                         r"got 0..10"):
+        Trainer(config)
+
+
+def test_divergence_stops_with_epoch_and_step_and_keeps_the_checkpoint(tmp_path):
+    saved = []
+
+    def poison(trainer):  # after step 3 (epoch 2), break a weight: step 4's logits are NaN
+        if trainer.step == 3:
+            saved.append(trainer.checkpoint_path.read_bytes())
+            trainer.model.classifier.weight.data[0, 0] = np.nan
+
+    with pytest.raises(TrainingDiverged, match=r"logits are not finite at epoch 2, step 4 "
+                                               r"\(batch 2 of 2\)") as info:
+        run(tmp_path, on_step=poison)
+    assert (info.value.epoch, info.value.step) == (2, 4)
+    assert (tmp_path / CHECKPOINT_FILE).read_bytes() == saved[0]
+    assert load_npz(tmp_path / CHECKPOINT_FILE)[1]["position"]["epoch"] == 1
+    assert {p.name for p in tmp_path.iterdir()} == RUN_FILES
+
+
+# --- command line ------------------------------------------------------------------------------
+def test_cli_train_evaluate_predict(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY_ARGS, "--ema", "0.9", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    for name in ("checkpoint.npz", "metrics.jsonl", "curves.png"):
+        assert str(out / name) in text
+    assert "test top-1" in text
+
+    assert main(["train", *TINY_ARGS, "--out", str(out)]) == 2  # the folder holds a run
+    assert "already holds a different run (ema 0.9 vs None)" in capsys.readouterr().err
+    assert main(["train", "--resume", "--out", str(out)]) == 0  # finished: nothing to do
+    capsys.readouterr()
+
+    assert main(["evaluate", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "EMA weights after 2 of 2 epochs" in text and "64 images" in text
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert f"top-1 {100 * last['test_top1']:.2f} %" in text  # the same evaluation
+
+    rgb = tmp_path / "rgb.png"
+    matplotlib.image.imsave(rgb, np.random.default_rng(0).random((32, 32, 3)))
+    rgba = tmp_path / "rgba.png"
+    Image.fromarray(np.full((20, 24, 4), 200, np.uint8)).save(rgba)
+    assert main(["predict", str(out / CHECKPOINT_FILE), str(rgb), str(rgba)]) == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert f"{rgb}:" in lines and f"{rgba}:" in lines
+    shown = [line for line in lines if line.strip().endswith(("horizontal", "vertical"))]
+    assert len(shown) == 10
+    assert sum(float(line.split("%")[0]) for line in shown[:5]) <= 100.01
+
+    gray = tmp_path / "gray.png"
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(gray)
+    assert main(["predict", str(out), str(gray)]) == 2
+    err = capsys.readouterr().err
+    assert str(gray) in err and "grayscale image of shape (32, 32)" in err
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_cli_diverged_run_exits_1(tmp_path, capsys):
+    assert main(["train", *TINY_ARGS, "--lr", "1e30", "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert "training diverged: the activations are not finite" in err and "epoch 1, step" in err
+
+
+def test_predict_matches_evaluation_on_a_dataset_image(straight, tmp_path):
+    """An image read back from PNG gives the probabilities the model gives its test batch."""
+    trained = load_trained_model(straight.run_dir)
+    image = straight.test_set.images[0]
+    path = tmp_path / "img.png"
+    matplotlib.image.imsave(path, image)
+    np.testing.assert_array_equal(read_image(path), image)
+    probs = predict(trained, [image])
+    assert probs.shape == (1, 10) and probs.sum() == pytest.approx(1)
+    x, _ = next(iter(BatchLoader(straight.test_set, 1, np.random.default_rng(0),
+                                 shuffle=False, resolution=16)))
+    with straight.ema.applied():
+        logits = straight.model.eval()(x)[0].astype(np.float64)
+    straight.model.train()
+    np.testing.assert_allclose(probs[0], np.exp(logits) / np.exp(logits).sum(), rtol=1e-6)
+
+
+def test_a_bare_model_checkpoint_can_be_used_for_prediction(straight, tmp_path):
+    """minieffnet.checkpoint.save_model files work too, with names and statistics as extras."""
+    from minieffnet.checkpoint import save_model
+    train = straight.train_set
+    path = save_model(tmp_path / "model.npz", straight.model, extra_meta={
+        "class_names": list(train.class_names), "mean": list(straight.mean),
+        "std": list(straight.std)})
+    trained = load_trained_model(path)
+    assert trained.class_names == train.class_names and trained.train_config is None
+    image = straight.test_set.images[:1]
+    x, _ = next(iter(BatchLoader(straight.test_set, 1, np.random.default_rng(0),
+                                 shuffle=False, resolution=16)))
+    logits = straight.model.eval()(x)[0].astype(np.float64)
+    straight.model.train()
+    np.testing.assert_allclose(predict(trained, [image[0]])[0],
+                               np.exp(logits) / np.exp(logits).sum(), rtol=1e-6)

@@ -35,6 +35,10 @@ def save_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta
             np.savez(f, **payload)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates the file 0600; give the checkpoint the permissions of any new file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -21,7 +21,7 @@ import numpy as np
 from .nn import Module, Sequential
 from .nn.layers import (BatchNorm2d, Conv2d, DepthwiseConv2d, DropConnect, Dropout,
                         GlobalAvgPool, Linear, SqueezeExcite, Swish)
-from .ops._checks import check_float_array
+from .ops._checks import check_finite, check_float_array
 from .scaling import BlockSpec, EfficientNetConfig, make_config
 
 
@@ -109,8 +109,7 @@ class EfficientNet(Module):
         if x.dtype != self.dtype:
             raise ValueError(f"EfficientNet: x has dtype {x.dtype} but the model is "
                              f"{self.dtype}; convert one of them (model.astype)")
-        if not np.isfinite(x).all():
-            raise ValueError("EfficientNet: x contains NaN or infinity")
+        check_finite("EfficientNet", "x", x)
         for m in self._layers():
             x = m.forward(x)
         return x

@@ -70,6 +70,7 @@ from .data import (AugmentConfig, BatchLoader, Dataset, load_cifar10, load_cifar
                    load_synthetic, resize_bilinear, to_float_nchw)
 from .io import load_npz, save_npz_atomic
 from .model import EfficientNet, efficientnet
+from .ops._checks import NonFiniteError
 from .ops.loss import softmax_cross_entropy
 from .optim import EMA, SCHEDULES, SGD, AdamW, Optimizer, RMSProp, make_schedule
 from .scaling import make_config
@@ -344,14 +345,12 @@ def evaluate(model: EfficientNet, dataset: Dataset, *, batch_size: int = 256,
 def _finite_forward(model: EfficientNet, x: np.ndarray) -> np.ndarray:
     """``model(x)``, raising FloatingPointError if an activation or a logit is not finite.
 
-    The ops refuse non-finite inputs with a ValueError worded by the shared check
-    (``"... contains NaN or infinity"``); that is how overflowing activations show up.
+    The ops refuse non-finite inputs with :class:`NonFiniteError`; that is how overflowing
+    activations show up.
     """
     try:
         logits = model(x)
-    except ValueError as e:
-        if "NaN or infinity" not in str(e):
-            raise
+    except NonFiniteError as e:
         raise FloatingPointError(f"the activations are not finite ({e})") from e
     if not np.isfinite(logits).all():
         raise FloatingPointError("the logits are not finite")

@@ -165,3 +165,13 @@ def test_failed_write_leaves_the_previous_checkpoint_and_no_temp_file(tmp_path, 
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.npz"]
     np.testing.assert_array_equal(load_model(path).eval()(x), expected)
+
+
+def test_checkpoint_file_gets_ordinary_permissions(tmp_path):
+    import os
+    umask = os.umask(0o022)
+    try:
+        path = save_npz_atomic(tmp_path / "c.npz", {"a": np.zeros(2)}, {"k": 1})
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644

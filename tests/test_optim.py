@@ -366,3 +366,9 @@ def test_ema_state_round_trip(rng):
     assert resumed.shadow["w"].tobytes() == ema.shadow["w"].tobytes()
     with pytest.raises(ValueError, match="shadow.w"):
         resumed.load_state_dict({"num_updates": 1, "shadow.w": np.zeros(5)})
+
+
+def test_one_cycle_with_its_peak_at_step_zero_is_finite():
+    from minieffnet.optim.schedules import one_cycle
+    lrs = [one_cycle(s, total_steps=4, base_lr=0.1, pct_start=0.25) for s in range(4)]
+    assert lrs[0] == 0.1 and all(np.isfinite(lrs)) and lrs[-1] < lrs[1] < lrs[0]

@@ -6,6 +6,13 @@ import numpy as np
 FLOAT_DTYPES = (np.float32, np.float64)
 
 
+class NonFiniteError(ValueError):
+    """An array holds NaN or infinity (a ValueError, so bad input is still caught as one).
+
+    Its own class lets the trainer tell diverging activations from other bad input.
+    """
+
+
 def check_float_array(op: str, name: str, x, ndim: int | None = None) -> np.ndarray:
     """Return ``x`` if it is a float32/float64 ndarray of rank ``ndim``, else raise ValueError."""
     if not isinstance(x, np.ndarray):
@@ -32,9 +39,9 @@ def check_shape(op: str, name: str, x: np.ndarray, shape: tuple) -> None:
 
 
 def check_finite(op: str, name: str, x: np.ndarray) -> None:
-    """Raise ValueError if ``x`` holds NaN or infinity (call on small arrays or reductions)."""
+    """Raise NonFiniteError if ``x`` holds NaN or infinity (call on small arrays or reductions)."""
     if not np.all(np.isfinite(x)):
-        raise ValueError(f"{op}: {name} contains NaN or infinity")
+        raise NonFiniteError(f"{op}: {name} contains NaN or infinity")
 
 
 def check_probability(op: str, p: float) -> None:

@@ -58,8 +58,8 @@ def one_cycle(step: int, total_steps: int, base_lr: float, pct_start: float = 0.
     """
     initial_lr = base_lr / div_factor
     peak_step = pct_start * total_steps - 1
-    if step <= peak_step:
-        return _cosine(step / peak_step, initial_lr, base_lr)
+    if step <= peak_step:  # a peak at step 0 (one warm-up step) is reached at once, not 0/0
+        return base_lr if peak_step <= 0 else _cosine(step / peak_step, initial_lr, base_lr)
     progress = (step - peak_step) / (total_steps - 1 - peak_step)
     return _cosine(progress, base_lr, initial_lr / final_div_factor)
 

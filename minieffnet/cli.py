@@ -208,6 +208,68 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _add_study_args(p: argparse.ArgumentParser, default_seeds: int, default_epochs: int) -> None:
+    """The base network, the shared training recipe and the study folder of a scaling study."""
+    from .train import DATASETS
+    p.add_argument("--out", required=True, metavar="STUDY",
+                   help="study folder (re-running skips the trials already finished)")
+    p.add_argument("--dataset", choices=DATASETS, default="synthetic")
+    p.add_argument("--data-dir", metavar="DIR", help="CIFAR root (default $MINIEFFNET_DATA)")
+    p.add_argument("--train-size", type=int, metavar="N", help="use the first N training images")
+    p.add_argument("--test-size", type=int, metavar="N", help="use the first N test images")
+    p.add_argument("--preset", choices=("imagenet", "cifar"), default="cifar")
+    p.add_argument("--width", type=float, default=0.25, help="base width (default 0.25)")
+    p.add_argument("--depth", type=float, default=0.25, help="base depth (default 0.25)")
+    p.add_argument("--resolution", type=int, help="base resolution (default: the preset's)")
+    p.add_argument("--epochs", type=int, default=default_epochs,
+                   help=f"epochs per trial (default {default_epochs})")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.1, help="peak one-cycle learning rate")
+    p.add_argument("--seeds", type=int, default=default_seeds,
+                   help=f"seeds per model: 0..N-1 (default {default_seeds})")
+    p.add_argument("--jobs", type=int, default=1, help="trials trained in parallel processes")
+
+
+def _study_base(args):
+    """The :class:`~minieffnet.train.TrainConfig` every trial of the study starts from."""
+    from .train import TrainConfig
+    return TrainConfig(preset=args.preset, width=args.width, depth=args.depth,
+                       resolution=args.resolution, dataset=args.dataset,
+                       data_dir=args.data_dir, train_size=args.train_size,
+                       test_size=args.test_size, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr)
+
+
+def cmd_compare_scaling(args) -> int:
+    """Depth, width, resolution and compound scaling at equal FLOPs (paper Figure 8)."""
+    from pathlib import Path
+    from .experiments import compare_scaling
+    results = compare_scaling(_study_base(args), args.out, targets=args.targets,
+                              seeds=range(args.seeds), strategies=args.strategies,
+                              coefficients=(args.alpha, args.beta, args.gamma),
+                              jobs=args.jobs)
+    out = Path(args.out)
+    print(f"\n{(out / 'results.md').read_text(encoding='utf-8')}")
+    print(f"{len(results)} models: {out / 'results.csv'}, {out / 'results.md'}, "
+          f"{out / 'accuracy_vs_flops.png'}")
+    return 0
+
+
+def cmd_grid_search(args) -> int:
+    """Grid search for α, β, γ at φ = 1 (paper §3.3 Step 1)."""
+    from pathlib import Path
+    from .experiments import grid_candidates, grid_search
+    candidates = grid_candidates(args.step, args.tol)
+    print(f"{len(candidates)} candidates with |α·β²·γ² - 2| <= {args.tol:g} on a grid of "
+          f"{args.step:g}")
+    grid_search(_study_base(args), args.out, candidates, seeds=range(args.seeds),
+                jobs=args.jobs)
+    out = Path(args.out)
+    print(f"\n{(out / 'results.md').read_text(encoding='utf-8')}")
+    print(f"results: {out / 'results.csv'}, {out / 'results.md'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="minieffnet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -228,6 +290,23 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("checkpoint", help="a run folder or a checkpoint .npz")
     pr.add_argument("images", nargs="+", help="image files")
     pr.add_argument("--top", type=int, default=5, help="classes to show per image (default 5)")
+    cs = sub.add_parser("compare-scaling", help="train depth-, width-, resolution- and "
+                        "compound-scaled networks at equal FLOPs (paper Figure 8)")
+    _add_study_args(cs, default_seeds=3, default_epochs=4)
+    cs.add_argument("--targets", type=float, nargs="+", default=[2.0, 4.0],
+                    help="FLOPs multipliers (default 2 4)")
+    cs.add_argument("--strategies", nargs="+", choices=("depth", "width", "resolution",
+                    "compound"), default=["depth", "width", "resolution", "compound"])
+    cs.add_argument("--alpha", type=float, default=1.2, help="compound depth base (default 1.2)")
+    cs.add_argument("--beta", type=float, default=1.1, help="compound width base (default 1.1)")
+    cs.add_argument("--gamma", type=float, default=1.15,
+                    help="compound resolution base (default 1.15)")
+    gs = sub.add_parser("grid-search", help="rank (alpha, beta, gamma) with "
+                        "alpha*beta^2*gamma^2 ~ 2 at phi=1 (paper section 3.3)")
+    _add_study_args(gs, default_seeds=2, default_epochs=2)
+    gs.add_argument("--step", type=float, default=0.05, help="grid step (default 0.05)")
+    gs.add_argument("--tol", type=float, default=0.1,
+                    help="allowed |alpha*beta^2*gamma^2 - 2| (default 0.1)")
     args = parser.parse_args(argv)
     try:
         if args.command == "check-ops":
@@ -241,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_evaluate(args)
         if args.command == "predict":
             return cmd_predict(args)
+        if args.command == "compare-scaling":
+            return cmd_compare_scaling(args)
+        if args.command == "grid-search":
+            return cmd_grid_search(args)
     except (ValueError, OSError) as e:  # bad arguments, files or data: one clear line
         print(f"minieffnet {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -80,10 +80,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     option(g, "--dataset", "dataset", "training data", choices=DATASETS)
     option(g, "--data-dir", "data_dir", "CIFAR root (default $MINIEFFNET_DATA, else the user "
            "cache; downloaded if missing)", metavar="DIR")
-    option(g, "--train-size", "train_size", "use the first N training images (default all; "
-           f"synthetic: {SYNTHETIC_SIZES[0]})", type=int, metavar="N")
-    option(g, "--test-size", "test_size", "use the first N test images (default all; "
-           f"synthetic: {SYNTHETIC_SIZES[1]})", type=int, metavar="N")
+    option(g, "--train-size", "train_size", "use N training images, balanced over the "
+           f"classes (default all; synthetic: {SYNTHETIC_SIZES[0]})", type=int, metavar="N")
+    option(g, "--test-size", "test_size", "use N test images, balanced over the classes "
+           f"(default all; synthetic: {SYNTHETIC_SIZES[1]})", type=int, metavar="N")
     option(g, "--no-augment", "augment", "no random crop and flip", action="store_false")
     option(g, "--cutout", "cutout", "cutout square side in pixels (0: none)", type=int)
     o = p.add_argument_group("optimisation")
@@ -215,8 +215,8 @@ def _add_study_args(p: argparse.ArgumentParser, default_seeds: int, default_epoc
                    help="study folder (re-running skips the trials already finished)")
     p.add_argument("--dataset", choices=DATASETS, default="synthetic")
     p.add_argument("--data-dir", metavar="DIR", help="CIFAR root (default $MINIEFFNET_DATA)")
-    p.add_argument("--train-size", type=int, metavar="N", help="use the first N training images")
-    p.add_argument("--test-size", type=int, metavar="N", help="use the first N test images")
+    p.add_argument("--train-size", type=int, metavar="N", help="use N training images, balanced over the classes")
+    p.add_argument("--test-size", type=int, metavar="N", help="use N test images, balanced over the classes")
     p.add_argument("--preset", choices=("imagenet", "cifar"), default="cifar")
     p.add_argument("--width", type=float, default=0.25, help="base width (default 0.25)")
     p.add_argument("--depth", type=float, default=0.25, help="base depth (default 0.25)")
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--dataset", choices=("synthetic", "cifar10", "cifar100"),
                     help="default: the one it was trained on")
     ev.add_argument("--data-dir", help="CIFAR root (default: the run's, else $MINIEFFNET_DATA)")
-    ev.add_argument("--test-size", type=int, help="use the first N test images")
+    ev.add_argument("--test-size", type=int, help="use N test images, balanced over the classes")
     ev.add_argument("--batch-size", type=int, default=256)
     pr = sub.add_parser("predict", help="classify image files (PNG, RGB or RGBA, any size)")
     pr.add_argument("checkpoint", help="a run folder or a checkpoint .npz")

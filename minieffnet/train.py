@@ -127,7 +127,8 @@ class TrainConfig:
 
     Data: ``dataset`` "synthetic" | "cifar10" | "cifar100"; ``data_dir`` the CIFAR root (None:
     ``$MINIEFFNET_DATA`` or the user cache; downloaded if missing); ``train_size`` /
-    ``test_size`` use the first N images (None: all; the synthetic set then has
+    ``test_size`` use N images spread evenly over the classes, the same N for every seed
+    (:meth:`~minieffnet.data.Dataset.balanced_subset`; None: all; the synthetic set then has
     :data:`SYNTHETIC_SIZES`, generated with seed 0 whatever ``seed`` is, so runs with different
     seeds see the same data).
 
@@ -271,11 +272,8 @@ def load_datasets(config: TrainConfig) -> tuple[Dataset, Dataset]:
                               config.test_size or SYNTHETIC_SIZES[1], seed=0)
     loader = load_cifar10 if config.dataset == "cifar10" else load_cifar100
     train, test = loader(config.data_dir)
-    return _prefix(train, config.train_size), _prefix(test, config.test_size)
-
-
-def _prefix(dataset: Dataset, n: int | None) -> Dataset:
-    return dataset if n is None or n >= len(dataset) else dataset.subset(slice(0, n))
+    return tuple(d if n is None else d.balanced_subset(n)
+                 for d, n in ((train, config.train_size), (test, config.test_size)))
 
 
 def build_optimizer(config: TrainConfig, params: Sequence) -> Optimizer:

@@ -77,6 +77,25 @@ def test_channel_stats_exact(rng):
     np.testing.assert_allclose(std, x.reshape(-1, 3).astype(np.float64).std(0), rtol=1e-10)
 
 
+def test_balanced_subset_of_class_grouped_data(rng):
+    # The shared CIFAR-10 arrays are grouped by class; "the first N" would be one class.
+    labels = np.repeat(np.arange(10), 50)
+    ds = Dataset(_images(rng, 500), labels, tuple(map(str, range(10))), "grouped")
+    sub = ds.balanced_subset(123)
+    assert len(sub) == 123
+    assert sub.class_counts().max() - sub.class_counts().min() <= 1
+    again = ds.balanced_subset(123)
+    assert np.array_equal(sub.images, again.images) and np.array_equal(sub.labels, again.labels)
+    other = ds.balanced_subset(123, seed=1)
+    assert not np.array_equal(sub.images, other.images)
+    # every subset image is one of the parent's, with its own label
+    flat = {img.tobytes(): lab for img, lab in zip(ds.images, ds.labels)}
+    assert all(flat[img.tobytes()] == lab for img, lab in zip(sub.images, sub.labels))
+    assert ds.balanced_subset(500) is ds
+    with pytest.raises(ValueError, match="positive integer"):
+        ds.balanced_subset(0)
+
+
 # --- synthetic data ----------------------------------------------------------------------------
 
 def test_synthetic_deterministic_and_seeded():

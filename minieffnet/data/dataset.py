@@ -128,6 +128,28 @@ class Dataset:
             return self.mean, self.std
         return channel_stats(self.images)
 
+    def balanced_subset(self, n: int, seed: int = 0) -> "Dataset":
+        """``n`` images, as evenly spread over the classes as the counts allow, in a random order
+        fixed by ``seed`` (so every run asking for ``n`` sees the same images).
+
+        Not simply the first ``n``: files such as the shared CIFAR-10 arrays are grouped by
+        class, and their first 5000 images are all aeroplanes.
+        """
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"balanced_subset: n must be a positive integer, got {n!r}")
+        if n >= len(self):
+            return self
+        rng = np.random.default_rng(seed)
+        # Deal the classes out like cards: shuffle each class, then take round-robin by rank
+        # within class, so any prefix of the deal is balanced to within one image per class.
+        order = rng.permutation(len(self))
+        rank = np.empty(len(self), np.int64)
+        for c in range(self.num_classes):
+            members = order[self.labels[order] == c]
+            rank[members] = np.arange(len(members))
+        dealt = order[np.lexsort((self.labels[order], rank[order]))]
+        return self.subset(np.sort(dealt[:n]))
+
     def subset(self, indices, name: str | None = None) -> "Dataset":
         """A new Dataset holding ``images[indices]``, ``labels[indices]`` (a copy).
 

@@ -9,7 +9,7 @@ paper Eq. 3), so this module only turns rows into layers. Layer names mirror the
 Layer order per block (paper Figure 2 / MnasNet's MBConv, torchvision's ``MBConv``)::
 
     [1x1 expand -> BN -> swish]   (skipped when expand_ratio == 1)
-    kxk depthwise (stride s) -> BN -> swish
+    kxk depthwise (stride s) -> BN -> swish   (each BN -> swish is one fused op)
     squeeze-excite (squeeze width from the block *input* channels)
     1x1 project -> BN             (linear bottleneck: no activation)
     [stochastic depth -> + input] (only when stride == 1 and in == out)
@@ -20,16 +20,16 @@ import numpy as np
 
 from .nn import Module, Sequential
 from .nn.layers import (BatchNorm2d, Conv2d, DepthwiseConv2d, DropConnect, Dropout,
-                        GlobalAvgPool, Linear, SqueezeExcite, Swish)
+                        GlobalAvgPool, Linear, SqueezeExcite)
 from .ops._checks import check_finite, check_float_array
 from .scaling import BlockSpec, EfficientNetConfig, make_config
 
 
 def _conv_bn(conv: Module, channels: int, config: EfficientNetConfig, dtype, act: bool = True):
-    layers = [conv, BatchNorm2d(channels, config.bn_eps, config.bn_momentum, dtype)]
-    if act:
-        layers.append(Swish())
-    return Sequential(*layers)
+    # BN -> swish runs as one fused op (BatchNorm2d's activation): a third fewer passes over
+    # the activations, and one cached array instead of two.
+    return Sequential(conv, BatchNorm2d(channels, config.bn_eps, config.bn_momentum, dtype,
+                                        activation="swish" if act else None))
 
 
 class MBConv(Module):

@@ -222,3 +222,58 @@ def test_backward_shape_mismatch():
     _, cache = batchnorm2d_forward(**_valid_inputs())
     with pytest.raises(ValueError, match="batchnorm2d_backward: dout must have shape"):
         batchnorm2d_backward(np.ones((2, 3, 2, 1)), cache)
+
+
+# --- fused BN -> swish ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("training", [True, False])
+def test_fused_swish_gradient(training, rng):
+    x = rng.standard_normal((3, 2, 3, 2)) * 2 + 1
+    gamma, beta, running_mean, running_var = make_params(rng, 2)
+
+    def forward(x, gamma, beta):
+        return batchnorm2d_forward(x, gamma, beta, running_mean.copy(), running_var.copy(),
+                                   training=training, eps=1e-3, activation="swish")
+
+    assert_gradients(forward, batchnorm2d_backward, {"x": x, "gamma": gamma, "beta": beta})
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("training", [True, False])
+def test_fused_swish_equals_bn_then_swish(dtype, training, rng):
+    from minieffnet.ops import swish_backward, swish_forward
+    x = (rng.standard_normal((4, 5, 6, 7)) * 3 + 2).astype(dtype)
+    params = make_params(rng, 5, dtype)
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    for name in BACKENDS:
+        with use_backend(name):
+            gamma, beta, rm, rv = (p.copy() for p in params)
+            y, bn_cache = batchnorm2d_forward(x, gamma, beta, rm, rv, training=training)
+            out, act_cache = swish_forward(y)
+            dx, dgamma, dbeta = batchnorm2d_backward(swish_backward(dout, act_cache), bn_cache)
+            gamma, beta, rm2, rv2 = (p.copy() for p in params)
+            fused, cache = batchnorm2d_forward(x, gamma, beta, rm2, rv2, training=training,
+                                               activation="swish")
+            assert_close(fused, out, dtype, f"{name} forward")
+            np.testing.assert_array_equal(rm2, rm)
+            for got, want, what in zip(batchnorm2d_backward(dout, cache), (dx, dgamma, dbeta),
+                                       ("dx", "dgamma", "dbeta")):
+                assert_close(got, want, dtype, f"{name} {what}")
+
+
+def test_fused_swish_numba_matches_reference_with_large_mean(rng):
+    # The float32 kernel splits the mean into hi + lo; a wrong split shows up here.
+    x = (rng.standard_normal((4, 3, 5, 5)) + 1e4).astype(np.float32)
+    params = make_params(rng, 3, np.float32)
+    (out_r, cache_r, _, _), (out_f, cache_f, _, _) = forward_both(x, params,
+                                                                 activation="swish")
+    np.testing.assert_allclose(out_f, out_r, rtol=1e-4, atol=1e-4)
+    dout = rng.standard_normal(x.shape).astype(np.float32)
+    ref, fast = run_both(batchnorm2d_backward, dout, cache_r)
+    for r, f in zip(ref, fast):
+        np.testing.assert_allclose(f, r, rtol=1e-3, atol=1e-3)
+
+
+def test_unknown_activation_is_rejected():
+    with pytest.raises(ValueError, match="batchnorm2d_forward: activation must be one of"):
+        batchnorm2d_forward(*_valid_inputs().values(), activation="relu")

@@ -72,14 +72,17 @@ class BatchNorm2d(Module):
     """Batch normalisation over (N, H, W) per channel, with running statistics.
 
     momentum follows PyTorch: ``running = (1 - momentum) * running + momentum * batch``
-    (the paper's TF momentum 0.99 is 0.01 here). x: (N, C, H, W) -> same shape.
+    (the paper's TF momentum 0.99 is 0.01 here). activation: None or "swish", applied to the
+    output in the same pass (see :func:`~minieffnet.ops.batchnorm2d_forward`).
+    x: (N, C, H, W) -> same shape.
     """
 
     buffer_names = ("running_mean", "running_var")
 
-    def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.1, dtype=np.float32):
+    def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.1, dtype=np.float32,
+                 activation: str | None = None):
         super().__init__()
-        self.eps, self.momentum = eps, momentum
+        self.eps, self.momentum, self.activation = eps, momentum, activation
         self.weight = Parameter(np.ones(channels, dtype), decay=False)
         self.bias = Parameter(np.zeros(channels, dtype), decay=False)
         self.running_mean = np.zeros(channels, dtype)
@@ -89,7 +92,8 @@ class BatchNorm2d(Module):
     def forward(self, x):
         out, self._cache = ops.batchnorm2d_forward(
             x, self.weight.data, self.bias.data, self.running_mean, self.running_var,
-            training=self.training, momentum=self.momentum, eps=self.eps)
+            training=self.training, momentum=self.momentum, eps=self.eps,
+            activation=self.activation)
         return out
 
     def backward(self, dout):

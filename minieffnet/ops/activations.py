@@ -4,8 +4,11 @@ Swish (Ramachandran et al., 2017; the paper's activation) is ``swish(x) = x * si
 
     d swish / dx = sigmoid(x) * (1 + x * (1 - sigmoid(x))).
 
-Both are computed without overflow for any finite input: ``sigmoid`` only ever exponentiates
-``-|x|`` (``exp(-|x|) <= 1``), choosing ``1 / (1 + z)`` or ``z / (1 + z)`` by the sign of x.
+The NumPy reference computes both without overflow for any finite input: ``sigmoid`` only
+ever exponentiates ``-|x|`` (``exp(-|x|) <= 1``), choosing ``1 / (1 + z)`` or ``z / (1 + z)``
+by the sign of x. The Numba path uses the branch-free ``1 / (1 + exp(-x))`` of
+:mod:`._fastmath` instead, which vectorises: in compiled code ``exp(-x)`` overflowing to inf
+gives exactly 0, with no warning and no NaN.
 
 Swish's cache holds only its *input*: the backward recomputes the sigmoid, trading one
 ``exp`` for not storing a second activation-sized array (the "memory-efficient swish").
@@ -17,6 +20,7 @@ from numba import njit, prange
 
 from .. import backend
 from ._checks import check_float_array, check_shape
+from ._fastmath import sigmoid, swish_grad
 
 
 # --- NumPy reference -----------------------------------------------------------------------
@@ -36,32 +40,25 @@ def _swish_backward_ref(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 # --- Numba fast path (flat, parallel, one pass over memory) --------------------------------
-
-@njit(cache=True, inline="always")
-def _sigmoid_scalar(v):
-    if v >= 0:
-        return 1.0 / (1.0 + np.exp(-v))
-    z = np.exp(v)
-    return z / (1.0 + z)
-
+# Arithmetic stays in the input's dtype: a Python literal such as ``1.0`` would promote every
+# float32 operation to float64 (and to scalar code), so these kernels contain none.
 
 @njit(cache=True, parallel=True)
 def _sigmoid_flat(x, out):
     for i in prange(x.size):
-        out[i] = _sigmoid_scalar(x[i])
+        out[i] = sigmoid(x[i])
 
 
 @njit(cache=True, parallel=True)
 def _swish_forward_flat(x, out):
     for i in prange(x.size):
-        out[i] = x[i] * _sigmoid_scalar(x[i])
+        out[i] = x[i] * sigmoid(x[i])
 
 
 @njit(cache=True, parallel=True)
 def _swish_backward_flat(dout, x, dx):
     for i in prange(x.size):
-        s = _sigmoid_scalar(x[i])
-        dx[i] = dout[i] * s * (1.0 + x[i] * (1.0 - s))
+        dx[i] = dout[i] * swish_grad(x[i])
 
 
 def _elementwise(kernel, *arrays: np.ndarray) -> np.ndarray:

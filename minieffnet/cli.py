@@ -208,6 +208,61 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _model_label(path: str) -> str:
+    """A short name for a checkpoint in figures: its run folder's name, else its file name."""
+    from pathlib import Path
+    from .train import CHECKPOINT_FILE
+    p = Path(path)
+    return p.parent.name if p.name == CHECKPOINT_FILE else p.stem if p.suffix else p.name
+
+
+def cmd_cam(args) -> int:
+    """Class activation maps of one or more checkpoints, side by side (paper Figure 7)."""
+    from pathlib import Path
+    from .cam import class_activation_maps, plot_cams
+    from .train import load_datasets, prepare_images, read_image, softmax
+    if not args.images and args.test_images is None:
+        raise ValueError("no images: pass --images FILE [FILE ...] or --test-images N")
+    # Every file is checked before a model is loaded, like predict.
+    images = [read_image(path) for path in args.images or ()]
+    trained = [_load_for_cli(path) for path in args.checkpoints]
+    if args.test_images is not None:
+        first = trained[0]
+        if args.test_images < 1:
+            raise ValueError(f"--test-images must be at least 1, got {args.test_images}")
+        if first.train_config is None:
+            raise ValueError(f"{args.checkpoints[0]} is a bare model checkpoint without a "
+                             "training config: its test set is unknown; pass --images")
+        _, test = load_datasets(first.train_config)
+        sample = test.balanced_subset(args.test_images)  # deterministic, every class shown
+        images = list(sample.images)
+        image_titles = [f"true: {sample.class_names[y]}" for y in sample.labels]
+        names = [f"{test.name} image {i + 1} ({title})" for i, title in enumerate(image_titles)]
+    else:
+        names = args.images
+        image_titles = [Path(path).name for path in args.images]
+    cams = [[] for _ in images]  # cams[image][model]
+    titles = [[] for _ in images]
+    predictions = [[] for _ in images]
+    for path, t in zip(args.checkpoints, trained):
+        x = prepare_images(t, images, op="cam")  # each model at its own resolution
+        label = f"{_model_label(path)} ({t.model.config.resolution} px)"
+        for i in range(len(images)):  # one at a time: big networks, big activations
+            cam, logits = class_activation_maps(t.model, x[i:i + 1])
+            probs = softmax(logits)[0]
+            c = int(probs.argmax())  # the class the map is for (its logit is the largest)
+            verdict = f"{t.class_names[c]} {100 * probs[c]:.1f} %"
+            cams[i].append(cam[0])
+            titles[i].append(f"{label}\n{verdict}")
+            predictions[i].append(f"  {label}: {verdict}")
+    out = plot_cams(images, cams, titles, args.out, image_titles=image_titles)
+    for name, lines in zip(names, predictions):
+        print(f"{name}:")
+        print("\n".join(lines))
+    print(f"figure: {out}")
+    return 0
+
+
 def _add_study_args(p: argparse.ArgumentParser, default_seeds: int, default_epochs: int) -> None:
     """The base network, the shared training recipe and the study folder of a scaling study."""
     from .train import DATASETS
@@ -290,6 +345,16 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("checkpoint", help="a run folder or a checkpoint .npz")
     pr.add_argument("images", nargs="+", help="image files")
     pr.add_argument("--top", type=int, default=5, help="classes to show per image (default 5)")
+    cam = sub.add_parser("cam", help="class activation maps of one or more checkpoints, "
+                         "side by side (paper Figure 7)")
+    cam.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
+                     help="run folders or checkpoint .npz files (one column each)")
+    source = cam.add_mutually_exclusive_group()  # neither: cmd_cam says so in one line
+    source.add_argument("--images", nargs="+", metavar="FILE", help="image files (PNG, RGB "
+                        "or RGBA, any size)")
+    source.add_argument("--test-images", type=int, metavar="N", help="N class-balanced "
+                        "images from the first checkpoint's test set")
+    cam.add_argument("--out", default="cam.png", help="figure to write (default cam.png)")
     cs = sub.add_parser("compare-scaling", help="train depth-, width-, resolution- and "
                         "compound-scaled networks at equal FLOPs (paper Figure 8)")
     _add_study_args(cs, default_seeds=3, default_epochs=4)
@@ -320,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_evaluate(args)
         if args.command == "predict":
             return cmd_predict(args)
+        if args.command == "cam":
+            return cmd_cam(args)
         if args.command == "compare-scaling":
             return cmd_compare_scaling(args)
         if args.command == "grid-search":

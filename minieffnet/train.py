@@ -885,27 +885,46 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                      f"(shape {img.shape})")
 
 
-def predict(trained: TrainedModel, images: Sequence[np.ndarray]) -> np.ndarray:
-    """Class probabilities, (N, classes) float64, for N uint8 (H, W, 3) RGB images of any size.
+def prepare_images(trained: TrainedModel, images: Sequence[np.ndarray], *,
+                   op: str = "prepare_images") -> np.ndarray:
+    """The model's input for N uint8 (H, W, 3) RGB images of any size: (N, 3, R, R) in the
+    model's dtype, R = ``trained.model.config.resolution``.
 
-    Each image is normalised with the training statistics, then bilinearly resized to the
-    model's resolution (no antialiasing: shrink large photos beforehand for best results).
+    Each image is normalised with the training statistics, then bilinearly resized to R x R
+    (no antialiasing: shrink large photos beforehand for best results; the aspect ratio is
+    not kept). ``op`` names the caller in error messages. Raises ValueError if the checkpoint
+    lacks the statistics or an image is not (H, W, 3) uint8.
     """
     if trained.mean is None or trained.std is None:
         raise ValueError("this checkpoint does not record the training normalisation (mean, "
                          "std); cannot prepare images for it")
     size = trained.model.config.resolution
-    out = []
+    out = np.empty((len(images), 3, size, size), trained.model.dtype)
     for i, image in enumerate(images):
         if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
                 and image.shape[2] == 3):
-            raise ValueError(f"predict: image {i} must be (H, W, 3) uint8, got "
+            raise ValueError(f"{op}: image {i} must be (H, W, 3) uint8, got "
                              f"{getattr(image, 'shape', type(image).__name__)} "
                              f"{getattr(image, 'dtype', '')}")
+        # One at a time: the images may differ in size until resized.
         x = to_float_nchw(image[None], trained.mean, trained.std)
-        if x.shape[2:] != (size, size):
-            x = resize_bilinear(x, size)
-        logits = trained.model(x.astype(trained.model.dtype))[0].astype(np.float64)
-        e = np.exp(logits - logits.max())
-        out.append(e / e.sum())
-    return np.stack(out) if out else np.zeros((0, trained.model.config.num_classes))
+        out[i] = x[0] if x.shape[2:] == (size, size) else resize_bilinear(x, size)[0]
+    return out
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities, (N, classes) float64, from logits (N, classes) of any float dtype."""
+    z = logits.astype(np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))  # shifted: exp cannot overflow
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def predict(trained: TrainedModel, images: Sequence[np.ndarray]) -> np.ndarray:
+    """Class probabilities, (N, classes) float64, for N uint8 (H, W, 3) RGB images of any size,
+    prepared by :func:`prepare_images`.
+    """
+    x = prepare_images(trained, images, op="predict")
+    # One image per forward pass: a large network's activations for a whole batch of big
+    # images would not fit in memory.
+    logits = [trained.model(x[i:i + 1])[0] for i in range(len(x))]
+    return softmax(np.stack(logits)) if logits else np.zeros((0, trained.model.config.num_classes))

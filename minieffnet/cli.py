@@ -283,6 +283,8 @@ def _add_study_args(p: argparse.ArgumentParser, default_seeds: int, default_epoc
     p.add_argument("--seeds", type=int, default=default_seeds,
                    help=f"seeds per model: 0..N-1 (default {default_seeds})")
     p.add_argument("--jobs", type=int, default=1, help="trials trained in parallel processes")
+    p.add_argument("--dask", metavar="ADDRESS", help="run the trials on the Dask cluster at "
+                   "ADDRESS instead (needs the 'cluster' extra and a shared file system)")
 
 
 def _study_base(args):
@@ -295,6 +297,14 @@ def _study_base(args):
                        batch_size=args.batch_size, lr=args.lr)
 
 
+def _study_executor(args):
+    """The Dask executor of ``--dask``, else None (local processes)."""
+    if args.dask is None:
+        return None
+    from .experiments import dask_executor
+    return dask_executor(args.dask)
+
+
 def cmd_compare_scaling(args) -> int:
     """Depth, width, resolution and compound scaling at equal FLOPs (paper Figure 8)."""
     from pathlib import Path
@@ -302,7 +312,7 @@ def cmd_compare_scaling(args) -> int:
     results = compare_scaling(_study_base(args), args.out, targets=args.targets,
                               seeds=range(args.seeds), strategies=args.strategies,
                               coefficients=(args.alpha, args.beta, args.gamma),
-                              jobs=args.jobs)
+                              jobs=args.jobs, executor=_study_executor(args))
     out = Path(args.out)
     print(f"\n{(out / 'results.md').read_text(encoding='utf-8')}")
     print(f"{len(results)} models: {out / 'results.csv'}, {out / 'results.md'}, "
@@ -318,7 +328,7 @@ def cmd_grid_search(args) -> int:
     print(f"{len(candidates)} candidates with |α·β²·γ² - 2| <= {args.tol:g} on a grid of "
           f"{args.step:g}")
     grid_search(_study_base(args), args.out, candidates, seeds=range(args.seeds),
-                jobs=args.jobs)
+                jobs=args.jobs, executor=_study_executor(args))
     out = Path(args.out)
     print(f"\n{(out / 'results.md').read_text(encoding='utf-8')}")
     print(f"results: {out / 'results.csv'}, {out / 'results.md'}")

@@ -21,10 +21,13 @@ A study lives in one folder::
       results.csv          one row per model (mean, std, 95 % CI over seeds)
       results.md           the same as a Markdown table
       accuracy_vs_flops.png   (compare_scaling) top-1 against FLOPs per strategy, as Figure 8
+      single_dimension.png    (compare_scaling) one panel per single dimension, as Figure 3
 
 Running a study again skips the trials that have a ``trial.json``, resumes those interrupted
 from their checkpoint, and starts the others, so an interrupted study picks up where it
-stopped. Trials are independent: ``jobs > 1`` runs them in that many processes.
+stopped. Trials are independent: ``jobs > 1`` runs them in that many processes, and an
+``executor`` (e.g. :func:`dask_executor`, ``--dask ADDRESS`` on the command line) sends them
+to a cluster.
 """
 from __future__ import annotations
 
@@ -249,8 +252,12 @@ def run_trial(trial: Trial, progress: bool = False) -> dict:
 
 
 def run_trials(trials: Sequence[Trial], jobs: int = 1,
-               log: Callable[[str], None] = print) -> list[dict]:
-    """Run every trial (see :func:`run_trial`), ``jobs`` at a time in separate processes.
+               log: Callable[[str], None] = print,
+               executor: concurrent.futures.Executor | None = None) -> list[dict]:
+    """Run every trial (see :func:`run_trial`), ``jobs`` at a time in separate processes, or
+    on ``executor`` when given (any :class:`concurrent.futures.Executor`, e.g. a Dask
+    cluster's ``distributed.Client(address).get_executor()``: trials are independent and
+    resumable, so an existing engine schedules them; see :func:`dask_executor`).
 
     Processes are started with ``spawn``: Numba's threading layer is not safe to fork once it
     has run. Results come back in the order of ``trials``; each row has ``trained`` telling
@@ -266,16 +273,34 @@ def run_trials(trials: Sequence[Trial], jobs: int = 1,
         log(f"[{sum(r is not None for r in rows)}/{len(trials)}] {row['model']} seed "
             f"{row['seed']}: top-1 {100 * row['top1']:.1f} % ({state})")
 
-    if jobs == 1:
+    def run_on(pool: concurrent.futures.Executor) -> None:
+        futures = {pool.submit(run_trial, t): i for i, t in enumerate(trials)}
+        for future in concurrent.futures.as_completed(futures):
+            report(futures[future], future.result())
+
+    if executor is not None:
+        run_on(executor)
+    elif jobs == 1:
         for i, trial in enumerate(trials):
             report(i, run_trial(trial))
     else:
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            futures = {pool.submit(run_trial, t): i for i, t in enumerate(trials)}
-            for future in concurrent.futures.as_completed(futures):
-                report(futures[future], future.result())
+            run_on(pool)
     return rows
+
+
+def dask_executor(address: str) -> concurrent.futures.Executor:
+    """A :class:`concurrent.futures.Executor` running on the Dask cluster at ``address``
+    (e.g. ``"tcp://scheduler:8786"``). Needs the ``cluster`` extra (``pip install
+    minieffnet[cluster]``); every worker needs minieffnet and the data (``--data-dir`` must
+    be a path the workers can read) and the study folder on a shared file system."""
+    try:
+        from distributed import Client
+    except ImportError as e:
+        raise ValueError("dispatching trials to Dask needs the 'distributed' package: "
+                         "pip install 'minieffnet[cluster]'") from e
+    return Client(address).get_executor()
 
 
 # --- aggregation and reports -----------------------------------------------------------------
@@ -352,6 +377,39 @@ def plot_accuracy_vs_flops(rows: Sequence[dict], out_png: str | os.PathLike) -> 
     return out
 
 
+def plot_single_dimension(rows: Sequence[dict], out_png: str | os.PathLike) -> Path:
+    """The paper's Figure 3: top-1 against FLOPs when one dimension alone grows, one panel per
+    dimension (width, depth, resolution), each point labelled with its multiplier. ``rows``
+    are :func:`compare_scaling`'s aggregated rows; the base network starts every panel."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 3.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 3, sharey=True)
+    base = [r for r in rows if r["strategy"] == "base"]
+    panels = (("width", "w", lambda r, b: r["width"] / b["width"]),
+              ("depth", "d", lambda r, b: r["depth"] / b["depth"]),
+              ("resolution", "r", lambda r, b: r["resolution"]))
+    for ax, (strategy, letter, value) in zip(axes, panels):
+        points = sorted(base + [r for r in rows if r["strategy"] == strategy],
+                        key=lambda r: r["flops"])
+        ax.errorbar([r["flops_ratio"] for r in points], [100 * r["top1_mean"] for r in points],
+                    yerr=[0 if math.isnan(r["top1_std"]) else 100 * r["top1_std"]
+                          for r in points], marker="o", capsize=3)
+        for r in points:
+            v = value(r, base[0]) if base else math.nan
+            ax.annotate(f"{letter}={v:.3g}", (r["flops_ratio"], 100 * r["top1_mean"]),
+                        textcoords="offset points", xytext=(4, -12), fontsize=8)
+        ax.set(xlabel="FLOPs (x base)", title=f"scale {strategy} only")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test top-1 (%)")
+    fig.suptitle("Single-dimension scaling (cf. Tan & Le 2019, Fig. 3)")
+    out = Path(out_png)
+    fig.savefig(out, dpi=100)
+    return out
+
+
 def _study_dirs(out_dir: str | os.PathLike) -> tuple[Path, Path]:
     root = Path(out_dir)
     (root / TRIALS_DIR).mkdir(parents=True, exist_ok=True)
@@ -363,11 +421,13 @@ def compare_scaling(base_train, out_dir: str | os.PathLike,
                     targets: Sequence[float] = (2.0, 4.0), seeds: Sequence[int] = (0, 1, 2),
                     strategies: Sequence[str] = STRATEGIES,
                     coefficients: tuple[float, float, float] = PAPER_COEFFICIENTS,
-                    jobs: int = 1, log: Callable[[str], None] = print) -> list[dict]:
+                    jobs: int = 1, log: Callable[[str], None] = print,
+                    executor: concurrent.futures.Executor | None = None) -> list[dict]:
     """Figure 8 / Table 3 of the paper: the base network of ``base_train`` (a
     :class:`~minieffnet.train.TrainConfig`, whose recipe every trial shares) and, for each
     target FLOPs multiplier and strategy, the network :func:`solve_strategy` finds, each trained
-    once per seed. Writes trials.csv, results.csv, results.md and accuracy_vs_flops.png in
+    once per seed. Writes trials.csv, results.csv, results.md, accuracy_vs_flops.png and
+    single_dimension.png in
     ``out_dir``; returns the aggregated rows (columns: model, strategy, target, flops_ratio,
     width, depth, resolution, flops, params, seeds, top1_mean/std/ci95, train_time_s).
 
@@ -386,7 +446,7 @@ def compare_scaling(base_train, out_dir: str | os.PathLike,
                     {"strategy": strategy, "target": target,
                      "flops_ratio": round(count_flops(config) / base_flops, 4)})
               for name, strategy, target, config in models for seed in seeds]
-    rows = run_trials(trials, jobs, log)
+    rows = run_trials(trials, jobs, log, executor)
     keys = ("strategy", "target", "flops_ratio", "width", "depth", "resolution")
     results = aggregate(rows, keys)
     _write_csv(root / "trials.csv", rows, ("model", "seed", *keys, "flops", "params", "top1",
@@ -407,12 +467,14 @@ def compare_scaling(base_train, out_dir: str | os.PathLike,
         "# Scaling strategies at equal FLOPs (Tan & Le 2019, Figure 8 / Table 3)\n\n" + table,
         encoding="utf-8")
     plot_accuracy_vs_flops(results, root / "accuracy_vs_flops.png")
+    plot_single_dimension(results, root / "single_dimension.png")
     return results
 
 
 def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tuple] | None = None,
                 seeds: Sequence[int] = (0, 1), jobs: int = 1,
-                log: Callable[[str], None] = print) -> list[dict]:
+                log: Callable[[str], None] = print,
+                executor: concurrent.futures.Executor | None = None) -> list[dict]:
     """§3.3 Step 1 of the paper: with φ = 1, scale the base of ``base_train`` by each
     (α, β, γ) of ``candidates`` (default :func:`grid_candidates`) — depth × α, width × β,
     resolution × γ — train each once per seed with ``base_train``'s (short) recipe, and rank
@@ -432,7 +494,7 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
                                                        trials_dir / f"{name}-seed{seed}"),
                          {"alpha": a, "beta": b, "gamma": g,
                           "constraint": round(a * b * b * g * g, 4)}) for seed in seeds]
-    rows = run_trials(trials, jobs, log)
+    rows = run_trials(trials, jobs, log, executor)
     keys = ("alpha", "beta", "gamma", "constraint")
     results = sorted(aggregate(rows, keys), key=lambda r: -r["top1_mean"])
     for rank, r in enumerate(results, 1):

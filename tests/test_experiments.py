@@ -66,7 +66,8 @@ def test_compare_scaling_writes_reports_and_skips_finished_trials(tmp_path):
     runs = sorted(p.name for p in (tmp_path / "trials").iterdir())
     assert len(runs) == 6 and all((tmp_path / "trials" / n / "trial.json").is_file()
                                   for n in runs)
-    for name in ("results.csv", "results.md", "trials.csv", "accuracy_vs_flops.png"):
+    for name in ("results.csv", "results.md", "trials.csv", "accuracy_vs_flops.png",
+                 "single_dimension.png"):
         assert (tmp_path / name).stat().st_size > 0
     with open(tmp_path / "results.csv") as f:
         assert len(list(csv.DictReader(f))) == 3
@@ -107,3 +108,36 @@ def test_cli_compare_scaling_reports_unreachable_targets(tmp_path, capsys):
     assert main(["compare-scaling", "--out", str(tmp_path), "--depth", "0.5",
                  "--strategies", "depth"]) == 2
     assert "within ±5 %" in capsys.readouterr().err
+
+
+def test_trials_run_on_a_given_executor(tmp_path):
+    # The hook a Dask cluster plugs into: any concurrent.futures.Executor receives the trials.
+    import concurrent.futures
+
+    class CountingExecutor(concurrent.futures.ThreadPoolExecutor):
+        submitted = 0
+
+        def submit(self, fn, *args, **kwargs):
+            CountingExecutor.submitted += 1
+            return super().submit(fn, *args, **kwargs)
+
+    with CountingExecutor(1) as pool:
+        results = compare_scaling(TINY, tmp_path, targets=(2.0,), seeds=(0,),
+                                  strategies=("width",), log=lambda line: None, executor=pool)
+    assert CountingExecutor.submitted == 2 and [r["model"] for r in results] == ["base",
+                                                                                  "width-x2"]
+
+
+def test_dask_executor_without_distributed_says_what_to_install(monkeypatch):
+    import builtins
+    from minieffnet.experiments import dask_executor
+    real_import = builtins.__import__
+
+    def no_distributed(name, *args, **kwargs):
+        if name == "distributed":
+            raise ImportError("No module named 'distributed'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_distributed)
+    with pytest.raises(ValueError, match=r"minieffnet\[cluster\]"):
+        dask_executor("tcp://127.0.0.1:8786")

@@ -102,7 +102,7 @@ _TASKS = 16  # aim for at least this many parallel tasks (image groups x channel
 def _lanes(C: int, H: int, W: int) -> int:
     """Channels per tile. Small images want many lanes, so that a tap's run is long enough to
     vectorise well; large ones want fewer, so that the tile stays in cache. Chosen from the
-    B0 shapes timed with 8/16/32/64 lanes (``bench_depthwise.py --lanes``, RESULTS.md).
+    B0 shapes timed with 8/16/32/64 lanes (benchmarks/RESULTS.md, "Earlier measurements").
     Never more lanes than channels (rounded up to 8), which would only multiply zeros."""
     lanes = 16 if H * W >= 256 else 32 if H * W >= 64 else 64
     return min(lanes, -(-C // 8) * 8)

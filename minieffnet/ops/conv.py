@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ._blas import shared_matmul, summed_outer
 from ._checks import check_float_array, check_same_dtype, check_shape
 from .padding import conv_geometry
 
@@ -46,22 +47,12 @@ def _check_weights(op: str, x, w, b) -> None:
         check_shape(op, "b", b, (w.shape[0],))
 
 
-def _fold(a: np.ndarray) -> np.ndarray:
-    """(N, K, P) -> (K, N * P): the batch joins the pixels, so a sum over n and p is one GEMM.
-
-    Free (a view) when ``a`` is laid out K-major, a copy otherwise.
-    """
-    return a.transpose(1, 0, 2).reshape(a.shape[1], -1)
-
-
 def _mix_backward(d3: np.ndarray, cols: np.ndarray, w2: np.ndarray):
     """Backward of ``out = w2 @ cols``: d3 (N, O, P), cols (N, K, P), w2 (O, K).
 
-    Returns ``(dcols (N, K, P), dw2 (O, K))``, both by BLAS.
+    Returns ``(dcols (N, K, P), dw2 (O, K))``, both by BLAS (:mod:`._blas`).
     """
-    dcols = np.matmul(w2.T, d3)
-    dw2 = _fold(d3) @ _fold(cols).T
-    return dcols, dw2
+    return shared_matmul(w2.T, d3), summed_outer(d3, cols)
 
 
 def _as_dout(op: str, dout, shape: tuple, dtype) -> np.ndarray:
@@ -86,7 +77,7 @@ def pointwise_conv2d_forward(x: np.ndarray, w: np.ndarray):
     N, C, H, W = x.shape
     x = np.ascontiguousarray(x)  # so the reshape below is a view, and so is the cached x
     w2 = w.reshape(w.shape[0], C)
-    out = np.matmul(w2, x.reshape(N, C, H * W))
+    out = shared_matmul(w2, x.reshape(N, C, H * W))
     return out.reshape(N, -1, H, W), (x, w)
 
 
@@ -111,7 +102,7 @@ def _im2col(x: np.ndarray, k: int, stride: int, pads: tuple) -> np.ndarray:
     ``sliding_window_view`` gives every k×k window as a view (no copy); striding it by
     ``stride`` keeps the windows that produce outputs. The one copy lays the columns out
     K-major, (C, k, k, N, Ho, Wo) in memory, so the forward's batched product reads each
-    sample's (K, P) slice with unit stride and the backward's ``_fold`` is free.
+    sample's (K, P) slice with unit stride and the backward's fold (:mod:`._blas`) is free.
     """
     pt, pb, pl, pr = pads
     xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
@@ -164,7 +155,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, st
         out, inner = pointwise_conv2d_forward(x, w)
     else:
         cols = _im2col(x, k, stride, pads)
-        out = np.matmul(w.reshape(O, -1), cols).reshape(N, O, Ho, Wo)
+        out = shared_matmul(w.reshape(O, -1), cols).reshape(N, O, Ho, Wo)
         inner = (cols, w)
     if b is not None:
         out += b[:, None, None]

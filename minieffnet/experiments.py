@@ -184,7 +184,8 @@ def grid_candidates(step: float = 0.05, tol: float = 0.1) -> list[tuple[float, f
         return [round(1 + i * step, 10) for i in range(int((limit - 1) / step + 1e-9) + 1)]
 
     return [(a, b, g) for a in axis(top) for b in axis(math.sqrt(top / a))
-            for g in axis(math.sqrt(top / (a * b * b))) if abs(a * b * b * g * g - 2) <= tol]
+            for g in axis(math.sqrt(top / (a * b * b)))
+            if abs(a * b * b * g * g - 2) <= tol + 1e-9]  # 1e-9: 1.9 - 2 is -0.10000000000000009
 
 
 # --- trials --------------------------------------------------------------------------------------

@@ -141,3 +141,11 @@ def test_dask_executor_without_distributed_says_what_to_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_distributed)
     with pytest.raises(ValueError, match=r"minieffnet\[cluster\]"):
         dask_executor("tcp://127.0.0.1:8786")
+
+
+def test_grid_candidates_keep_triples_exactly_on_the_tolerance():
+    # |1.9 - 2| is 0.10000000000000009 in floating point; the boundary is inclusive.
+    grid = grid_candidates(0.05, 0.1)
+    assert (1.9, 1.0, 1.0) in grid and (2.1, 1.0, 1.0) in grid
+    assert (1.95, 1.0, 1.0) in grid_candidates(0.05, 0.05)
+    assert (1.85, 1.0, 1.0) not in grid

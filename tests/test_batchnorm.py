@@ -4,9 +4,19 @@ from hypothesis import assume, example, given, settings, strategies as st
 
 from helpers import assert_close, assert_gradients, run_both
 from minieffnet import check_gradients, use_backend
+import minieffnet.ops.batchnorm as batchnorm_module
 from minieffnet.ops.batchnorm import batchnorm2d_backward, batchnorm2d_forward
 
 BACKENDS = ("numpy", "numba")
+# The Numba path has channel-major kernels (large images) and sample-major ones (small
+# images, below ROWS_BELOW_PIXELS pixels): these thresholds force one or the other.
+KERNEL_LAYOUTS = {"channel-major": 0, "sample-major": 10**9}
+
+
+@pytest.fixture(params=list(KERNEL_LAYOUTS))
+def kernel_layout(request, monkeypatch):
+    monkeypatch.setattr(batchnorm_module, "ROWS_BELOW_PIXELS", KERNEL_LAYOUTS[request.param])
+    return request.param
 
 
 def make_params(rng, C, dtype=np.float64):
@@ -69,6 +79,16 @@ def forward_both(x, params, **kwargs):
 @example(np.float32, 2, 3, 1, 1, "c", True, 0)  # H = W = 1: statistics over the batch only
 @example(np.float64, 3, 1, 1, 1, "strided", True, 1)
 def test_numba_matches_reference(dtype, N, C, H, W, layout, training, seed):
+    for threshold in KERNEL_LAYOUTS.values():
+        original = batchnorm_module.ROWS_BELOW_PIXELS
+        batchnorm_module.ROWS_BELOW_PIXELS = threshold
+        try:
+            _check_numba_matches_reference(dtype, N, C, H, W, layout, training, seed)
+        finally:
+            batchnorm_module.ROWS_BELOW_PIXELS = original
+
+
+def _check_numba_matches_reference(dtype, N, C, H, W, layout, training, seed):
     assume(N * H * W > 1 or not training)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, C, H, W)) * rng.uniform(0.1, 10) + rng.uniform(-50, 50)
@@ -159,7 +179,7 @@ def test_momentum_updates_running_stats_in_place(backend_name, rng):
 
 
 @pytest.mark.parametrize("dtype,offset,rtol", [(np.float64, 1e8, 1e-6), (np.float32, 1e4, 1e-4)])
-def test_large_mean_does_not_cancel(dtype, offset, rtol, rng):
+def test_large_mean_does_not_cancel(dtype, offset, rtol, kernel_layout, rng):
     # |mean| >> std: a naive one-pass E[x^2] - E[x]^2 loses the variance entirely here.
     x = (rng.standard_normal((4, 2, 3, 3)) + offset).astype(dtype)
     params = make_params(rng, 2, dtype)
@@ -240,7 +260,7 @@ def test_fused_swish_gradient(training, rng):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("training", [True, False])
-def test_fused_swish_equals_bn_then_swish(dtype, training, rng):
+def test_fused_swish_equals_bn_then_swish(dtype, training, kernel_layout, rng):
     from minieffnet.ops import swish_backward, swish_forward
     x = (rng.standard_normal((4, 5, 6, 7)) * 3 + 2).astype(dtype)
     params = make_params(rng, 5, dtype)
@@ -261,7 +281,7 @@ def test_fused_swish_equals_bn_then_swish(dtype, training, rng):
                 assert_close(got, want, dtype, f"{name} {what}")
 
 
-def test_fused_swish_numba_matches_reference_with_large_mean(rng):
+def test_fused_swish_numba_matches_reference_with_large_mean(kernel_layout, rng):
     # The float32 kernel splits the mean into hi + lo; a wrong split shows up here.
     x = (rng.standard_normal((4, 3, 5, 5)) + 1e4).astype(np.float32)
     params = make_params(rng, 3, np.float32)

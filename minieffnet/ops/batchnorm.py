@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -217,27 +218,154 @@ def _in_dtype_of(x, gamma, beta, mean, inv_std):
             np.ascontiguousarray(beta, dtype=x.dtype))
 
 
+# --- Numba fast path for small images: sample-major ---------------------------------------
+# With a few pixels per channel (EfficientNet's last stages: 4x4, 2x2), a channel's values are
+# N runs of P = 4..16 floats, and the per-run overhead (loop set-up, a horizontal add for the
+# row sum) made the channel-major kernels above 4x slower per value than on large images.
+# These kernels walk each sample's whole (C * P) row instead, with the per-channel constants
+# repeated to one per value, so the inner loop is long and contiguous and has no reduction:
+# each thread sums into its own (C * P) accumulators, folded to per-channel sums afterwards.
+
+ROWS_BELOW_PIXELS = 128  # use the sample-major kernels below this many pixels per channel
+
+
+@njit(cache=True, parallel=True)
+def _stats_rows_kernel(x, shift, s1, s2):
+    """Per thread t: s1[t] += x[n] - shift, s2[t] += (x[n] - shift)**2 over its samples n.
+    x: (N, L); shift, s1[t], s2[t]: (L,) float64."""
+    N, L = x.shape
+    T = s1.shape[0]
+    for t in prange(T):
+        for n in range(t * N // T, (t + 1) * N // T):
+            xr = x[n]
+            for j in range(L):
+                d = xr[j] - shift[j]
+                s1[t, j] += d
+                s2[t, j] += d * d
+
+
+@njit(cache=True, parallel=True, fastmath={"reassoc"})
+def _normalize_rows_kernel(x, hi, lo, scale, beta, swish, out, sums):
+    """out[n] = act(((x[n] - hi) - lo) * scale + beta); sums[n] = the row's sum (the NaN/inf
+    detector). x, out: (N, L); the constants: (L,) in x's dtype."""
+    N, L = x.shape
+    for n in prange(N):
+        xr, yr = x[n], out[n]
+        row = zero_like(scale[0])
+        for j in range(L):
+            y = ((xr[j] - hi[j]) - lo[j]) * scale[j] + beta[j]
+            if swish:
+                y = y * sigmoid(y)
+            yr[j] = y
+            row += y
+        sums[n] = row
+
+
+@njit(cache=True, parallel=True)
+def _backward_sums_rows_kernel(dout, x, hi, lo, scale, beta, swish, g, sd, sdx):
+    """Pass 1 of the backward, sample-major: g = the gradient at the BN output (through the
+    swish), stored; per thread t, sd[t] += g and sdx[t] += g * (x - mean)."""
+    N, L = x.shape
+    T = sd.shape[0]
+    for t in prange(T):
+        for n in range(t * N // T, (t + 1) * N // T):
+            xr, gr, dr = x[n], dout[n], g[n]
+            for j in range(L):
+                d = (xr[j] - hi[j]) - lo[j]
+                v = gr[j]
+                if swish:
+                    v = v * swish_grad(d * scale[j] + beta[j])
+                dr[j] = v
+                sd[t, j] += v
+                sdx[t, j] += v * d
+
+
+@njit(cache=True, parallel=True)
+def _backward_dx_rows_kernel(x, hi, lo, scale, k1, k0, dx):
+    """Pass 2, in place on dx (holding g): dx = scale * g + k1 * (x - mean) + k0."""
+    N, L = x.shape
+    for n in prange(N):
+        xr, dr = x[n], dx[n]
+        for j in range(L):
+            dr[j] = scale[j] * dr[j] + k1[j] * ((xr[j] - hi[j]) - lo[j]) + k0[j]
+
+
+def _rows_of(a: np.ndarray) -> np.ndarray:
+    """C-contiguous (N, C*H*W) view of an NCHW array (a copy only if a is not contiguous)."""
+    a = np.ascontiguousarray(a)
+    return a.reshape(a.shape[0], -1)
+
+
+def _per_value(P: int, *constants: np.ndarray) -> list[np.ndarray]:
+    """Each (C,) constant repeated to (C * P,): one per value of a sample's row."""
+    return [np.repeat(c, P) for c in constants]
+
+
+def _channel_sums(acc: np.ndarray, C: int) -> np.ndarray:
+    """(T, C * P) per-thread accumulators -> (C,) per-channel totals."""
+    return acc.sum(axis=0).reshape(C, -1).sum(axis=1)
+
+
+def _small(x: np.ndarray) -> bool:
+    return x.shape[2] * x.shape[3] < ROWS_BELOW_PIXELS
+
+
 def _stats_fast(x):
-    mean, var = np.empty(x.shape[1]), np.empty(x.shape[1])
-    _stats_kernel(_as_ncp(x), mean, var)
-    return mean, var
+    N, C, H, W = x.shape
+    if not _small(x):
+        mean, var = np.empty(C), np.empty(C)
+        _stats_kernel(_as_ncp(x), mean, var)
+        return mean, var
+    # As in _stats_kernel, shift each channel by one of its own values against cancellation.
+    rows = _rows_of(x)
+    shift = x[0, :, 0, 0].astype(np.float64)
+    T = numba.get_num_threads()
+    s1, s2 = np.zeros((T, rows.shape[1])), np.zeros((T, rows.shape[1]))
+    _stats_rows_kernel(rows, *_per_value(H * W, shift), s1, s2)
+    m = N * H * W
+    s1, s2 = _channel_sums(s1, C), _channel_sums(s2, C)
+    return shift + s1 / m, np.maximum((s2 - s1 * s1 / m) / m, 0.0)
 
 
 def _normalize_fast(x, gamma, beta, mean, inv_std, activation):
     out = np.empty(x.shape, dtype=x.dtype)
-    sums = np.empty(x.shape[1])
-    _normalize_kernel(_as_ncp(x), *_in_dtype_of(x, gamma, beta, mean, inv_std),
-                      activation == "swish", _as_ncp(out), sums)
+    constants = _in_dtype_of(x, gamma, beta, mean, inv_std)
+    if not _small(x):
+        sums = np.empty(x.shape[1])
+        _normalize_kernel(_as_ncp(x), *constants, activation == "swish", _as_ncp(out), sums)
+    else:
+        sums = np.empty(x.shape[0], dtype=x.dtype)
+        _normalize_rows_kernel(_rows_of(x), *_per_value(x.shape[2] * x.shape[3], *constants),
+                               activation == "swish", _rows_of(out), sums)
     return out, sums
 
 
 def _backward_fast(dout, x, gamma, beta, mean, inv_std, training, activation):
-    C = x.shape[1]
+    N, C, H, W = x.shape
+    dout = dout.astype(x.dtype, copy=False)
     dx = np.empty(x.shape, dtype=x.dtype)
-    dgamma, dbeta = np.empty(C), np.empty(C)
-    _backward_kernel(_as_ncp(dout.astype(x.dtype, copy=False)), _as_ncp(x), inv_std,
-                     gamma.astype(np.float64), *_in_dtype_of(x, gamma, beta, mean, inv_std),
-                     activation == "swish", training, _as_ncp(dx), dgamma, dbeta)
+    hi, lo, scale, beta_t = _in_dtype_of(x, gamma, beta, mean, inv_std)
+    swish = activation == "swish"
+    if not _small(x):
+        dgamma, dbeta = np.empty(C), np.empty(C)
+        _backward_kernel(_as_ncp(dout), _as_ncp(x), inv_std, gamma.astype(np.float64), hi, lo,
+                         scale, beta_t, swish, training, _as_ncp(dx), dgamma, dbeta)
+        return dx, dgamma, dbeta
+    P, T = H * W, numba.get_num_threads()
+    rows, drows = _rows_of(x), _rows_of(dx)
+    hi_v, lo_v, scale_v, beta_v = _per_value(P, hi, lo, scale, beta_t)
+    sd, sdx = np.zeros((T, C * P)), np.zeros((T, C * P))
+    _backward_sums_rows_kernel(_rows_of(dout), rows, hi_v, lo_v, scale_v, beta_v, swish, drows,
+                               sd, sdx)
+    dbeta = _channel_sums(sd, C)
+    dgamma = _channel_sums(sdx, C) * inv_std
+    # The same compact formula as _backward_kernel's pass 2, per channel, then per value.
+    m = N * P
+    a = gamma * inv_std
+    k1 = -a * inv_std * dgamma / m if training else np.zeros(C)
+    k0 = -a * dbeta / m if training else np.zeros(C)
+    _backward_dx_rows_kernel(rows, hi_v, lo_v, scale_v,
+                             *_per_value(P, k1.astype(x.dtype), k0.astype(x.dtype)), drows)
     return dx, dgamma, dbeta
 
 

@@ -83,7 +83,7 @@ def wall_times(fn: Callable[[], object], repeats: int) -> list[float]:
 
 
 # --- B0's op shapes ---------------------------------------------------------------------------
-OPS = ("depthwise", "batchnorm", "swish", "squeeze_excite", "pointwise")
+OPS = ("depthwise", "batchnorm", "swish", "batchnorm_swish", "squeeze_excite", "pointwise")
 
 
 def op_shapes(config, resolution: int) -> dict[str, Counter]:
@@ -93,7 +93,8 @@ def op_shapes(config, resolution: int) -> dict[str, Counter]:
     without the batch dimension:
 
     * ``depthwise``: ``(C, H, k, stride)`` (H is the input size)
-    * ``batchnorm``, ``swish``: ``(C, H)``
+    * ``batchnorm``, ``swish``, ``batchnorm_swish``: ``(C, H)`` (the last: every BN followed
+      by a swish, the pair the model runs as one fused op)
     * ``squeeze_excite``: ``(C, H, C_squeezed)``
     * ``pointwise``: ``(C_in, C_out, H)`` (1×1 stride-1 convs: expand, project, head)
 
@@ -125,6 +126,7 @@ def op_shapes(config, resolution: int) -> dict[str, Counter]:
     shapes["pointwise"][last, config.head_channels, h] += 1
     shapes["batchnorm"][config.head_channels, h] += 1
     shapes["swish"][config.head_channels, h] += 1
+    shapes["batchnorm_swish"] = Counter(shapes["swish"])
     return shapes
 
 
@@ -171,20 +173,21 @@ def make_op_case(op: str, key: tuple, batch: int, rng: np.random.Generator) -> O
         return OpCase({"x": normal(batch, C, H, H), "w": normal(C, 1, k, k)}, ("x", "w"),
                       lambda x, w: ops.depthwise_conv2d_forward(x, w, s),
                       ops.depthwise_conv2d_backward, torch_dw, dw_bytes)
-    if op == "batchnorm":
+    if op in ("batchnorm", "batchnorm_swish"):
         C, H = key
+        activation = "swish" if op == "batchnorm_swish" else None
 
         def torch_bn(x, gamma, beta, mean, var):
             import torch.nn.functional as F
-            return F.batch_norm(x, mean, var, gamma, beta, training=True, momentum=0.1,
-                                eps=1e-5)
+            y = F.batch_norm(x, mean, var, gamma, beta, training=True, momentum=0.1, eps=1e-5)
+            return F.silu(y) if activation else y
 
         arrays = {"x": normal(batch, C, H, H), "gamma": 1 + 0.1 * normal(C),
                   "beta": 0.1 * normal(C), "mean": np.zeros(C, np.float32),
                   "var": np.ones(C, np.float32)}
         return OpCase(arrays, ("x", "gamma", "beta"),
                       lambda x, gamma, beta, mean, var: ops.batchnorm2d_forward(
-                          x, gamma, beta, mean, var, training=True),
+                          x, gamma, beta, mean, var, training=True, activation=activation),
                       ops.batchnorm2d_backward, torch_bn)
     if op == "swish":
         C, H = key

@@ -46,6 +46,7 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 BEGIN, END = "<!-- run_all:begin -->", "<!-- run_all:end -->"
 
 OP_ROWS = {"depthwise": "depthwise conv", "batchnorm": "batchnorm", "swish": "swish",
+           "batchnorm_swish": "batchnorm + swish (fused)",
            "squeeze_excite": "squeeze-excite", "pointwise": "pointwise conv"}
 # (mode, preset, which resolution argument) of each model row.
 MODEL_CASES = {"train B0 imagenet": ("train", "imagenet", "resolution"),

@@ -83,3 +83,24 @@ def test_fast_exp_float32_is_within_two_ulp_and_handles_specials():
     out64 = np.empty_like(x64)
     exp_all(x64, out64)
     np.testing.assert_allclose(out64, np.exp(x64), rtol=1e-15)
+
+
+def test_fast_sigmoid_float32_accuracy_and_specials():
+    from numba import njit
+    from minieffnet.ops._fastmath import sigmoid
+
+    @njit
+    def sigmoid_all(x, out):
+        for i in range(x.size):
+            out[i] = sigmoid(x[i])
+
+    x = np.linspace(-87.0, 20.0, 400_001, dtype=np.float32)
+    out = np.empty_like(x)
+    sigmoid_all(x, out)
+    exact = 1 / (1 + np.exp(-x.astype(np.float64)))
+    ulp = np.spacing(exact.astype(np.float32)).astype(np.float64)
+    assert out.dtype == np.float32 and np.max(np.abs(out - exact) / ulp) <= 4.0
+    special = np.array([np.nan, -np.inf, np.inf, -1e4, -89.0, 1e4, 0.0], np.float32)
+    out = np.empty_like(special)
+    sigmoid_all(special, out)
+    assert np.isnan(out[0]) and list(out[1:]) == [0, 1, 0, 0, 1, 0.5]

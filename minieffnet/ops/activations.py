@@ -20,7 +20,7 @@ from numba import njit, prange
 
 from .. import backend
 from ._checks import check_float_array, check_shape
-from ._fastmath import sigmoid, swish_grad
+from ._fastmath import FMA, sigmoid, swish_grad
 
 
 # --- NumPy reference -----------------------------------------------------------------------
@@ -43,19 +43,19 @@ def _swish_backward_ref(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
 # Arithmetic stays in the input's dtype: a Python literal such as ``1.0`` would promote every
 # float32 operation to float64 (and to scalar code), so these kernels contain none.
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=FMA)
 def _sigmoid_flat(x, out):
     for i in prange(x.size):
         out[i] = sigmoid(x[i])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=FMA)
 def _swish_forward_flat(x, out):
     for i in prange(x.size):
         out[i] = x[i] * sigmoid(x[i])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=FMA)
 def _swish_backward_flat(dout, x, dx):
     for i in prange(x.size):
         dx[i] = dout[i] * swish_grad(x[i])

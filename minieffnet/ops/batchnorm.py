@@ -48,7 +48,7 @@ from numba import njit, prange
 
 from .. import backend
 from ._checks import check_finite, check_float_array, check_same_dtype, check_shape
-from ._fastmath import cast_like, sigmoid, swish_grad, zero_like
+from ._fastmath import FMA, cast_like, sigmoid, swish_grad, zero_like
 from .activations import _swish_backward_ref, _swish_forward_ref
 
 _OP = "batchnorm2d_forward"
@@ -111,9 +111,10 @@ def _backward_ref(dout, x, gamma, beta, mean, inv_std, training, activation):
 # Arrays are C-contiguous (N, C, H*W) so the innermost loop walks contiguous memory. Sums are
 # accumulated in float64 scalars, also for float32 data; the forward's elementwise work runs
 # in x's dtype (per-channel constants are passed in it), so float32 loops vectorise 16 wide.
-# ``fastmath={"reassoc"}`` only lets LLVM split those sums across vector lanes.
+# ``fastmath={"reassoc"}`` lets LLVM split those sums across vector lanes; ``FMA`` lets it
+# fuse multiply-adds (see :mod:`._fastmath`).
 
-@njit(cache=True, parallel=True, fastmath={"reassoc"})
+@njit(cache=True, parallel=True, fastmath={"reassoc", *FMA})
 def _stats_kernel(x, mean, var):
     N, C, P = x.shape
     m = N * P
@@ -133,7 +134,7 @@ def _stats_kernel(x, mean, var):
         var[c] = max((s2 - s1 * s1 / m) / m, 0.0)
 
 
-@njit(cache=True, parallel=True, fastmath={"reassoc"})
+@njit(cache=True, parallel=True, fastmath={"reassoc", *FMA})
 def _normalize_kernel(x, mean_hi, mean_lo, scale, beta, swish, out, sums):
     """out = act((x - mean) * scale + beta) per channel; sums[c] = the channel's sum of out,
     the NaN/inf detector, accumulated while each value is in a register."""
@@ -157,7 +158,7 @@ def _normalize_kernel(x, mean_hi, mean_lo, scale, beta, swish, out, sums):
         sums[c] = s
 
 
-@njit(cache=True, parallel=True, fastmath={"reassoc"})
+@njit(cache=True, parallel=True, fastmath={"reassoc", *FMA})
 def _backward_kernel(dout, x, inv_std, gamma, mean_hi, mean_lo, scale_t, beta_t, swish,
                      training, dx, dgamma, dbeta):
     # Both passes run in x's dtype like the forward (row sums, constants cast once per
@@ -229,7 +230,7 @@ def _in_dtype_of(x, gamma, beta, mean, inv_std):
 ROWS_BELOW_PIXELS = 128  # use the sample-major kernels below this many pixels per channel
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=FMA)
 def _stats_rows_kernel(x, shift, s1, s2):
     """Per thread t: s1[t] += x[n] - shift, s2[t] += (x[n] - shift)**2 over its samples n.
     x: (N, L); shift, s1[t], s2[t]: (L,) float64."""
@@ -244,7 +245,7 @@ def _stats_rows_kernel(x, shift, s1, s2):
                 s2[t, j] += d * d
 
 
-@njit(cache=True, parallel=True, fastmath={"reassoc"})
+@njit(cache=True, parallel=True, fastmath={"reassoc", *FMA})
 def _normalize_rows_kernel(x, hi, lo, scale, beta, swish, out, sums):
     """out[n] = act(((x[n] - hi) - lo) * scale + beta); sums[n] = the row's sum (the NaN/inf
     detector). x, out: (N, L); the constants: (L,) in x's dtype."""
@@ -261,7 +262,7 @@ def _normalize_rows_kernel(x, hi, lo, scale, beta, swish, out, sums):
         sums[n] = row
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=FMA)
 def _backward_sums_rows_kernel(dout, x, hi, lo, scale, beta, swish, g, sd, sdx):
     """Pass 1 of the backward, sample-major: g = the gradient at the BN output (through the
     swish), stored; per thread t, sd[t] += g and sdx[t] += g * (x - mean)."""
@@ -280,7 +281,7 @@ def _backward_sums_rows_kernel(dout, x, hi, lo, scale, beta, swish, g, sd, sdx):
                 sdx[t, j] += v * d
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=FMA)
 def _backward_dx_rows_kernel(x, hi, lo, scale, k1, k0, dx):
     """Pass 2, in place on dx (holding g): dx = scale * g + k1 * (x - mean) + k0."""
     N, L = x.shape

@@ -403,6 +403,7 @@ def plot_single_dimension(rows: Sequence[dict], out_png: str | os.PathLike) -> P
             ax.annotate(f"{letter}={v:.3g}", (r["flops_ratio"], 100 * r["top1_mean"]),
                         textcoords="offset points", xytext=(4, -12), fontsize=8)
         ax.set(xlabel="FLOPs (x base)", title=f"scale {strategy} only")
+        ax.margins(x=0.2)  # room for the last point's label
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("test top-1 (%)")
     fig.suptitle("Single-dimension scaling (cf. Tan & Le 2019, Fig. 3)")

@@ -53,18 +53,19 @@ def config_from_dict(d: dict[str, Any]) -> EfficientNetConfig:
     Raises ValueError naming any missing or unknown field (of the config or of a block), and
     whatever :class:`EfficientNetConfig` itself rejects (blocks that do not chain, ...).
     """
-    _check_fields("config", d, EfficientNetConfig)
+    check_fields("config", d, EfficientNetConfig)
     blocks = d["blocks"]
     if not isinstance(blocks, list):
         raise ValueError(f"config: blocks must be a list of dicts, got {type(blocks).__name__}")
     specs = []
     for i, b in enumerate(blocks):
-        _check_fields(f"config block {i}", b, BlockSpec)
+        check_fields(f"config block {i}", b, BlockSpec)
         specs.append(BlockSpec(**b))
     return EfficientNetConfig(**{**d, "blocks": tuple(specs)})
 
 
-def _check_fields(what: str, d: Any, cls: type) -> None:
+def check_fields(what: str, d: Any, cls: type) -> None:
+    """Raise ValueError unless ``d`` is a dict with exactly the fields of dataclass ``cls``."""
     if not isinstance(d, dict):
         raise ValueError(f"{what} must be a dict, got {type(d).__name__}")
     expected = {f.name for f in dataclasses.fields(cls)}

@@ -65,7 +65,8 @@ import numpy as np
 from tqdm import tqdm
 
 from .checkpoint import FORMAT as MODEL_FORMAT
-from .checkpoint import config_differences, config_from_dict, config_to_dict, load_model
+from .checkpoint import (check_fields, config_differences, config_from_dict, config_to_dict,
+                         load_model)
 from .data import (AugmentConfig, BatchLoader, Dataset, load_cifar10, load_cifar100,
                    load_synthetic, resize_bilinear, to_float_nchw)
 from .io import load_npz, save_npz_atomic
@@ -228,12 +229,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         """Rebuild from :meth:`to_dict`'s output; ValueError names missing or unknown fields."""
-        if not isinstance(d, dict):
-            raise ValueError(f"TrainConfig: expected a dict, got {type(d).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        missing, unknown = sorted(names - set(d)), sorted(set(d) - names)
-        if missing or unknown:
-            raise ValueError(f"TrainConfig: missing fields {missing}, unknown fields {unknown}")
+        check_fields("TrainConfig", d, cls)
         return cls(**d)
 
 

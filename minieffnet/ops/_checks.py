@@ -38,6 +38,21 @@ def check_shape(op: str, name: str, x: np.ndarray, shape: tuple) -> None:
         raise ValueError(f"{op}: {name} must have shape {tuple(shape)}, got {tuple(x.shape)}")
 
 
+def check_weights(op: str, x, w, b, ndim: int, unit: str) -> None:
+    """Validate the arguments of a weighted op: ``x`` and ``w`` of rank ``ndim``, ``b`` (O,) or
+    None, one dtype, and ``w.shape[1]`` matching ``x.shape[1]`` (``unit`` names that axis)."""
+    check_float_array(op, "x", x, ndim)
+    check_float_array(op, "w", w, ndim)
+    if b is not None:
+        check_float_array(op, "b", b, 1)
+    check_same_dtype(op, x=x, w=w, b=b)
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(f"{op}: w expects {w.shape[1]} input {unit}, x has {x.shape[1]} "
+                         f"(x {x.shape}, w {w.shape})")
+    if b is not None:
+        check_shape(op, "b", b, (w.shape[0],))
+
+
 def check_finite(op: str, name: str, x: np.ndarray) -> None:
     """Raise NonFiniteError if ``x`` holds NaN or infinity (call on small arrays or reductions)."""
     if not np.all(np.isfinite(x)):

@@ -27,24 +27,15 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ._blas import shared_matmul, summed_outer
-from ._checks import check_float_array, check_same_dtype, check_shape
+from ._checks import check_float_array, check_shape, check_weights
 from .padding import conv_geometry
 
 
 def _check_weights(op: str, x, w, b) -> None:
     """Validate x (N,C,H,W), w (O,C,k,k) and b (O,) or None: rank, dtype, channel agreement."""
-    check_float_array(op, "x", x, 4)
-    check_float_array(op, "w", w, 4)
-    if b is not None:
-        check_float_array(op, "b", b, 1)
-    check_same_dtype(op, x=x, w=w, b=b)
-    if w.shape[1] != x.shape[1]:
-        raise ValueError(f"{op}: w expects {w.shape[1]} input channels, x has {x.shape[1]} "
-                         f"(x {x.shape}, w {w.shape})")
+    check_weights(op, x, w, b, 4, "channels")
     if w.shape[2] != w.shape[3]:
         raise ValueError(f"{op}: kernel must be square, got w of shape {w.shape}")
-    if b is not None:
-        check_shape(op, "b", b, (w.shape[0],))
 
 
 def _mix_backward(d3: np.ndarray, cols: np.ndarray, w2: np.ndarray):

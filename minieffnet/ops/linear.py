@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_float_array, check_same_dtype, check_shape
+from ._checks import check_float_array, check_shape, check_weights
 
 
 def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None):
@@ -21,16 +21,7 @@ def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None):
     Returns ``(out (N, M), cache)``.
     """
     op = "linear_forward"
-    check_float_array(op, "x", x, 2)
-    check_float_array(op, "w", w, 2)
-    if b is not None:
-        check_float_array(op, "b", b, 1)
-    check_same_dtype(op, x=x, w=w, b=b)
-    if w.shape[1] != x.shape[1]:
-        raise ValueError(f"{op}: w expects {w.shape[1]} input features, x has {x.shape[1]} "
-                         f"(x {x.shape}, w {w.shape})")
-    if b is not None:
-        check_shape(op, "b", b, (w.shape[0],))
+    check_weights(op, x, w, b, 2, "features")
     out = x @ w.T
     if b is not None:
         out += b

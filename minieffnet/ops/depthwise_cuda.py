@@ -125,6 +125,17 @@ def _load_filter(w, c, k, wk, tid):
 
 
 @cuda.jit(device=True, inline=True)
+def _tile_of_block(C, width):
+    """This block's plane (n, c) and tile origin (y0, x0) in a plane ``width`` wide, this
+    thread's place (ty, tx) in the tile and its flat index tid (see the grid layout above)."""
+    n, c = cuda.blockIdx.x // C, cuda.blockIdx.x % C
+    tiles_x = (width + _TILE - 1) // _TILE
+    y0, x0 = (cuda.blockIdx.y // tiles_x) * _TILE, (cuda.blockIdx.y % tiles_x) * _TILE
+    ty, tx = cuda.threadIdx.y, cuda.threadIdx.x
+    return n, c, y0, x0, ty, tx, ty * _TILE + tx
+
+
+@cuda.jit(device=True, inline=True)
 def _load_patch(src, n, c, r0, c0, rows, cols, patch, tid):
     """All threads copy ``src[n, c, r0:r0+rows, c0:c0+cols]`` into ``patch``, zero outside."""
     H, W = src.shape[2], src.shape[3]
@@ -141,11 +152,7 @@ def _forward_tiled(x, w, out, stride, pt, pl):
     C = x.shape[1]
     Ho, Wo = out.shape[2], out.shape[3]
     k = w.shape[2]
-    n, c = cuda.blockIdx.x // C, cuda.blockIdx.x % C
-    tiles_x = (Wo + _TILE - 1) // _TILE
-    oy0, ox0 = (cuda.blockIdx.y // tiles_x) * _TILE, (cuda.blockIdx.y % tiles_x) * _TILE
-    ty, tx = cuda.threadIdx.y, cuda.threadIdx.x
-    tid = ty * _TILE + tx
+    n, c, oy0, ox0, ty, tx, tid = _tile_of_block(C, Wo)
 
     patch = cuda.shared.array((_PATCH, _PATCH), dtype=x.dtype)
     wk = cuda.shared.array((_MAX_K, _MAX_K), dtype=x.dtype)
@@ -170,11 +177,7 @@ def _dx_tiled(dout, w, dx, stride, pt, pl):
     C = dx.shape[1]
     H, W = dx.shape[2], dx.shape[3]
     k = w.shape[2]
-    n, c = cuda.blockIdx.x // C, cuda.blockIdx.x % C
-    tiles_x = (W + _TILE - 1) // _TILE
-    iy0, ix0 = (cuda.blockIdx.y // tiles_x) * _TILE, (cuda.blockIdx.y % tiles_x) * _TILE
-    ty, tx = cuda.threadIdx.y, cuda.threadIdx.x
-    tid = ty * _TILE + tx
+    n, c, iy0, ix0, ty, tx, tid = _tile_of_block(C, W)
 
     patch = cuda.shared.array((_DPATCH, _DPATCH), dtype=dout.dtype)
     wk = cuda.shared.array((_MAX_K, _MAX_K), dtype=dout.dtype)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from helpers import assert_close, assert_gradients
+from minieffnet.ops import _blas
 from minieffnet.ops.conv import (conv2d_backward, conv2d_forward, pointwise_conv2d_backward,
                                  pointwise_conv2d_forward)
 
@@ -30,6 +31,24 @@ def test_pointwise_gradient(rng):
     assert_gradients(pointwise_conv2d_forward, pointwise_conv2d_backward,
                      {"x": rng.standard_normal((2, 3, 3, 4)),
                       "w": rng.standard_normal((5, 3, 1, 1))})
+
+
+@pytest.mark.parametrize("fold", [False, True])
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_blas_products_fold_or_not_equal_einsum(fold, workers, rng, monkeypatch):
+    # Both layouts of _blas (per-sample and batch-folded GEMMs), over 1-3 batch slices, on
+    # an odd batch, give the plain products; the thresholds are forced to pick the layout.
+    monkeypatch.setattr(_blas, "_workers", lambda: workers)
+    monkeypatch.setattr(_blas, "FOLD_PRODUCT_MAX_PIXELS", 10**9 if fold else 0)
+    monkeypatch.setattr(_blas, "FOLD_PRODUCT_MIN_WEIGHT_BYTES", 0)
+    monkeypatch.setattr(_blas, "FOLD_OUTER_BELOW_PIXELS", 10**9 if fold else 0)
+    x, d = rng.standard_normal((5, 4, 6)), rng.standard_normal((5, 3, 6))
+    w = rng.standard_normal((3, 4))
+    out = _blas.shared_matmul(w, x)
+    assert out.flags.c_contiguous
+    assert_close(out, np.einsum("ok,nkp->nop", w, x), np.float64)
+    assert_close(_blas.shared_matmul(w.T, d), np.einsum("ok,nop->nkp", w, d), np.float64)
+    assert_close(_blas.summed_outer(d, x), np.einsum("nop,nkp->ok", d, x), np.float64)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

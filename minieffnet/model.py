@@ -9,7 +9,8 @@ paper Eq. 3), so this module only turns rows into layers. Layer names mirror the
 Layer order per block (paper Figure 2 / MnasNet's MBConv, torchvision's ``MBConv``)::
 
     [1x1 expand -> BN -> swish]   (skipped when expand_ratio == 1)
-    kxk depthwise (stride s) -> BN -> swish   (each BN -> swish is one fused op)
+    kxk depthwise (stride s) -> BN -> swish   (each BN -> swish is one fused op; in eval
+                                               the depthwise conv joins them: DepthwiseBN)
     squeeze-excite (squeeze width from the block *input* channels)
     1x1 project -> BN             (linear bottleneck: no activation)
     [stochastic depth -> + input] (only when stride == 1 and in == out)
@@ -19,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .nn import Module, Sequential
-from .nn.layers import (BatchNorm2d, Conv2d, DepthwiseConv2d, DropConnect, Dropout,
+from .nn.layers import (BatchNorm2d, Conv2d, DepthwiseBN, DepthwiseConv2d, DropConnect, Dropout,
                         GlobalAvgPool, Linear, SqueezeExcite)
 from .ops._checks import check_finite, check_float_array
 from .scaling import BlockSpec, EfficientNetConfig, make_config
@@ -45,9 +46,9 @@ class MBConv(Module):
         self.expand = (_conv_bn(Conv2d(spec.in_channels, hidden, 1, rng=rng, dtype=dtype),
                                 hidden, config, dtype)
                        if spec.expand_ratio != 1 else None)
-        self.depthwise = _conv_bn(
+        self.depthwise = DepthwiseBN(
             DepthwiseConv2d(hidden, spec.kernel, spec.stride, config.padding, rng=rng, dtype=dtype),
-            hidden, config, dtype)
+            BatchNorm2d(hidden, config.bn_eps, config.bn_momentum, dtype, activation="swish"))
         self.se = SqueezeExcite(hidden, spec.se_channels, rng=rng, dtype=dtype)
         self.project = _conv_bn(Conv2d(hidden, spec.out_channels, 1, rng=rng, dtype=dtype),
                                 spec.out_channels, config, dtype, act=False)

@@ -40,9 +40,11 @@ def test_forward_shape_dtype_and_input_errors(rng):
         model(bad)
 
 
-def test_full_backward_matches_finite_differences(rng):
-    """Train mode (batch statistics), dropout and stochastic depth off; float64 throughout."""
-    model = tiny().train()
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_full_backward_matches_finite_differences(mode, rng):
+    """Train mode (batch statistics) and eval mode (running statistics, the fused depthwise
+    stage), dropout and stochastic depth off; float64 throughout."""
+    model = tiny().train(mode == "train")
     x = rng.standard_normal((3, 3, 8, 8))
     dout = rng.standard_normal((3, 5))
     model.zero_grad()

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import ops
 from . import init
-from .module import Module
+from .module import Module, Sequential
 from .parameter import Parameter
 
 
@@ -98,6 +98,37 @@ class BatchNorm2d(Module):
 
     def backward(self, dout):
         dx, self.weight.grad, self.bias.grad = ops.batchnorm2d_backward(dout, self._cache)
+        return dx
+
+
+class DepthwiseBN(Sequential):
+    """``DepthwiseConv2d -> BatchNorm2d`` (children 0 and 1, named as in a Sequential, so the
+    state dict is unchanged). Training runs the two layers; evaluation, where BatchNorm is a
+    fixed per-channel map, runs both (and BN's activation) in one pass with
+    :func:`~minieffnet.ops.depthwise_bn_eval_forward`, whose backward still gives every
+    gradient. x: (N, C, H, W) -> (N, C, H', W').
+    """
+
+    def __init__(self, conv: DepthwiseConv2d, bn: BatchNorm2d):
+        super().__init__(conv, bn)
+        self._fused_cache = None
+
+    def forward(self, x):
+        self._fused_cache = None
+        if self.training:
+            return super().forward(x)
+        conv, bn = self.layers
+        out, self._fused_cache = ops.depthwise_bn_eval_forward(
+            x, conv.weight.data, bn.weight.data, bn.bias.data, bn.running_mean, bn.running_var,
+            stride=conv.stride, padding=conv.padding, eps=bn.eps, activation=bn.activation)
+        return out
+
+    def backward(self, dout):
+        if self._fused_cache is None:
+            return super().backward(dout)
+        conv, bn = self.layers
+        dx, conv.weight.grad, bn.weight.grad, bn.bias.grad = ops.depthwise_bn_eval_backward(
+            dout, self._fused_cache)
         return dx
 
 

@@ -33,6 +33,7 @@ from numba import njit, prange
 
 from .. import backend
 from ._checks import check_float_array, check_same_dtype, check_shape
+from ._fastmath import sigmoid
 from .padding import conv_geometry
 
 
@@ -45,7 +46,8 @@ def _tap_window(ky: int, kx: int, stride: int, Ho: int, Wo: int):
             slice(kx, kx + stride * (Wo - 1) + 1, stride))
 
 
-def _forward_ref(x, w, stride, pads, out_hw):
+def forward_ref(x, w, stride, pads, out_hw):
+    """The NumPy forward: x (N, C, H, W) padded by ``pads``, one strided slice per tap."""
     pt, pb, pl, pr = pads
     Ho, Wo = out_hw
     k = w.shape[2]
@@ -251,8 +253,27 @@ def _repeat_weights(w, c0, nc, Wo, lanes):
     return wrep
 
 
+@njit(cache=True, inline="always")
+def _normalize_tile(ot, npix, bn, swish, acc):
+    """Evaluation BatchNorm (and swish) on a finished output tile, in BatchNorm's own arithmetic
+    (``batchnorm._normalize_kernel``): lane j's ``((v - hi) - lo) * scale + beta``, with
+    bn = (4, lanes) rows hi, lo, scale, beta. ``acc[j]`` sums lane j's results (NaN check)."""
+    lanes = np.uint64(bn.shape[1])
+    hi, lo, scale, beta = bn[0], bn[1], bn[2], bn[3]
+    for p in range(np.uint64(npix)):
+        for j in range(lanes):
+            y = ((ot[p * lanes + j] - hi[j]) - lo[j]) * scale[j] + beta[j]
+            if swish:
+                y = y * sigmoid(y)
+            ot[p * lanes + j] = y
+            acc[j] += y
+
+
 @njit(cache=True, parallel=True, fastmath={"contract"})
-def _forward_nb(x, w, out, stride, pt, pl, lanes, groups):
+def _forward_nb(x, w, out, stride, pt, pl, lanes, groups, bn, swish, sums):
+    """out = depthwise(x, w); with bn (4, C) (rows: mean hi, mean lo, scale, beta) each tile
+    also goes through evaluation BatchNorm (+ swish) before it is stored, and sums[task] gets
+    the task's output sum. bn of shape (4, 0): the plain convolution."""
     N, C, H, W = x.shape
     k = w.shape[2]
     Ho, Wo = out.shape[2], out.shape[3]
@@ -267,6 +288,11 @@ def _forward_nb(x, w, out, stride, pt, pl, lanes, groups):
         xt = np.zeros(H * xrow, x.dtype)
         ot = np.empty(Ho * orow, x.dtype)
         wrep = _repeat_weights(w, c0, nc, Wo, lanes)
+        post = bn.shape[1] > 0
+        bn_lanes = np.zeros((4, lanes), x.dtype)  # lanes past nc: all zero, output 0
+        if post:
+            bn_lanes[:, :nc] = bn[:, c0:c0 + nc]
+        acc = np.zeros(lanes, x.dtype)
         for n in range(n0, n1):
             _load_tile(x_flat, n * C + c0, nc, rows, cols, stride, xt, lanes)
             ot[:] = 0
@@ -278,7 +304,11 @@ def _forward_nb(x, w, out, stride, pt, pl, lanes, groups):
                         o0 = first[kx] * lanes
                         _tap_forward(ot, oy * orow + o0, wrep, (ky * k + kx) * orow + o0,
                                      xt, (iy0 + ky) * xrow + col[kx] * lanes, count[kx] * lanes)
+            if post:
+                _normalize_tile(ot, Ho * Wo, bn_lanes, swish, acc)
             _store_tile(ot, out_flat, n * C + c0, nc, 1, Ho * Wo, 1, lanes)
+        if post:
+            sums[task] = acc.sum()
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
@@ -323,12 +353,18 @@ def _backward_nb(dout, x, w, dx, dw_parts, stride, pt, pl, lanes):
                 dw_parts[g, c0 + j, t] = acc
 
 
-def _forward_fast(x, w, stride, pads, out_hw):
+def forward_fast(x, w, stride, pads, out_hw, bn=None, swish=False):
+    """The Numba forward. With ``bn`` ((4, C) in x's dtype: mean hi, mean lo, scale, beta of an
+    evaluation BatchNorm) the normalisation (and swish) runs in the same pass, and the result
+    is ``(out, sums)`` with sums the per-task output sums (NaN/inf check); else just out."""
     lanes = _lanes(*x.shape[1:])
     out = np.empty(x.shape[:2] + tuple(out_hw), dtype=x.dtype)
     groups = _partition(x.shape[0], x.shape[1], lanes)
-    _forward_nb(x, np.ascontiguousarray(w), out, stride, pads[0], pads[2], lanes, groups)
-    return out
+    sums = np.zeros(groups * -(-x.shape[1] // lanes), dtype=x.dtype)
+    post = np.zeros((4, 0), x.dtype) if bn is None else np.ascontiguousarray(bn, dtype=x.dtype)
+    _forward_nb(x, np.ascontiguousarray(w), out, stride, pads[0], pads[2], lanes, groups, post,
+                swish, sums)
+    return out if bn is None else (out, sums)
 
 
 def _backward_fast(dout, x, w, stride, pads):
@@ -386,7 +422,7 @@ def depthwise_conv2d_forward(x: np.ndarray, w: np.ndarray, stride: int = 1,
     # The Numba kernels index planes directly, so they need C order; copying here (not in the
     # fast path) stores the contiguous copy in the cache and the backward does not repeat it.
     x = np.ascontiguousarray(x)
-    out = backend.pick(_forward_ref, _forward_fast)(x, w, stride, pads, out_hw)
+    out = backend.pick(forward_ref, forward_fast)(x, w, stride, pads, out_hw)
     return out, (x, w, stride, padding)
 
 

@@ -107,7 +107,9 @@ def test_op_shapes_are_the_shapes_the_model_runs(run_all, monkeypatch):
     for name, (op, key) in keys.items():  # the layers call ops.<name> at run time
         monkeypatch.setattr(ops, name, recording(name, op, key))
     config = make_config("b0", 10, resolution=32)
-    minieffnet.EfficientNet(config).eval()(np.zeros((2, 3, 32, 32), np.float32))
+    # Training mode, like the op rows (evaluation runs each depthwise stage as one fused op).
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    minieffnet.EfficientNet(config).train()(x)
     assert seen == run_all.common.op_shapes(config, 32)
 
 

@@ -24,7 +24,8 @@ Two implementations, chosen by :func:`minieffnet.backend.pick`:
   channels side by side (so the late stages' 2x2 and 4x4 images still give long, vectorised
   loops), skip the padding by clipping each tap's range instead of building a padded copy,
   and run (image group, channel block) tasks in parallel. The comment that opens the Numba
-  section below explains the layout.
+  section below explains the layout. In evaluation the forward kernel can also finish each
+  tile with BatchNorm and swish before storing it (:mod:`minieffnet.ops.depthwise_bn`).
 """
 from __future__ import annotations
 

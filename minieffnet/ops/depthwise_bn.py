@@ -24,7 +24,8 @@ from .. import backend
 from ._checks import check_finite
 from .batchnorm import (ACTIVATIONS, BatchNormCache, _check_forward_inputs, _in_dtype_of,
                         _normalize_ref, batchnorm2d_backward)
-from .depthwise import (check_inputs, depthwise_conv2d_backward, forward_fast, forward_ref)
+from .depthwise import (check_inputs, conv_shapes, depthwise_conv2d_backward, forward_fast,
+                        forward_ref)
 
 _OP = "depthwise_bn_eval_forward"
 
@@ -88,7 +89,7 @@ def depthwise_bn_eval_backward(dout: np.ndarray, cache: DepthwiseBNCache):
     (``dx = gamma * inv_std * dout`` through the fixed statistics).
     """
     x, w, stride, padding, gamma, beta, mean, inv_std, activation = cache
-    _, pads, out_hw = check_inputs("depthwise_bn_eval_backward", x, w, stride, padding)
+    _, pads, out_hw = conv_shapes("depthwise_bn_eval_backward", x.shape, w.shape, stride, padding)
     h = backend.pick(forward_ref, forward_fast)(x, w, stride, pads, out_hw)  # recomputed
     dh, dgamma, dbeta = batchnorm2d_backward(
         dout, BatchNormCache(h, gamma, beta, mean, inv_std, False, activation))

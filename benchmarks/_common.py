@@ -9,6 +9,7 @@ inside the functions, after :func:`configure_threads` has set the environment.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -19,9 +20,12 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+
+if TYPE_CHECKING:  # minieffnet is imported after configure_threads, not here
+    from minieffnet.ops.registry import OpSpec
 
 STATS: dict[str, Callable[[list[float]], float]] = {"median": statistics.median, "min": min}
 
@@ -83,7 +87,8 @@ def wall_times(fn: Callable[[], object], repeats: int) -> list[float]:
 
 
 # --- B0's op shapes ---------------------------------------------------------------------------
-OPS = ("depthwise", "batchnorm", "swish", "batchnorm_swish", "squeeze_excite", "pointwise")
+OPS = ("depthwise", "batchnorm", "swish", "batchnorm_swish", "squeeze_excite", "pointwise",
+       "stem", "linear", "global_avg_pool")
 
 
 def op_shapes(config, resolution: int) -> dict[str, Counter]:
@@ -97,144 +102,172 @@ def op_shapes(config, resolution: int) -> dict[str, Counter]:
       by a swish, the pair the model runs as one fused op)
     * ``squeeze_excite``: ``(C, H, C_squeezed)``
     * ``pointwise``: ``(C_in, C_out, H)`` (1×1 stride-1 convs: expand, project, head)
+    * ``stem``: ``(C_in, C_out, H, k, stride)`` (the dense k×k convolution)
+    * ``global_avg_pool``: ``(C, H)``; ``linear``: ``(C_in, C_out)`` (the classifier)
 
-    Walks ``config.blocks`` in the layer order of ``minieffnet.model`` (stem conv+BN+swish;
-    per block expand 1×1+BN+swish, depthwise+BN+swish, SE, project 1×1+BN; head 1×1+BN+swish).
-    ``swish`` lists every activation after a BatchNorm, whether the model runs it as its own op
-    or fused into the BatchNorm; the swish inside SE belongs to the SE op.
+    Reads the layers the model builds (``minieffnet.scaling.network_layers``): every conv is
+    followed by a BatchNorm, and by a swish unless it is a block's projection. ``swish`` lists
+    every activation after a BatchNorm, whether the model runs it as its own op or fused into
+    the BatchNorm; the swish inside SE belongs to the SE op.
     """
-    from minieffnet.ops.padding import output_size
+    from minieffnet.scaling import network_layers
 
     shapes = {op: Counter() for op in OPS}
-    h = output_size(resolution, 3, config.stem_stride, config.padding)
-    shapes["batchnorm"][config.stem_channels, h] += 1
-    shapes["swish"][config.stem_channels, h] += 1
-    for b in config.blocks:
-        e = b.expanded_channels
-        if b.has_expansion:
-            shapes["pointwise"][b.in_channels, e, h] += 1
-            shapes["batchnorm"][e, h] += 1
-            shapes["swish"][e, h] += 1
-        shapes["depthwise"][e, h, b.kernel, b.stride] += 1
-        h = output_size(h, b.kernel, b.stride, config.padding)
-        shapes["batchnorm"][e, h] += 1
-        shapes["swish"][e, h] += 1
-        shapes["squeeze_excite"][e, h, b.se_channels] += 1
-        shapes["pointwise"][e, b.out_channels, h] += 1
-        shapes["batchnorm"][b.out_channels, h] += 1
-    last = config.blocks[-1].out_channels
-    shapes["pointwise"][last, config.head_channels, h] += 1
-    shapes["batchnorm"][config.head_channels, h] += 1
-    shapes["swish"][config.head_channels, h] += 1
+    for placed in network_layers(config, resolution):
+        layer, h, h_out = placed.layer, placed.in_size[0], placed.out_size[0]
+        c_in, c_out = layer.in_channels, layer.out_channels
+        if layer.kind == "depthwise_bn":
+            shapes["depthwise"][c_in, h, layer.kernel, layer.stride] += 1
+        if layer.kind == "conv_bn" and layer.kernel == 1:
+            shapes["pointwise"][c_in, c_out, h] += 1
+        if layer.kind in ("conv_bn", "depthwise_bn"):
+            shapes["batchnorm"][c_out, h_out] += 1
+            if layer.activation == "swish":
+                shapes["swish"][c_out, h_out] += 1
+        if layer.kind == "squeeze_excite":
+            shapes["squeeze_excite"][c_in, h, layer.squeeze] += 1
+        if placed.path == "stem":
+            shapes["stem"][c_in, c_out, h, layer.kernel, layer.stride] += 1
+        if layer.kind == "pool":
+            shapes["global_avg_pool"][c_in, h] += 1
+        if layer.kind == "linear":
+            shapes["linear"][c_in, c_out] += 1
     shapes["batchnorm_swish"] = Counter(shapes["swish"])
     return shapes
 
 
-# --- one op at one shape in both libraries ----------------------------------------------------
+# --- one registered op at one shape, in both libraries ----------------------------------------
+# The ops, their inputs and what gets gradients come from minieffnet's op registry; only the
+# PyTorch peers (``torch.nn.functional`` equivalents, differentiated by autograd) and the
+# depthwise roofline live here, keyed by the registry's benchmark row.
+
+def _torch_depthwise(x, w, stride):
+    import torch.nn.functional as F
+    k = w.shape[-1]
+    return F.conv2d(x, w, stride=stride, padding=(k - 1) // 2, groups=w.shape[0])
+
+
+def _torch_batchnorm(activation):
+    def forward(x, gamma, beta, running_mean, running_var):
+        import torch.nn.functional as F
+        y = F.batch_norm(x, running_mean, running_var, gamma, beta, training=True,
+                         momentum=0.1, eps=1e-5)
+        return F.silu(y) if activation else y
+    return forward
+
+
+def _torch_depthwise_bn_eval(x, w, gamma, beta, running_mean, running_var, stride):
+    import torch.nn.functional as F
+    y = F.batch_norm(_torch_depthwise(x, w, stride), running_mean, running_var, gamma, beta,
+                     training=False, eps=1e-5)
+    return F.silu(y)
+
+
+def _torch_conv(x, w, stride):
+    import torch.nn.functional as F
+    return F.conv2d(x, w, stride=stride, padding=(w.shape[-1] - 1) // 2)
+
+
+def _torch_squeeze_excite(x, w1, b1, w2, b2):
+    # torchvision's SqueezeExcitation: pool, 1×1 conv, SiLU, 1×1 conv, sigmoid, scale
+    # (a 1×1 conv on a pooled map is a linear layer).
+    import torch
+    import torch.nn.functional as F
+    g = torch.sigmoid(F.linear(F.silu(F.linear(x.mean((2, 3)), w1, b1)), w2, b2))
+    return x * g[:, :, None, None]
+
+
+def _torch_silu(x):
+    import torch.nn.functional as F
+    return F.silu(x)
+
+
+def _torch_pointwise(x, w):
+    import torch.nn.functional as F
+    return F.conv2d(x, w)
+
+
+def _torch_linear(x, w, b):
+    import torch.nn.functional as F
+    return F.linear(x, w, b)
+
+
+def _torch_pool(x):
+    return x.mean((2, 3))
+
+
+TORCH_PEERS: dict[str, Callable] = {
+    "swish": _torch_silu, "batchnorm": _torch_batchnorm(None),
+    "batchnorm + swish (fused)": _torch_batchnorm("swish"), "depthwise conv": _torch_depthwise,
+    "depthwise + BN + swish (eval, fused)": _torch_depthwise_bn_eval, "stem conv": _torch_conv,
+    "pointwise conv": _torch_pointwise, "squeeze-excite": _torch_squeeze_excite,
+    "linear": _torch_linear, "global avg pool": _torch_pool,
+}
+
+
+def _depthwise_bytes(a: dict, out: np.ndarray) -> tuple[int, int]:
+    # The least a kernel can move: forward reads x, w and writes out; backward reads dout, x
+    # and writes dx, dw (reading w again is negligible and not counted).
+    x, w = a["x"], a["w"]
+    return x.nbytes + w.nbytes + out.nbytes, out.nbytes + x.nbytes + x.nbytes + w.nbytes
+
+
+MIN_BYTES: dict[str, Callable] = {"depthwise conv": _depthwise_bytes}
+
+
 @dataclass
 class OpCase:
-    """One op at one shape: float32 inputs, and how each library runs forward and backward.
+    """One registered op at one benchmark shape: float32 inputs, and how each library runs it.
 
-    ``ours_forward(**arrays) -> (out, cache)`` and ``ours_backward(dout, cache)`` are
-    minieffnet's public ops; ``torch_forward(**tensors) -> out`` is the
-    ``torch.nn.functional`` equivalent, differentiated by autograd with respect to the
-    tensors named in ``grad``. ``min_bytes(arrays, out) -> (forward, backward)`` is the
-    least traffic the op must cause (only set for depthwise, where it is reported).
+    ``spec`` is the op's :class:`minieffnet.ops.registry.OpSpec`; ``forward(**arrays) ->
+    (out, cache)`` is its forward with the shape's options bound, ``spec.backward`` its
+    backward. ``torch_forward(**tensors) -> out`` is the PyTorch peer (None: no peer),
+    differentiated by autograd with respect to ``spec.grad_names``. ``min_bytes(arrays, out)
+    -> (forward, backward)`` is the least traffic the op must cause (only set for depthwise,
+    where it is reported).
     """
+    spec: OpSpec
     arrays: dict[str, np.ndarray]
-    grad: tuple[str, ...]
-    ours_forward: Callable
-    ours_backward: Callable
-    torch_forward: Callable
+    forward: Callable
+    torch_forward: Callable | None
     min_bytes: Callable | None = None
 
 
-def make_op_case(op: str, key: tuple, batch: int, rng: np.random.Generator) -> OpCase:
-    """The :class:`OpCase` for ``op`` at shape ``key`` (as :func:`op_shapes` lists it)."""
-    from minieffnet import ops
-
-    def normal(*shape):
-        return rng.standard_normal(shape, dtype=np.float32)
-
-    if op == "depthwise":
-        C, H, k, s = key
-
-        def torch_dw(x, w):
-            import torch.nn.functional as F
-            return F.conv2d(x, w, stride=s, padding=(k - 1) // 2, groups=C)
-
-        def dw_bytes(a, out):
-            # The least a kernel can move: forward reads x, w and writes out; backward reads
-            # dout, x and writes dx, dw (reading w again is negligible and not counted).
-            x, w = a["x"], a["w"]
-            return (x.nbytes + w.nbytes + out.nbytes,
-                    out.nbytes + x.nbytes + x.nbytes + w.nbytes)
-
-        return OpCase({"x": normal(batch, C, H, H), "w": normal(C, 1, k, k)}, ("x", "w"),
-                      lambda x, w: ops.depthwise_conv2d_forward(x, w, s),
-                      ops.depthwise_conv2d_backward, torch_dw, dw_bytes)
-    if op in ("batchnorm", "batchnorm_swish"):
-        C, H = key
-        activation = "swish" if op == "batchnorm_swish" else None
-
-        def torch_bn(x, gamma, beta, mean, var):
-            import torch.nn.functional as F
-            y = F.batch_norm(x, mean, var, gamma, beta, training=True, momentum=0.1, eps=1e-5)
-            return F.silu(y) if activation else y
-
-        arrays = {"x": normal(batch, C, H, H), "gamma": 1 + 0.1 * normal(C),
-                  "beta": 0.1 * normal(C), "mean": np.zeros(C, np.float32),
-                  "var": np.ones(C, np.float32)}
-        return OpCase(arrays, ("x", "gamma", "beta"),
-                      lambda x, gamma, beta, mean, var: ops.batchnorm2d_forward(
-                          x, gamma, beta, mean, var, training=True, activation=activation),
-                      ops.batchnorm2d_backward, torch_bn)
-    if op == "swish":
-        C, H = key
-
-        def torch_swish(x):
-            import torch.nn.functional as F
-            return F.silu(x)
-
-        return OpCase({"x": normal(batch, C, H, H)}, ("x",), ops.swish_forward,
-                      ops.swish_backward, torch_swish)
-    if op == "squeeze_excite":
-        C, H, Cr = key
-
-        def torch_se(x, w1, b1, w2, b2):
-            # torchvision's SqueezeExcitation: pool, 1×1 conv, SiLU, 1×1 conv, sigmoid, scale
-            # (a 1×1 conv on a pooled map is a linear layer).
-            import torch
-            import torch.nn.functional as F
-            g = torch.sigmoid(F.linear(F.silu(F.linear(x.mean((2, 3)), w1, b1)), w2, b2))
-            return x * g[:, :, None, None]
-
-        arrays = {"x": normal(batch, C, H, H), "w1": 0.1 * normal(Cr, C), "b1": normal(Cr),
-                  "w2": 0.1 * normal(C, Cr), "b2": normal(C)}
-        return OpCase(arrays, tuple(arrays), ops.squeeze_excite_forward,
-                      ops.squeeze_excite_backward, torch_se)
-    if op == "pointwise":
-        Cin, Cout, H = key
-
-        def torch_pw(x, w):
-            import torch.nn.functional as F
-            return F.conv2d(x, w)
-
-        # conv2d_forward is what the model's Conv2d layer calls; a 1×1 kernel takes its
-        # pointwise (BLAS) path, so this times exactly what a training step runs.
-        return OpCase({"x": normal(batch, Cin, H, H), "w": 0.1 * normal(Cout, Cin, 1, 1)},
-                      ("x", "w"), ops.conv2d_forward, ops.conv2d_backward, torch_pw)
-    raise ValueError(f"unknown op {op!r}; choose one of {OPS}")
+def make_op_case(spec: OpSpec, key: tuple, batch: int, rng: np.random.Generator) -> OpCase:
+    """The :class:`OpCase` of registry op ``spec`` at ``key`` (as :func:`op_shapes` lists it,
+    without the batch) for ``batch`` samples."""
+    shape = (batch, *key)
+    peer = TORCH_PEERS.get(spec.bench.row)
+    if peer is not None:
+        peer = functools.partial(peer, **spec.options(shape))
+    return OpCase(spec, spec.make_inputs(rng, shape, np.float32), spec.forward_at(shape), peer,
+                  MIN_BYTES.get(spec.bench.row))
 
 
-def time_ours(case: OpCase, repeats: int, stat) -> tuple[float, float, int, int]:
-    """minieffnet's forward and backward seconds for ``case`` (``stat`` of ``repeats`` calls),
-    and the forward and backward minimum bytes (0, 0 if the case does not define them)."""
-    forward = lambda: case.ours_forward(**case.arrays)  # noqa: E731
-    out, cache = forward()
-    dout = np.random.default_rng(1).standard_normal(out.shape, dtype=np.float32)
-    fwd = stat(wall_times(forward, repeats))
-    bwd = stat(wall_times(lambda: case.ours_backward(dout, cache), repeats))
+def gpu_unavailable() -> str | None:
+    """Why the CUDA op rows cannot be timed here, or None on a real GPU (the simulator, which
+    runs every GPU thread as a Python thread, times nothing worth reporting)."""
+    from minieffnet.backend import unavailable_reason
+    reason = unavailable_reason("cuda")
+    if reason is None:
+        from numba import config
+        if config.ENABLE_CUDASIM:
+            return "Numba's CUDA simulator is on (NUMBA_ENABLE_CUDASIM=1), no GPU"
+    return reason
+
+
+def time_ours(case: OpCase, repeats: int, stat,
+              backend: str = "numba") -> tuple[float, float, int, int]:
+    """minieffnet's forward and backward seconds for ``case`` under ``backend`` (``stat`` of
+    ``repeats`` calls), and the forward and backward minimum bytes (0, 0 if the case does not
+    define them)."""
+    from minieffnet import use_backend
+    forward = lambda: case.forward(**case.arrays)  # noqa: E731
+    with use_backend(backend):
+        out, cache = forward()
+        dout = np.random.default_rng(1).standard_normal(out.shape, dtype=np.float32)
+        fwd = stat(wall_times(forward, repeats))
+        bwd = stat(wall_times(lambda: case.spec.backward(dout, cache), repeats))
     moved = case.min_bytes(case.arrays, out) if case.min_bytes else (0, 0)
     return fwd, bwd, moved[0], moved[1]
 
@@ -242,8 +275,9 @@ def time_ours(case: OpCase, repeats: int, stat) -> tuple[float, float, int, int]
 def time_torch(case: OpCase, repeats: int, stat) -> tuple[float, float]:
     """PyTorch's forward (autograd recording, as in training) and backward seconds."""
     import torch
-    tensors = {k: torch.tensor(v, requires_grad=k in case.grad) for k, v in case.arrays.items()}
-    leaves = [tensors[k] for k in case.grad]
+    grad = case.spec.grad_names
+    tensors = {k: torch.tensor(v, requires_grad=k in grad) for k, v in case.arrays.items()}
+    leaves = [tensors[k] for k in grad]
     forward = lambda: case.torch_forward(**tensors)  # noqa: E731
     dout = torch.from_numpy(np.random.default_rng(1).standard_normal(
         tuple(forward().shape), dtype=np.float32))

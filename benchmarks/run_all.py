@@ -6,10 +6,13 @@
 
 Rows (the header printed above the table says exactly how each is measured):
 
-* ops: forward + backward of depthwise conv, BatchNorm, Swish, squeeze-excite and pointwise
-  (1×1) conv over every layer of B0 (imagenet preset, 64×64, batch 64, float32), against the
-  ``torch.nn.functional`` equivalent under autograd; depthwise also in GB/s against this
-  machine's memory bandwidth, its roofline;
+* ops: forward + backward of every op in minieffnet's op registry (minieffnet/ops/registry.py)
+  that a B0 step runs on its own -- Swish, BatchNorm (alone and with fused Swish), depthwise
+  conv (on Numba and, given a GPU, on CUDA), the evaluation-mode fused depthwise -> BN ->
+  Swish, the stem conv, pointwise (1×1) conv, squeeze-excite, the classifier and global
+  average pooling -- over every layer of B0 (imagenet preset, 64×64, batch 64, float32),
+  against the ``torch.nn.functional`` equivalent under autograd; depthwise also in GB/s
+  against this machine's memory bandwidth, its roofline;
 * models: a B0 training step (forward, backward, SGD update) at 64×64 and with the cifar preset
   at 32×32, and B0 inference at 64×64, against torchvision's ``efficientnet_b0`` (with the
   cifar preset's strides for that row), each case in a fresh process so peak RSS is its own;
@@ -45,18 +48,28 @@ _T0 = time.perf_counter()
 RESULTS = Path(__file__).with_name("RESULTS.md")
 BEGIN, END = "<!-- run_all:begin -->", "<!-- run_all:end -->"
 
-OP_ROWS = {"depthwise": "depthwise conv", "batchnorm": "batchnorm", "swish": "swish",
-           "batchnorm_swish": "batchnorm + swish (fused)",
-           "squeeze_excite": "squeeze-excite", "pointwise": "pointwise conv"}
 # (mode, preset, which resolution argument) of each model row.
 MODEL_CASES = {"train B0 imagenet": ("train", "imagenet", "resolution"),
                "train B0 cifar": ("train", "cifar", "cifar_resolution"),
                "infer B0 imagenet": ("infer", "imagenet", "resolution")}
 RSS_SUFFIX = " peak RSS"
 STARTUP_ROWS = ("start-up warm", "start-up cold")
-ROW_NAMES = (*OP_ROWS.values(),
-             *(n + s for n in MODEL_CASES for s in ("", RSS_SUFFIX)),
-             *STARTUP_ROWS)
+
+
+def op_benches() -> list[tuple]:
+    """``(spec, backend, row name)`` of every op row: each op of minieffnet's registry that has
+    a benchmark, under Numba and under every other backend it lists but the NumPy reference
+    (the row name gets the backend in brackets: ``depthwise conv (cuda)``)."""
+    from minieffnet.ops.registry import OPS  # after configure_threads: it imports Numba
+    return [(spec, b, spec.bench.row if b == "numba" else f"{spec.bench.row} ({b})")
+            for spec in OPS if spec.bench for b in spec.backends if b != "numpy"]
+
+
+def row_names() -> tuple[str, ...]:
+    """Every row of the table, in order."""
+    return (*(name for _, _, name in op_benches()),
+            *(n + s for n in MODEL_CASES for s in ("", RSS_SUFFIX)),
+            *STARTUP_ROWS)
 
 # Issue "Speed": row -> (threshold, kind). "ratio": the ratio column (above 1 = minieffnet
 # better) must reach the threshold; "at most": minieffnet's own value must not exceed it.
@@ -116,41 +129,58 @@ def _ratio(num: float | None, den: float | None) -> float | None:
 
 # --- measurements -----------------------------------------------------------------------------
 def op_rows(args, torch, bandwidth: float) -> list[Row]:
-    """The op-level rows: every op's forward+backward over all B0 layers, in ms."""
+    """The op-level rows: every registered op's forward+backward over all B0 layers, in ms."""
     from minieffnet.scaling import make_config
 
     config = make_config("b0", 10, resolution=args.resolution)
+    shapes_of = common.op_shapes(config, args.resolution)
+    gpu_missing = common.gpu_unavailable()
+    rows = []
+    for spec, backend, name in op_benches():
+        shapes = shapes_of.get(spec.bench.shapes)
+        if backend == "cuda" and gpu_missing:
+            rows.append(Row(name, "ms", None, notes=f"not timed: {gpu_missing}"))
+        elif not shapes:
+            rows.append(Row(name, "ms", None, notes=f"not timed: op_shapes lists no "
+                                                     f"{spec.bench.shapes!r} shapes"))
+        else:
+            rows.append(_op_row(args, spec, backend, name, shapes,
+                                None if backend == "cuda" else torch, bandwidth))
+    return rows
+
+
+def _op_row(args, spec, backend: str, name: str, shapes, torch, bandwidth: float) -> Row:
+    """One op row: ``spec`` under ``backend`` over ``shapes`` (op_shapes' Counter)."""
+    _progress(f"op {name}: {len(shapes)} distinct shapes")
     stat = common.STATS[args.stat]
     rng = np.random.default_rng(0)
-    rows = []
-    for op, shapes in common.op_shapes(config, args.resolution).items():
-        _progress(f"op {op}: {len(shapes)} distinct shapes")
-        ours = np.zeros(2)     # forward, backward seconds
-        theirs = np.zeros(2)
-        moved = np.zeros(2)    # least bytes, forward and backward
-        # Each distinct shape is timed once and counted as often as B0 has it, so the sums
-        # are the op's time in one B0 step.
-        for key, count in shapes.items():
-            case = common.make_op_case(op, key, args.batch, rng)
-            f, b, mf, mb = common.time_ours(case, args.repeats, stat)
-            ours += count * np.array([f, b])
-            moved += count * np.array([mf, mb])
-            if torch is not None:
-                theirs += count * np.array(common.time_torch(case, args.repeats, stat))
-        ms, ms_t = 1e3 * ours, 1e3 * theirs
-        total_t = ms_t.sum() if torch is not None else None
-        notes = f"fwd {ms[0]:.1f} + bwd {ms[1]:.1f}"
-        if torch is not None:
-            notes += f" (PyTorch {ms_t[0]:.1f} + {ms_t[1]:.1f})"
-        notes += f"; {sum(shapes.values())} layers, {len(shapes)} shapes"
-        if op == "depthwise":
-            gbs = moved / ours / 1e9
-            achieved = moved.sum() / ours.sum() / 1e9
-            notes += (f"; {achieved:.1f} GB/s (fwd {gbs[0]:.1f}, bwd {gbs[1]:.1f}) of "
-                      f"{bandwidth:.1f} GB/s measured = {100 * achieved / bandwidth:.0f} %")
-        rows.append(Row(OP_ROWS[op], "ms", ms.sum(), total_t, _ratio(total_t, ms.sum()),
-                        notes))
-    return rows
+    ours = np.zeros(2)     # forward, backward seconds
+    theirs = np.zeros(2)
+    moved = np.zeros(2)    # least bytes, forward and backward
+    # Each distinct shape is timed once and counted as often as B0 has it, so the sums are
+    # the op's time in one B0 step.
+    for key, count in shapes.items():
+        case = common.make_op_case(spec, key, args.batch, rng)
+        f, b, mf, mb = common.time_ours(case, args.repeats, stat, backend)
+        ours += count * np.array([f, b])
+        moved += count * np.array([mf, mb])
+        if torch is not None and case.torch_forward is not None:
+            theirs += count * np.array(common.time_torch(case, args.repeats, stat))
+    has_peer = torch is not None and spec.bench.row in common.TORCH_PEERS
+    ms, ms_t = 1e3 * ours, 1e3 * theirs
+    total_t = ms_t.sum() if has_peer else None
+    notes = f"fwd {ms[0]:.1f} + bwd {ms[1]:.1f}"
+    if has_peer:
+        notes += f" (PyTorch {ms_t[0]:.1f} + {ms_t[1]:.1f})"
+    notes += f"; {sum(shapes.values())} layers, {len(shapes)} shapes"
+    if backend == "cuda":
+        notes += "; NumPy arrays in and out, so each call copies to the GPU and back"
+    elif moved.any():
+        gbs = moved / ours / 1e9
+        achieved = moved.sum() / ours.sum() / 1e9
+        notes += (f"; {achieved:.1f} GB/s (fwd {gbs[0]:.1f}, bwd {gbs[1]:.1f}) of "
+                  f"{bandwidth:.1f} GB/s measured = {100 * achieved / bandwidth:.0f} %")
+    return Row(name, "ms", ms.sum(), total_t, _ratio(total_t, ms.sum()), notes)
 
 
 def model_rows(args, with_torch: bool) -> list[Row]:
@@ -239,9 +269,12 @@ def header(args, torch, bandwidth: dict, load_start: str) -> list[str]:
         f"- Op rows: forward + backward in ms, float32, summed over the layers of B0 "
         f"(imagenet preset, {res}×{res}, batch {batch}); each distinct shape timed once "
         f"({args.stat} of {args.repeats} calls after a warm-up) and counted once per layer "
-        "that has it. PyTorch: `torch.nn.functional` under autograd. Depthwise GB/s: the "
-        "least traffic (forward reads x, w, writes out; backward reads dout, x, writes dx, "
-        "dw) over the time, against the larger bandwidth above.",
+        "that has it. Every op of minieffnet's registry that B0 runs on its own, in training "
+        "mode except the fused depthwise + BN + swish row (evaluation, as inference runs it); "
+        "Numba unless the row names another backend. PyTorch: `torch.nn.functional` under "
+        "autograd. Depthwise GB/s: the least traffic (forward reads x, w, writes out; "
+        "backward reads dout, x, writes dx, dw) over the time, against the larger bandwidth "
+        "above.",
         f"- Model rows: batch {batch}, 10 classes, SGD with momentum; imagenet preset at "
         f"{res}×{res}, cifar preset at {cres}×{cres} against torchvision's efficientnet_b0 "
         f"with the same strides; {args.stat} of {args.repeats} steps after {args.warmup} "

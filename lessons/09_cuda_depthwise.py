@@ -25,7 +25,10 @@
 # * the library's **tiled** kernel: a block copies its input tile plus a *halo* into shared
 #   memory once, waits at a barrier, then every thread reads its k×k operands from fast
 #   memory — and why that barrier must never sit inside a branch some threads skip;
-# * that `minieffnet.ops.depthwise_cuda`'s forward and backward agree with the CPU op.
+# * that `"cuda"` is a backend like `"numpy"` and `"numba"`: under
+#   `me.use_backend("cuda")` the same public `depthwise_conv2d_forward` / `_backward` run
+#   these kernels and agree with the CPU op; and how to pick the naive or tiled kernels on
+#   arrays that stay on the GPU.
 #
 # **No GPU?** Numba ships a CUDA *simulator* that runs every thread as a Python thread on
 # the CPU. It must be switched on *before numba is first imported*, which is why the first
@@ -143,9 +146,10 @@ if SIMULATOR:
     assert raised is not None
 
 # %% [markdown]
-# The library's `_forward_naive` is this kernel for the full `(N, C, H, W)` tensor: a 1-D
-# grid over all `N·C·Ho·Wo` outputs (128 threads a block), the flat index `i` split back
-# into `(n, c, oy, ox)`, the guard `if i >= N*C*Ho*Wo: return`, any stride and padding.
+# The library's `_forward_naive_kernel` is this kernel for the full `(N, C, H, W)` tensor:
+# a 1-D grid over all `N·C·Ho·Wo` outputs (128 threads a block), the flat index `i` split
+# back into `(n, c, oy, ox)`, the guard `if i >= N*C*Ho*Wo: return`, any stride and
+# padding.
 #
 # ## 2. Why tile: shared memory and the halo
 #
@@ -189,8 +193,8 @@ assert dcuda._PATCH >= (dcuda._TILE - 1) * 2 + 5     # the shared array fits k=5
 #     ...
 # ```
 #
-# The same rule governs the weight-gradient kernel `_dw_reduce`: a tree reduction in shared
-# memory halves the number of active threads each round (`if tid < half`), but the
+# The same rule governs the weight-gradient kernel `_dw_reduce_kernel`: a tree reduction in
+# shared memory halves the number of active threads each round (`if tid < half`), but the
 # `syncthreads()` of each round sits *outside* that `if`.
 #
 # Here is the idea in one dimension, small enough to read in full: a 1-D convolution with
@@ -231,18 +235,36 @@ print(me.compare("1-D tiled vs spec", out1, conv1d_spec(x1, w1)))
 assert np.allclose(out1, conv1d_spec(x1, w1), rtol=1e-12, atol=1e-12)
 
 # %% [markdown]
-# ## 3. The library's kernels against the CPU op
+# ## 3. The library's kernels behind the public op
 #
-# `depthwise_conv2d_forward_cuda(x, w, stride, padding, method)` copies NumPy arrays to the
-# device, launches the kernel and copies the result back (`*_device` variants keep
-# everything on the GPU). The tiled forward launches one block per (sample, channel, tile):
-# a grid of `(N·C, tiles)` blocks of 16×16 threads. With N = 1, C = 2 and a 6×6 image that is
-# 2 blocks and 512 threads — about 0.1 s in the simulator.
+# `"cuda"` is one of minieffnet's backends (lesson 00). Under `me.use_backend("cuda")` the
+# same `me.ops.depthwise_conv2d_forward` / `_backward` copy their NumPy arguments to the
+# device, launch the tiled kernels and copy the results back; the cache holds the same plain
+# arrays as on the CPU, so a forward on the GPU may be followed by a backward on the CPU.
+# The other ops have no CUDA kernels and run their Numba path under `"cuda"`, which is why
+# `with me.use_backend("cuda"): model(x)` runs a whole network.
 #
-# We test both methods, both paddings, strides 1 and 2 and kernels 3 and 5 in float64,
-# where the only difference from the CPU op is the order of the additions.
+# To choose the kernels, and to keep arrays on the GPU between calls, the kernel module has
+# device entry points: `dcuda.depthwise_conv2d_forward_device(x_d, w_d, stride, padding,
+# method)` takes `cuda.to_device` arrays and returns `(out_d, cache)`, and
+# `dcuda.depthwise_conv2d_backward_device(dout_d, cache)` returns `(dx_d, dw_d)`, all on the
+# device; `method` is `"tiled"` or `"naive"`. The tiled forward launches one block per
+# (sample, channel, tile): a grid of `(N·C, tiles)` blocks of 16×16 threads. With N = 1,
+# C = 2 and a 6×6 image that is 2 blocks and 512 threads — about 0.1 s in the simulator.
+#
+# We test the public op under `"cuda"` and both methods on device arrays, both paddings,
+# strides 1 and 2 and kernels 3 and 5 in float64, where the only difference from the CPU op
+# is the order of the additions.
 
 # %%
+def on_device(x, w, stride, padding, dout, method):
+    """Forward and backward through the device entry points, results copied back."""
+    out_d, cache_d = dcuda.depthwise_conv2d_forward_device(
+        cuda.to_device(x), cuda.to_device(w), stride, padding, method)
+    dx_d, dw_d = dcuda.depthwise_conv2d_backward_device(cuda.to_device(dout), cache_d)
+    return out_d.copy_to_host(), dx_d.copy_to_host(), dw_d.copy_to_host()
+
+
 N, C, H, W = 1, 2, 6, 6
 x = rng.standard_normal((N, C, H, W))
 cases = [(3, 1, "symmetric"), (3, 2, "same"), (5, 2, "symmetric")]
@@ -251,31 +273,36 @@ for k, stride, padding in cases:
     cpu, cache = me.ops.depthwise_conv2d_forward(x, w, stride, padding)
     dout = rng.standard_normal(cpu.shape)
     dx_cpu, dw_cpu = me.ops.depthwise_conv2d_backward(dout, cache)
+    with me.use_backend("cuda"):
+        gpu, gpu_cache = me.ops.depthwise_conv2d_forward(x, w, stride, padding)
+        results = {"op/cuda": (gpu, *me.ops.depthwise_conv2d_backward(dout, gpu_cache))}
     for method in dcuda.METHODS:
-        gpu = dcuda.depthwise_conv2d_forward_cuda(x, w, stride, padding, method=method)
-        dx_gpu, dw_gpu = dcuda.depthwise_conv2d_backward_cuda(dout, x, w, stride, padding,
-                                                              method=method)
-        tag = f"k={k} s={stride} {padding:<9} {method:<5}"
-        print(me.compare(f"{tag} out", gpu, cpu))
-        print(me.compare(f"{tag} dx ", dx_gpu, dx_cpu))
-        print(me.compare(f"{tag} dw ", dw_gpu, dw_cpu))
-        assert gpu.shape == cpu.shape and dx_gpu.shape == x.shape and dw_gpu.shape == w.shape
-        for got, want in ((gpu, cpu), (dx_gpu, dx_cpu), (dw_gpu, dw_cpu)):
+        results[method] = on_device(x, w, stride, padding, dout, method)
+    for route, (out, dx, dw) in results.items():
+        tag = f"k={k} s={stride} {padding:<9} {route:<7}"
+        print(me.compare(f"{tag} out", out, cpu))
+        print(me.compare(f"{tag} dx ", dx, dx_cpu))
+        print(me.compare(f"{tag} dw ", dw, dw_cpu))
+        assert out.shape == cpu.shape and dx.shape == x.shape and dw.shape == w.shape
+        for got, want in ((out, cpu), (dx, dx_cpu), (dw, dw_cpu)):
             assert me.rel_error(got, want) < 1e-12, tag
 
 # %% [markdown]
-# float32 works too (the kernels accumulate in the input's precision), and the entry points
-# refuse what the CPU op refuses — for example a filter with the wrong number of channels:
+# float32 works too (the kernels accumulate in the input's precision), and under `"cuda"`
+# the op refuses what it refuses on the CPU (the checks run before a backend is picked),
+# for example a filter with the wrong number of channels:
 
 # %%
 x32 = x.astype(np.float32)
 w32 = rng.standard_normal((C, 1, 3, 3)).astype(np.float32)
-out32 = dcuda.depthwise_conv2d_forward_cuda(x32, w32)
+with me.use_backend("cuda"):
+    out32, _ = me.ops.depthwise_conv2d_forward(x32, w32)
 cpu32, _ = me.ops.depthwise_conv2d_forward(x32, w32)
 print(me.compare("float32 out", out32, cpu32, rtol=1e-5, atol=1e-6))
 assert out32.dtype == np.float32 and np.allclose(out32, cpu32, rtol=1e-5, atol=1e-6)
 try:
-    dcuda.depthwise_conv2d_forward_cuda(x, rng.standard_normal((C + 1, 1, 3, 3)))
+    with me.use_backend("cuda"):
+        me.ops.depthwise_conv2d_forward(x, rng.standard_normal((C + 1, 1, 3, 3)))
     refused = None
 except ValueError as e:
     refused = e

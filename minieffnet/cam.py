@@ -50,9 +50,9 @@ def class_activation_maps(model: EfficientNet, x: np.ndarray,
     was_training = model.training
     model.eval()  # running BatchNorm statistics, no dropout, no stochastic depth
     try:
-        # model.forward's own path, stopped at the head to keep the feature map.
-        features = model.head(model.blocks(model.stem(x)))
-        logits = model.classifier(model.dropout(model.pool(features)))
+        # model.forward's two halves, keeping the feature map between them.
+        features = model.features(x)
+        logits = model.classify(features)
     finally:
         model.train(was_training)
     n, num_classes = logits.shape

@@ -1,31 +1,59 @@
-"""Save and load a whole model: its weights, BatchNorm statistics, configuration and RNG state.
+"""Every on-disk format of minieffnet: model files and training checkpoints.
 
-A model checkpoint is one ``.npz`` file written by :func:`minieffnet.io.save_npz_atomic`:
+Both are one ``.npz`` file written by :func:`minieffnet.io.save_npz_atomic`: named arrays plus
+JSON metadata. Nothing is pickled, so loading a file from an untrusted source cannot run code,
+and the write is atomic, so a crash mid-save leaves the previous file intact.
+
+A **model file** (:func:`save_model`, :func:`load_model`, :func:`load_weights`):
 
 * one array per ``model.state_dict()`` entry, keyed by its dotted name
   (``blocks.3.se.reduce_weight``), in the model's dtype;
-* JSON metadata ``{"format": "minieffnet.model", "version": 1, "dtype": "float32",
+* metadata ``{"format": "minieffnet.model", "version": 1, "dtype": "float32",
   "config": config_to_dict(model.config), "rng_state": ..., "extra": extra_meta}``.
 
-Nothing is pickled, so loading a file from an untrusted source cannot run code, and the write
-is atomic, so a crash mid-save leaves the previous checkpoint intact. Because the file carries
-the configuration, :func:`load_model` rebuilds the network without being told which it is.
+Because the file carries the configuration, :func:`load_model` rebuilds the network without
+being told which it is.
+
+A **training checkpoint** (``checkpoint.npz`` in a run folder; :func:`save_training_checkpoint`,
+:func:`read_training_checkpoint`) holds everything :class:`minieffnet.train.Trainer` needs to
+continue a run bit for bit:
+
+* arrays ``model.<name>`` (the state dict, never NaN or infinite), ``optimizer.<name>`` (the
+  optimiser's state) and, with an EMA, ``ema.<name>`` (``ema.shadow.<name>`` are the averaged
+  weights used for evaluation);
+* metadata ``{"format": "minieffnet.train", "version": 1, "train_config": TrainConfig as a
+  dict, "model_config": ..., "dtype": ..., "class_names": [...], "normalization": {"mean",
+  "std"}, "position": {"epoch", "batch", "step"}, "epoch_totals": {...}, "elapsed_s": ...,
+  "rng": {"model": ..., "loader_epoch_start": ...}}``: the position is completed epochs,
+  batches done in the current one and optimiser steps; the totals are the running sums of the
+  epoch in progress; ``rng`` the bit-generator states of the model (dropout, stochastic depth)
+  and of the training loader as it was when the epoch began.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from .io import load_npz, save_npz_atomic
 from .model import EfficientNet
+from .ops._checks import NonFiniteError
 from .scaling import BlockSpec, EfficientNetConfig
 
-FORMAT = "minieffnet.model"
-VERSION = 1
+MODEL_FORMAT = "minieffnet.model"
+MODEL_VERSION = 1
+TRAINING_FORMAT = "minieffnet.train"
+TRAINING_VERSION = 1
+CHECKPOINT_FILE = "checkpoint.npz"  # a run folder's training checkpoint
+# The metadata each kind of file must hold besides its format and version.
+_MODEL_META = ("dtype", "config", "rng_state", "extra")
+_TRAINING_META = ("train_config", "model_config", "dtype", "class_names", "normalization",
+                  "position", "epoch_totals", "elapsed_s", "rng")
+# A training checkpoint's arrays are the state dicts of these parts, each under its prefix.
+_TRAINING_PARTS = ("model", "optimizer", "ema")
 
 # Fields that describe how the network is regularised or labelled, not which function it
 # computes: weights move freely between configs that differ only here (fine-tuning with another
@@ -104,7 +132,7 @@ def _describe(config: EfficientNetConfig) -> str:
             f"{len(config.blocks)} blocks, {config.num_classes} classes)")
 
 
-# --- saving and loading ----------------------------------------------------------------------
+# --- model files ----------------------------------------------------------------------
 def save_model(path: str | os.PathLike, model: EfficientNet,
                extra_meta: dict | None = None) -> Path:
     """Write ``model`` (weights, BatchNorm running statistics, config, dtype, RNG state) to
@@ -115,8 +143,8 @@ def save_model(path: str | os.PathLike, model: EfficientNet,
     intact until the new one is complete.
     """
     meta = {
-        "format": FORMAT,
-        "version": VERSION,
+        "format": MODEL_FORMAT,
+        "version": MODEL_VERSION,
         "dtype": model.dtype.name,
         "config": config_to_dict(model.config),
         # The Generator behind dropout and stochastic depth: restoring it makes a resumed run
@@ -139,7 +167,7 @@ def load_model(path: str | os.PathLike, *, return_meta: bool = False
     Raises FileNotFoundError if ``path`` does not exist and ValueError naming the file if it
     is truncated, corrupt, holds pickled objects or is not a minieffnet model checkpoint.
     """
-    arrays, meta = _read(path)
+    arrays, meta = _read_model_file(path)
     try:
         config = config_from_dict(meta["config"])
     except (ValueError, TypeError) as e:
@@ -161,7 +189,7 @@ def load_weights(model: EfficientNet, path: str | os.PathLike) -> EfficientNet:
     ``checkpoint ... holds b0 (width 1, depth 1, 16 blocks, ...) but the model is b1 (...)``.
     Values are cast to the model's dtype. Returns ``model``.
     """
-    arrays, meta = _read(path)
+    arrays, meta = _read_model_file(path)
     try:
         stored = config_from_dict(meta["config"])
     except (ValueError, TypeError) as e:
@@ -175,20 +203,27 @@ def load_weights(model: EfficientNet, path: str | os.PathLike) -> EfficientNet:
     return model
 
 
-def _read(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
-    """Arrays and metadata of a model checkpoint, after checking its format and version."""
+def _read_model_file(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    """Arrays and metadata of a model file, after checking its format, version and keys."""
     arrays, meta = load_npz(path)
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        found = meta.get("format") if isinstance(meta, dict) else None
-        raise ValueError(f"checkpoint {path} is not a minieffnet model checkpoint "
-                         f"(format {found!r}, expected {FORMAT!r})")
-    if meta.get("version") != VERSION:
+    _check_meta(meta, path, "model", MODEL_FORMAT, MODEL_VERSION, _MODEL_META)
+    return arrays, meta
+
+
+def _check_meta(meta: Any, path: str | os.PathLike, kind: str, expected_format: str,
+                version: int, keys: Sequence[str]) -> None:
+    """Raise ValueError naming ``path`` unless ``meta`` is a dict of ``expected_format``,
+    ``version``, holding every one of ``keys``; ``kind`` says which file was expected."""
+    found = meta.get("format") if isinstance(meta, dict) else None
+    if found != expected_format:
+        raise ValueError(f"checkpoint {path} is not a minieffnet {kind} checkpoint "
+                         f"(format {found!r}, expected {expected_format!r})")
+    if meta.get("version") != version:
         raise ValueError(f"checkpoint {path} has format version {meta.get('version')!r}; "
-                         f"this minieffnet reads version {VERSION}")
-    missing = [k for k in ("dtype", "config", "rng_state", "extra") if k not in meta]
+                         f"this minieffnet reads version {version}")
+    missing = [k for k in keys if k not in meta]
     if missing:
         raise ValueError(f"checkpoint {path} lacks metadata {missing}")
-    return arrays, meta
 
 
 def _restore(model: EfficientNet, arrays: dict[str, np.ndarray], meta: dict,
@@ -213,3 +248,80 @@ def _generator_from_state(state: Any, path: str | os.PathLike) -> np.random.Gene
     except (ValueError, TypeError, KeyError) as e:
         raise ValueError(f"checkpoint {path} has an invalid RNG state ({e})") from e
     return np.random.Generator(bit_generator)
+
+
+# --- training checkpoints --------------------------------------------------------------------
+def save_training_checkpoint(path: str | os.PathLike, model: EfficientNet,
+                             optimizer_state: dict[str, Any], ema_state: dict[str, Any] | None,
+                             *, train_config: dict[str, Any], class_names: Sequence[str],
+                             mean: Sequence[float], std: Sequence[float],
+                             position: dict[str, int], epoch_totals: dict[str, float],
+                             elapsed_s: float, loader_rng_state: dict) -> Path:
+    """Write a training checkpoint (module docstring) to ``path`` atomically; returns the path.
+
+    ``model`` gives its state dict, config, dtype and RNG state; ``optimizer_state`` and
+    ``ema_state`` (None: no EMA) are ``state_dict()`` outputs; ``train_config`` is
+    ``TrainConfig.to_dict()``; ``mean`` / ``std`` the training normalisation (3 values each);
+    ``position`` ``{"epoch", "batch", "step"}``. Raises :class:`NonFiniteError` (a ValueError)
+    naming the first model array that holds NaN or infinity, before anything is written: the
+    file at ``path`` then keeps the last good state.
+    """
+    arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
+    for name, value in arrays.items():
+        if not np.isfinite(value).all():
+            raise NonFiniteError(f"{name} holds NaN or infinity")
+    arrays.update((f"optimizer.{k}", np.asarray(v)) for k, v in optimizer_state.items())
+    if ema_state is not None:
+        arrays.update((f"ema.{k}", np.asarray(v)) for k, v in ema_state.items())
+    meta = {
+        "format": TRAINING_FORMAT, "version": TRAINING_VERSION,
+        "train_config": train_config,
+        "model_config": config_to_dict(model.config),
+        "dtype": model.dtype.name,
+        "class_names": list(class_names),
+        "normalization": {"mean": list(mean), "std": list(std)},
+        "position": position,
+        "epoch_totals": epoch_totals,
+        "elapsed_s": elapsed_s,
+        "rng": {"model": model.rng.bit_generator.state, "loader_epoch_start": loader_rng_state},
+    }
+    return save_npz_atomic(path, arrays, meta)
+
+
+def read_training_checkpoint(path: str | os.PathLike
+                             ) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """``(parts, meta)`` of the training checkpoint at ``path``: see
+    :func:`split_training_checkpoint`. Raises FileNotFoundError, or ValueError naming the file
+    if it is truncated, corrupt or not a training checkpoint of this version."""
+    arrays, meta = load_npz(path)
+    return split_training_checkpoint(arrays, meta, path), meta
+
+
+def split_training_checkpoint(arrays: dict[str, np.ndarray], meta: Any,
+                              path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
+    """The state dicts in a training checkpoint's ``arrays`` (as :func:`load_npz` returns
+    them), after checking that ``meta`` names this format and version and holds every key:
+    ``{"model": ..., "optimizer": ..., "ema": ...}``, keys without their prefix (``ema`` is
+    empty when the run kept no EMA). ``path`` names the file in errors (ValueError)."""
+    _check_meta(meta, path, "training", TRAINING_FORMAT, TRAINING_VERSION, _TRAINING_META)
+    return {part: _strip(arrays, f"{part}.") for part in _TRAINING_PARTS}
+
+
+def training_model_config(meta: dict, path: str | os.PathLike) -> EfficientNetConfig:
+    """The network a training checkpoint's ``meta`` describes; ValueError naming ``path`` if
+    its ``model_config`` is invalid."""
+    try:
+        return config_from_dict(meta["model_config"])
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"checkpoint {path} has an invalid model config: {e}") from e
+
+
+def evaluation_weights(parts: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The state dict a run reports with: the EMA's averaged weights when it kept an EMA, else
+    the model's. ``parts`` as :func:`split_training_checkpoint` returns them."""
+    return _strip(parts["ema"], "shadow.") or parts["model"]
+
+
+def _strip(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """The entries of ``arrays`` whose key starts with ``prefix``, keyed without it."""
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}

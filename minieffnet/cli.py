@@ -1,24 +1,51 @@
-"""The ``minieffnet`` command line."""
+"""The ``minieffnet`` command line.
+
+Each sub-command is a ``cmd_<name>(args) -> exit status``, chosen by argparse
+(``set_defaults(func=...)``); every list of choices is the library's own constant. Exit
+status: 0 done, 1 training diverged, 2 bad arguments, files or data (one line on stderr), 130
+training interrupted (Ctrl-C).
+"""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from pathlib import Path
+
+import numpy as np
+
+from .cam import class_activation_maps, plot_cams
+from .checkpoint import CHECKPOINT_FILE
+from .experiments import (PAPER_COEFFICIENTS, PROTOCOLS, STRATEGIES, StudyProtocol,
+                          compare_scaling, dask_executor, grid_candidates, grid_search)
+from .inference import load_trained_model, predict, prepare_images, read_image, softmax
+from .opcheck import print_op_table
+from .optim import SCHEDULES
+from .scaling import (COEFFICIENTS, DROP_CONNECT, PRESETS, count_flops, count_parameters,
+                      make_config, stage_table)
+from .train import Trainer, TrainingDiverged, TrainingInterrupted, evaluate
+from .train_config import (DATASETS, OPTIMIZERS, SYNTHETIC_SIZES, TrainConfig, load_datasets,
+                           load_train_config)
+
+VARIANTS = tuple(COEFFICIENTS)  # "b0", ..., "b7"
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     """Arguments that choose a network: a variant, or custom coefficients, or φ."""
-    p.add_argument("variant", nargs="?", default="b0", help="b0..b7 (default b0)")
-    p.add_argument("--preset", choices=("imagenet", "cifar"), default="imagenet")
+    p.add_argument("variant", nargs="?", default="b0",
+                   help=f"{VARIANTS[0]}..{VARIANTS[-1]} (default b0)")
+    p.add_argument("--preset", choices=PRESETS, default="imagenet")
     p.add_argument("--num-classes", type=int, default=None,
                    help="default 1000 (imagenet preset) or 10 (cifar preset)")
     p.add_argument("--width", type=float, help="custom width multiplier")
     p.add_argument("--depth", type=float, help="custom depth multiplier")
     p.add_argument("--resolution", type=int, help="input resolution (pixels)")
-    p.add_argument("--phi", type=float, help="compound coefficient: d=1.2^φ, w=1.1^φ, r=1.15^φ")
+    alpha, beta, gamma = PAPER_COEFFICIENTS
+    p.add_argument("--phi", type=float,
+                   help=f"compound coefficient: d={alpha}^φ, w={beta}^φ, r={gamma}^φ")
 
 
 def _config_from_args(args):
-    from .scaling import make_config
     num_classes = args.num_classes or (10 if args.preset == "cifar" else 1000)
     overrides = {k: getattr(args, k) for k in ("width", "depth", "resolution", "phi")
                  if getattr(args, k) is not None}
@@ -27,7 +54,6 @@ def _config_from_args(args):
 
 def cmd_info(args) -> int:
     """Print the stage table (like the paper's Table 1), parameters and FLOPs."""
-    from .scaling import count_flops, count_parameters, stage_table
     cfg = _config_from_args(args)
     print(f"EfficientNet {cfg.name} ({args.preset} preset): width {cfg.width:g}, depth "
           f"{cfg.depth:g}, resolution {cfg.resolution}, dropout {cfg.dropout:g}, "
@@ -45,13 +71,11 @@ def cmd_info(args) -> int:
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    """One option per :class:`~minieffnet.train.TrainConfig` field, plus run handling.
+    """One option per :class:`~minieffnet.train_config.TrainConfig` field, plus run handling.
 
     Options left out keep no value (argparse.SUPPRESS), so that the config's own defaults
     apply and ``--resume`` can tell which settings were given on the command line.
     """
-    from .optim import SCHEDULES
-    from .train import DATASETS, OPTIMIZERS, SYNTHETIC_SIZES, TrainConfig
     d = TrainConfig()
 
     def option(group, flag, dest, help, **kw):
@@ -62,8 +86,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         group.add_argument(flag, dest=dest, default=argparse.SUPPRESS, help=help + shown, **kw)
 
     m = p.add_argument_group("model")
-    option(m, "--variant", "variant", "b0..b7")
-    option(m, "--preset", "preset", "network preset", choices=("imagenet", "cifar"))
+    option(m, "--variant", "variant", f"{VARIANTS[0]}..{VARIANTS[-1]}")
+    option(m, "--preset", "preset", "network preset", choices=PRESETS)
     option(m, "--width", "width", f"width multiplier (default {d.width}; with --variant or "
            "--phi: the variant's)", type=float)
     option(m, "--depth", "depth", f"depth multiplier (default {d.depth}; with --variant or "
@@ -75,7 +99,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     option(m, "--dropout", "dropout", "dropout before the classifier (default: the "
            "variant's)", type=float)
     option(m, "--drop-connect", "drop_connect", "stochastic depth rate of the last block "
-           "(default 0.2)", type=float)
+           f"(default {DROP_CONNECT})", type=float)
     g = p.add_argument_group("data")
     option(g, "--dataset", "dataset", "training data", choices=DATASETS)
     option(g, "--data-dir", "data_dir", "CIFAR root (default $MINIEFFNET_DATA, else the user "
@@ -113,10 +137,6 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_train(args) -> int:
     """Train (or resume) a run; print where the checkpoint, metrics and curves went."""
-    import dataclasses
-    from .scaling import count_flops, count_parameters
-    from .train import (TrainConfig, Trainer, TrainingDiverged, TrainingInterrupted,
-                        load_train_config)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in fields}
     if not args.resume and ("variant" in given or "phi" in given):
@@ -159,7 +179,6 @@ def cmd_train(args) -> int:
 
 
 def _load_for_cli(path: str):
-    from .train import load_trained_model
     trained = load_trained_model(path)
     print(f"checkpoint: {trained.description}")
     return trained
@@ -167,8 +186,6 @@ def _load_for_cli(path: str):
 
 def cmd_evaluate(args) -> int:
     """Loss, top-1 and top-5 of a checkpoint on a data set's test split."""
-    import dataclasses
-    from .train import TrainConfig, evaluate, load_datasets
     trained = _load_for_cli(args.checkpoint)
     base = trained.train_config
     if base is None and args.dataset is None:
@@ -195,8 +212,6 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     """Top-k classes with probabilities for each image file."""
-    import numpy as np
-    from .train import predict, read_image
     images = [read_image(path) for path in args.images]  # every file checked before any output
     trained = _load_for_cli(args.checkpoint)
     probs = predict(trained, images)
@@ -210,17 +225,12 @@ def cmd_predict(args) -> int:
 
 def _model_label(path: str) -> str:
     """A short name for a checkpoint in figures: its run folder's name, else its file name."""
-    from pathlib import Path
-    from .train import CHECKPOINT_FILE
     p = Path(path)
     return p.parent.name if p.name == CHECKPOINT_FILE else p.stem if p.suffix else p.name
 
 
 def cmd_cam(args) -> int:
     """Class activation maps of one or more checkpoints, side by side (paper Figure 7)."""
-    from pathlib import Path
-    from .cam import class_activation_maps, plot_cams
-    from .train import load_datasets, prepare_images, read_image, softmax
     if not args.images and args.test_images is None:
         raise ValueError("no images: pass --images FILE [FILE ...] or --test-images N")
     # Every file is checked before a model is loaded, like predict.
@@ -263,100 +273,162 @@ def cmd_cam(args) -> int:
     return 0
 
 
+# Study options a --protocol may set, with their values when no protocol is given.
+_STUDY_DEFAULTS = dict(dataset="synthetic", preset="cifar", width=0.25, depth=0.25,
+                       resolution=None, train_size=None, test_size=None)
+
+
 def _add_study_args(p: argparse.ArgumentParser, default_seeds: int, default_epochs: int) -> None:
-    """The base network, the shared training recipe and the study folder of a scaling study."""
-    from .train import DATASETS
+    """The base network, the shared training recipe and the study folder of a scaling study.
+
+    Options left out take the ``--protocol``'s value (:data:`~minieffnet.experiments.PROTOCOLS`),
+    else the defaults shown.
+    """
+    d = _STUDY_DEFAULTS
     p.add_argument("--out", required=True, metavar="STUDY",
                    help="study folder (re-running skips the trials already finished)")
-    p.add_argument("--dataset", choices=DATASETS, default="synthetic")
+    p.add_argument("--protocol", choices=tuple(PROTOCOLS),
+                   help="a documented set of defaults: " + "; ".join(
+                       f"{k}: {v.summary}" for k, v in PROTOCOLS.items()))
+    p.add_argument("--dataset", choices=DATASETS, help=f"default {d['dataset']}")
     p.add_argument("--data-dir", metavar="DIR", help="CIFAR root (default $MINIEFFNET_DATA)")
-    p.add_argument("--train-size", type=int, metavar="N", help="use N training images, balanced over the classes")
-    p.add_argument("--test-size", type=int, metavar="N", help="use N test images, balanced over the classes")
-    p.add_argument("--preset", choices=("imagenet", "cifar"), default="cifar")
-    p.add_argument("--width", type=float, default=0.25, help="base width (default 0.25)")
-    p.add_argument("--depth", type=float, default=0.25, help="base depth (default 0.25)")
+    p.add_argument("--train-size", type=int, metavar="N",
+                   help="use N training images, balanced over the classes (default all)")
+    p.add_argument("--test-size", type=int, metavar="N",
+                   help="use N test images, balanced over the classes (default all)")
+    p.add_argument("--preset", choices=PRESETS, help=f"default {d['preset']}")
+    p.add_argument("--width", type=float, help=f"base width (default {d['width']})")
+    p.add_argument("--depth", type=float, help=f"base depth (default {d['depth']})")
     p.add_argument("--resolution", type=int, help="base resolution (default: the preset's)")
-    p.add_argument("--epochs", type=int, default=default_epochs,
-                   help=f"epochs per trial (default {default_epochs})")
+    p.add_argument("--epochs", type=int, nargs="+", metavar="E",
+                   help=f"epochs per trial (default {default_epochs}); compare-scaling takes "
+                        "several budgets (see --long-targets)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1, help="peak one-cycle learning rate")
-    p.add_argument("--seeds", type=int, default=default_seeds,
-                   help=f"seeds per model: 0..N-1 (default {default_seeds})")
-    p.add_argument("--jobs", type=int, default=1, help="trials trained in parallel processes")
+    p.add_argument("--seeds", type=int, help=f"seeds per model: 0..N-1 (default {default_seeds})")
+    p.add_argument("--jobs", type=int, default=1, help="trials trained in parallel processes, "
+                   "each with cores/jobs threads")
     p.add_argument("--dask", metavar="ADDRESS", help="run the trials on the Dask cluster at "
                    "ADDRESS instead (needs the 'cluster' extra and a shared file system)")
+    p.set_defaults(default_seeds=default_seeds, default_epochs=default_epochs)
 
 
-def _study_base(args):
-    """The :class:`~minieffnet.train.TrainConfig` every trial of the study starts from."""
-    from .train import TrainConfig
-    return TrainConfig(preset=args.preset, width=args.width, depth=args.depth,
-                       resolution=args.resolution, dataset=args.dataset,
-                       data_dir=args.data_dir, train_size=args.train_size,
-                       test_size=args.test_size, epochs=args.epochs,
+def _add_study_commands(sub) -> None:
+    """The ``compare-scaling`` and ``grid-search`` sub-commands: every option of both."""
+    cs = sub.add_parser("compare-scaling", help="train depth-, width-, resolution- and "
+                        "compound-scaled networks at equal FLOPs (paper Figure 8)")
+    cs.set_defaults(func=cmd_compare_scaling)
+    _add_study_args(cs, default_seeds=3, default_epochs=4)
+    cs.add_argument("--targets", type=float, nargs="+",
+                    help="FLOPs multipliers (default 2 4)")
+    cs.add_argument("--long-targets", type=float, nargs="+", default=[1.0, 2.0],
+                    help="targets also trained at the later --epochs budgets (default 1 2: "
+                         "the base and the 2x models)")
+    cs.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
+    for flag, what, default in zip(("--alpha", "--beta", "--gamma"),
+                                   ("depth", "width", "resolution"), PAPER_COEFFICIENTS):
+        cs.add_argument(flag, type=float, default=default,
+                        help=f"compound {what} base (default {default})")
+    gs = sub.add_parser("grid-search", help="rank (alpha, beta, gamma) with "
+                        "alpha*beta^2*gamma^2 ~ 2 at phi=1 (paper section 3.3)")
+    gs.set_defaults(func=cmd_grid_search)
+    _add_study_args(gs, default_seeds=2, default_epochs=2)
+    gs.add_argument("--step", type=float, default=0.05, help="grid step (default 0.05)")
+    gs.add_argument("--tol", type=float, default=0.1,
+                    help="allowed |alpha*beta^2*gamma^2 - 2| (default 0.1)")
+    gs.add_argument("--rounds", type=int, default=1, help="successive halving: round r "
+                    "trains the better half of round r-1 for twice the epochs (default 1)")
+
+
+def _study_settings(args) -> tuple[TrainConfig, tuple[int, ...], int, StudyProtocol | None]:
+    """``(base TrainConfig, epoch budgets, seeds, protocol)`` from the options, each option
+    left out taking the ``--protocol``'s value, else its default."""
+    protocol = PROTOCOLS[args.protocol] if args.protocol else None
+    chosen = {**_STUDY_DEFAULTS, **(protocol.base if protocol else {})}
+    chosen.update({k: getattr(args, k) for k in _STUDY_DEFAULTS if getattr(args, k) is not None})
+    budgets = tuple(args.epochs or (protocol.budgets if protocol else (args.default_epochs,)))
+    seeds = args.seeds or (protocol.seeds if protocol else args.default_seeds)
+    base = TrainConfig(**chosen, data_dir=args.data_dir, epochs=budgets[0],
                        batch_size=args.batch_size, lr=args.lr)
+    return base, budgets, seeds, protocol
 
 
 def _study_executor(args):
     """The Dask executor of ``--dask``, else None (local processes)."""
     if args.dask is None:
         return None
-    from .experiments import dask_executor
     return dask_executor(args.dask)
 
 
 def cmd_compare_scaling(args) -> int:
     """Depth, width, resolution and compound scaling at equal FLOPs (paper Figure 8)."""
-    from pathlib import Path
-    from .experiments import compare_scaling
-    results = compare_scaling(_study_base(args), args.out, targets=args.targets,
-                              seeds=range(args.seeds), strategies=args.strategies,
+    base, budgets, seeds, protocol = _study_settings(args)
+    targets = args.targets or (protocol.targets if protocol else (2.0, 4.0))
+    results = compare_scaling(base, args.out, targets=targets, seeds=range(seeds),
+                              strategies=args.strategies,
                               coefficients=(args.alpha, args.beta, args.gamma),
-                              jobs=args.jobs, executor=_study_executor(args))
+                              jobs=args.jobs, executor=_study_executor(args), budgets=budgets,
+                              long_targets=args.long_targets)
     out = Path(args.out)
     print(f"\n{(out / 'results.md').read_text(encoding='utf-8')}")
+    print(f"{(out / 'differences.md').read_text(encoding='utf-8')}")
     print(f"{len(results)} models: {out / 'results.csv'}, {out / 'results.md'}, "
-          f"{out / 'accuracy_vs_flops.png'}")
+          f"{out / 'differences.md'}, {out / 'accuracy_vs_flops.png'}, "
+          f"{out / 'learning_curves.png'}")
     return 0
 
 
 def cmd_grid_search(args) -> int:
     """Grid search for α, β, γ at φ = 1 (paper §3.3 Step 1)."""
-    from pathlib import Path
-    from .experiments import grid_candidates, grid_search
+    base, budgets, seeds, _ = _study_settings(args)
+    if len(budgets) > 1:
+        raise ValueError("grid-search takes one --epochs value (the first round's budget; "
+                         "--rounds doubles it per round)")
     candidates = grid_candidates(args.step, args.tol)
     print(f"{len(candidates)} candidates with |α·β²·γ² - 2| <= {args.tol:g} on a grid of "
           f"{args.step:g}")
-    grid_search(_study_base(args), args.out, candidates, seeds=range(args.seeds),
-                jobs=args.jobs, executor=_study_executor(args))
+    grid_search(base, args.out, candidates, seeds=range(seeds), jobs=args.jobs,
+                executor=_study_executor(args), rounds=args.rounds)
     out = Path(args.out)
     print(f"\n{(out / 'results.md').read_text(encoding='utf-8')}")
     print(f"results: {out / 'results.csv'}, {out / 'results.md'}")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="minieffnet", description=__doc__)
+def cmd_check_ops(args) -> int:
+    """Gradient-check every registered op in float64 and print a table."""
+    return print_op_table()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``minieffnet`` parser; each sub-command sets ``func``, its ``cmd_*`` function."""
+    parser = argparse.ArgumentParser(prog="minieffnet",
+                                     description="EfficientNet from scratch in NumPy and Numba.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("check-ops", help="gradient-check every op in float64 and print a table")
+    ops = sub.add_parser("check-ops", help="gradient-check every op in float64 and print a table")
+    ops.set_defaults(func=cmd_check_ops)
     info = sub.add_parser("info", help="stage table, parameters and FLOPs of a network")
+    info.set_defaults(func=cmd_info)
     _add_model_args(info)
     train = sub.add_parser("train", help="train a network (no options: a few-minute demo on "
                            "the built-in synthetic data)")
+    train.set_defaults(func=cmd_train)
     _add_train_args(train)
     ev = sub.add_parser("evaluate", help="loss, top-1 and top-5 of a trained network")
+    ev.set_defaults(func=cmd_evaluate)
     ev.add_argument("checkpoint", help="a run folder or a checkpoint .npz")
-    ev.add_argument("--dataset", choices=("synthetic", "cifar10", "cifar100"),
-                    help="default: the one it was trained on")
+    ev.add_argument("--dataset", choices=DATASETS, help="default: the one it was trained on")
     ev.add_argument("--data-dir", help="CIFAR root (default: the run's, else $MINIEFFNET_DATA)")
     ev.add_argument("--test-size", type=int, help="use N test images, balanced over the classes")
     ev.add_argument("--batch-size", type=int, default=256)
     pr = sub.add_parser("predict", help="classify image files (PNG, RGB or RGBA, any size)")
+    pr.set_defaults(func=cmd_predict)
     pr.add_argument("checkpoint", help="a run folder or a checkpoint .npz")
     pr.add_argument("images", nargs="+", help="image files")
     pr.add_argument("--top", type=int, default=5, help="classes to show per image (default 5)")
     cam = sub.add_parser("cam", help="class activation maps of one or more checkpoints, "
                          "side by side (paper Figure 7)")
+    cam.set_defaults(func=cmd_cam)
     cam.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
                      help="run folders or checkpoint .npz files (one column each)")
     source = cam.add_mutually_exclusive_group()  # neither: cmd_cam says so in one line
@@ -365,46 +437,18 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--test-images", type=int, metavar="N", help="N class-balanced "
                         "images from the first checkpoint's test set")
     cam.add_argument("--out", default="cam.png", help="figure to write (default cam.png)")
-    cs = sub.add_parser("compare-scaling", help="train depth-, width-, resolution- and "
-                        "compound-scaled networks at equal FLOPs (paper Figure 8)")
-    _add_study_args(cs, default_seeds=3, default_epochs=4)
-    cs.add_argument("--targets", type=float, nargs="+", default=[2.0, 4.0],
-                    help="FLOPs multipliers (default 2 4)")
-    cs.add_argument("--strategies", nargs="+", choices=("depth", "width", "resolution",
-                    "compound"), default=["depth", "width", "resolution", "compound"])
-    cs.add_argument("--alpha", type=float, default=1.2, help="compound depth base (default 1.2)")
-    cs.add_argument("--beta", type=float, default=1.1, help="compound width base (default 1.1)")
-    cs.add_argument("--gamma", type=float, default=1.15,
-                    help="compound resolution base (default 1.15)")
-    gs = sub.add_parser("grid-search", help="rank (alpha, beta, gamma) with "
-                        "alpha*beta^2*gamma^2 ~ 2 at phi=1 (paper section 3.3)")
-    _add_study_args(gs, default_seeds=2, default_epochs=2)
-    gs.add_argument("--step", type=float, default=0.05, help="grid step (default 0.05)")
-    gs.add_argument("--tol", type=float, default=0.1,
-                    help="allowed |alpha*beta^2*gamma^2 - 2| (default 0.1)")
-    args = parser.parse_args(argv)
+    _add_study_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``minieffnet`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    args = build_parser().parse_args(argv)
     try:
-        if args.command == "check-ops":
-            from .opcheck import print_op_table
-            return print_op_table()
-        if args.command == "info":
-            return cmd_info(args)
-        if args.command == "train":
-            return cmd_train(args)
-        if args.command == "evaluate":
-            return cmd_evaluate(args)
-        if args.command == "predict":
-            return cmd_predict(args)
-        if args.command == "cam":
-            return cmd_cam(args)
-        if args.command == "compare-scaling":
-            return cmd_compare_scaling(args)
-        if args.command == "grid-search":
-            return cmd_grid_search(args)
+        return args.func(args)
     except (ValueError, OSError) as e:  # bad arguments, files or data: one clear line
         print(f"minieffnet {args.command}: error: {e}", file=sys.stderr)
         return 2
-    return 2
 
 
 if __name__ == "__main__":

@@ -43,13 +43,52 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .scaling import PRESETS, EfficientNetConfig, count_flops, count_parameters, make_config
+from .scaling import (PRESETS, EfficientNetConfig, count_activations, count_flops,
+                      count_parameters, make_config)
 
 STRATEGIES = ("depth", "width", "resolution", "compound")
 PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)  # α, β, γ found by the paper's grid search (§3.3)
 FLOPS_TOLERANCE = 0.05                 # the solved FLOPs must be within ±5 % of the target
 TRIAL_FILE = "trial.json"
 TRIALS_DIR = "trials"
+# E of protocol v2: the base's test top-1 against its training budget (5, 10, 20, 40 epochs,
+# studies/cifar10-v2-budget) gains PENDING points from E to 2E.
+V2_EPOCHS = 10
+
+
+@dataclass(frozen=True)
+class StudyProtocol:
+    """A named, documented set of defaults for :func:`compare_scaling` (``--protocol``).
+
+    ``base``: :class:`~minieffnet.train.TrainConfig` fields of the base network and of the
+    recipe every trial shares; ``seeds``: seeds per model (0..seeds-1); ``targets``: FLOPs
+    multipliers; ``budgets``: epochs per trial (the first for every model, the others for the
+    base and the 2x models, see :func:`compare_scaling`).
+    """
+    name: str
+    summary: str
+    base: dict
+    seeds: int
+    targets: tuple[float, ...]
+    budgets: tuple[int, ...]
+
+
+PROTOCOLS = {
+    "v1": StudyProtocol(
+        "v1", "the first CIFAR-scale study: 32 px base (resolution scaling only upsamples), "
+        "2 epochs on a class-balanced 5,000-image subset, 2 seeds",
+        base=dict(dataset="cifar10", preset="cifar", width=0.25, depth=0.25, resolution=None,
+                  train_size=5000, test_size=2000),
+        seeds=2, targets=(2.0, 4.0), budgets=(2,)),
+    "v2": StudyProtocol(
+        "v2", "16 px base, so that resolution scaling up to 2x the side (4x the FLOPs) sees "
+        "real pixels of the 32 px images; all 50,000 training and 10,000 test images; 3 "
+        "paired seeds; every model at E epochs and the base and 2x models also at 2E",
+        base=dict(dataset="cifar10", preset="cifar", width=0.25, depth=0.25, resolution=16,
+                  train_size=None, test_size=None),
+        seeds=3, targets=(2.0, 4.0), budgets=(V2_EPOCHS, 2 * V2_EPOCHS)),
+}
+
 
 # Two-sided 95 % Student-t quantiles by degrees of freedom (1..30); beyond, the normal 1.96.
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
@@ -218,15 +257,37 @@ def _base_model(base_train) -> EfficientNetConfig:
                        **base_train.model_overrides())
 
 
+def _portable_train_config(train, study_root: Path | None) -> dict:
+    """``train.to_dict()`` with the locations made portable: ``out_dir`` relative to the study
+    folder and no ``data_dir``, so a record committed from one machine matches on another
+    (neither field takes part in :func:`~minieffnet.train.train_config_differences`)."""
+    d = train.to_dict()
+    d["data_dir"] = None
+    if study_root is not None:
+        d["out_dir"] = _relative_to(Path(train.out_dir), study_root)
+    return d
+
+
+def _relative_to(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` in POSIX form (both resolved first)."""
+    return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
+
+
 def run_trial(trial: Trial, progress: bool = False) -> dict:
     """Train ``trial`` unless finished; return its result row (also in ``trial.json``).
 
     Finished (``trial.json`` present): read back, after checking it is this trial's. Interrupted
     (a checkpoint but no ``trial.json``): resumed from the checkpoint. Otherwise trained from
     scratch (replacing the leftovers of a run that never saved a checkpoint).
+
+    The row names paths relative to the study folder (the parent of ``trials/``), never absolute
+    ones, so a study's records can be committed and resumed from another clone.
     """
-    from .train import CHECKPOINT_FILE, Trainer, train_config_differences, TrainConfig
+    from .checkpoint import CHECKPOINT_FILE
+    from .train import Trainer
+    from .train_config import TrainConfig, train_config_differences
     done = trial.run_dir / TRIAL_FILE
+    study_root = trial.run_dir.parent.parent if trial.run_dir.parent.name == TRIALS_DIR else None
     if done.is_file():
         row = json.loads(done.read_text(encoding="utf-8"))
         diffs = train_config_differences(TrainConfig.from_dict(row["train_config"]),
@@ -240,16 +301,25 @@ def run_trial(trial: Trial, progress: bool = False) -> dict:
                       verbose=False)
     last = trainer.fit()[-1]
     net = trainer.model.config
+    run_dir = (_relative_to(trial.run_dir, study_root) if study_root is not None
+               else str(trial.run_dir))
     row = {"model": trial.model, "seed": trial.seed, **trial.info,
-           "flops": count_flops(net), "params": count_parameters(net),
+           "epochs": trial.train.epochs, "flops": count_flops(net),
+           "params": count_parameters(net), "activations": count_activations(net),
            "width": net.width, "depth": net.depth, "resolution": net.resolution,
            "top1": last["test_top1"], "top5": last["test_top5"],
-           "train_time_s": last["elapsed_s"], "run_dir": str(trial.run_dir),
-           "train_config": trial.train.to_dict()}
+           "train_time_s": last["elapsed_s"], "run_dir": run_dir,
+           "train_config": _portable_train_config(trial.train, study_root)}
     tmp = done.with_name(f".{TRIAL_FILE}.tmp")
     tmp.write_text(json.dumps(row, indent=1), encoding="utf-8")
     os.replace(tmp, done)
     return {**row, "trained": True}
+
+
+def _set_worker_threads(threads: int) -> None:
+    """Process-pool initializer: this worker's Numba kernels use ``threads`` threads."""
+    import numba
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
 def run_trials(trials: Sequence[Trial], jobs: int = 1,
@@ -261,7 +331,10 @@ def run_trials(trials: Sequence[Trial], jobs: int = 1,
     resumable, so an existing engine schedules them; see :func:`dask_executor`).
 
     Processes are started with ``spawn``: Numba's threading layer is not safe to fork once it
-    has run. Results come back in the order of ``trials``; each row has ``trained`` telling
+    has run. With ``jobs`` processes each uses ``cores // jobs`` Numba threads (at least one),
+    so ``jobs=2`` on two cores runs two single-threaded trials side by side, which keeps small
+    networks' cores busier than one two-threaded trial does (their kernels are too short to
+    split well). Results come back in the order of ``trials``; each row has ``trained`` telling
     whether this call trained it.
     """
     if jobs < 1:
@@ -286,7 +359,10 @@ def run_trials(trials: Sequence[Trial], jobs: int = 1,
             report(i, run_trial(trial))
     else:
         context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context,
+                                                    initializer=_set_worker_threads,
+                                                    initargs=(threads,)) as pool:
             run_on(pool)
     return rows
 
@@ -319,17 +395,64 @@ def mean_std_ci(values: Sequence[float]) -> tuple[float, float, float]:
 
 def aggregate(rows: Sequence[dict], keys: Sequence[str]) -> list[dict]:
     """One row per ``model`` (in first-seen order): the ``keys`` columns of its first trial,
-    FLOPs, params, seeds, top-1 mean / std / 95 % CI and mean training time."""
+    FLOPs, params, activations, epochs, seeds, top-1 mean / std / 95 % CI and mean training
+    time."""
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(r["model"], []).append(r)
     out = []
     for model, trials in groups.items():
         mean, std, ci = mean_std_ci([t["top1"] for t in trials])
-        out.append({"model": model, **{k: trials[0][k] for k in keys},
-                    "flops": trials[0]["flops"], "params": trials[0]["params"],
+        first = trials[0]
+        out.append({"model": model, **{k: first[k] for k in keys},
+                    "flops": first["flops"], "params": first["params"],
+                    "activations": first.get("activations", math.nan),
+                    "epochs": first.get("epochs", first["train_config"]["epochs"]),
                     "seeds": len(trials), "top1_mean": mean, "top1_std": std, "top1_ci95": ci,
                     "train_time_s": statistics.fmean(t["train_time_s"] for t in trials)})
+    return out
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict[str, float]:
+    """``a - b`` paired by seed: the seeds both hold, the mean difference and the half-width
+    of its two-sided 95 % Student-t interval (NaN with one pair).
+
+    Pairing removes what a seed does to every model alike (the data order and augmentation
+    draws, shared by all models of a seed): the interval of the differences is narrower than
+    the two models' own intervals would suggest when the seed effect is large.
+    ``distinguishable`` is True when the interval excludes zero.
+    """
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return {"pairs": 0, "diff": math.nan, "ci95": math.nan, "distinguishable": False}
+    mean, _, ci = mean_std_ci([a[s] - b[s] for s in seeds])
+    return {"pairs": len(seeds), "diff": mean, "ci95": ci,
+            "distinguishable": bool(not math.isnan(ci) and abs(mean) > ci)}
+
+
+def paired_differences(rows: Sequence[dict]) -> list[dict]:
+    """For every scaled model of a :func:`compare_scaling` study, its top-1 minus the base's
+    (same epochs) and minus compound scaling's (same target and epochs), paired by seed
+    (:func:`paired_difference`). ``rows`` are trial rows (one per model and seed)."""
+    by_model: dict[tuple, dict[int, float]] = {}
+    meta: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r["strategy"], r["target"], r["epochs"])
+        by_model.setdefault(key, {})[r["seed"]] = r["top1"]
+        meta.setdefault(key, r)
+    out = []
+    for (strategy, target, epochs), scores in by_model.items():
+        if strategy == "base":
+            continue
+        row = {"model": meta[strategy, target, epochs]["model"], "strategy": strategy,
+               "target": target, "epochs": epochs}
+        for ref, key in (("base", ("base", 1.0, epochs)), ("compound",
+                                                             ("compound", target, epochs))):
+            if ref == strategy or key not in by_model:
+                continue
+            d = paired_difference(scores, by_model[key])
+            row.update({f"vs_{ref}_{k}": v for k, v in d.items()})
+        out.append(row)
     return out
 
 
@@ -338,6 +461,20 @@ def _write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> None
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+
+
+_TRIAL_COLUMNS = ("epochs", "flops", "params", "activations", "top1", "top5", "train_time_s",
+                  "run_dir")
+_RESULT_COLUMNS = ("epochs", "flops", "params", "activations", "seeds", "top1_mean",
+                   "top1_std", "top1_ci95", "train_time_s")
+
+
+def _write_tables(root: Path, rows: Sequence[dict], results: Sequence[dict],
+                  keys: Sequence[str], first: Sequence[str] = ("model",)) -> None:
+    """trials.csv (one row per trial) and results.csv (one per model, :func:`aggregate`),
+    with the study's own ``keys`` columns after the model's name."""
+    _write_csv(root / "trials.csv", rows, ("model", "seed", *keys, *_TRIAL_COLUMNS))
+    _write_csv(root / "results.csv", results, (*first, *keys, *_RESULT_COLUMNS))
 
 
 def _pct(x: float) -> str:
@@ -354,23 +491,29 @@ def _markdown(rows: Sequence[dict], columns: Sequence[tuple[str, Callable[[dict]
 def plot_accuracy_vs_flops(rows: Sequence[dict], out_png: str | os.PathLike) -> Path:
     """Top-1 (mean ± std over seeds) against FLOPs, one line per strategy through the base
     model, as in the paper's Figure 8. ``rows`` are :func:`compare_scaling`'s aggregated rows."""
+    base = [r for r in rows if r["strategy"] == "base"]
+    lines = [dict(r, line=f"scale by {s}") for s in STRATEGIES
+             for r in base + [r for r in rows if r["strategy"] == s]
+             if any(r["strategy"] == s for r in rows)]
+    return _plot_lines(lines, "line", out_png,
+                       "Scaling strategies at equal FLOPs (cf. Tan & Le 2019, Fig. 8)")
+
+
+def _plot_lines(rows: Sequence[dict], group: str, out_png: str | os.PathLike,
+                title: str) -> Path:
+    """Top-1 (mean ± std over seeds) against FLOPs, one line per value of ``rows[i][group]``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 4.5), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    base = [r for r in rows if r["strategy"] == "base"]
-    for strategy in STRATEGIES:
-        points = sorted(base + [r for r in rows if r["strategy"] == strategy],
-                        key=lambda r: r["flops"])
-        if len(points) == len(base):
-            continue
+    for label in dict.fromkeys(r[group] for r in rows):
+        points = sorted((r for r in rows if r[group] == label), key=lambda r: r["flops"])
         ax.errorbar([r["flops"] / 1e6 for r in points], [100 * r["top1_mean"] for r in points],
                     yerr=[0 if math.isnan(r["top1_std"]) else 100 * r["top1_std"]
-                          for r in points], marker="o", capsize=3, label=f"scale by {strategy}")
-    ax.set(xlabel="FLOPs (M multiply-adds)", ylabel="test top-1 (%)",
-           title="Scaling strategies at equal FLOPs (cf. Tan & Le 2019, Fig. 8)")
+                          for r in points], marker="o", capsize=3, label=label)
+    ax.set(xlabel="FLOPs (M multiply-adds)", ylabel="test top-1 (%)", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
     out = Path(out_png)
@@ -419,22 +562,50 @@ def _study_dirs(out_dir: str | os.PathLike) -> tuple[Path, Path]:
 
 
 # --- the two studies ---------------------------------------------------------------------------
+def _models_at_budgets(models: Sequence[tuple], budgets: Sequence[int],
+                       long_targets: Sequence[float]) -> list[tuple]:
+    """``(name, strategy, target, config, epochs)`` for every model at the first budget, and
+    for the models whose target is in ``long_targets`` at the later budgets too. Names carry
+    the epochs (``width-x2-20ep``) when there is more than one budget."""
+    several = len(budgets) > 1
+    return [(f"{name}-{epochs}ep" if several else name, strategy, target, config, epochs)
+            for i, epochs in enumerate(budgets)
+            for name, strategy, target, config in models
+            if i == 0 or target in long_targets]
+
+
 def compare_scaling(base_train, out_dir: str | os.PathLike,
                     targets: Sequence[float] = (2.0, 4.0), seeds: Sequence[int] = (0, 1, 2),
                     strategies: Sequence[str] = STRATEGIES,
                     coefficients: tuple[float, float, float] = PAPER_COEFFICIENTS,
                     jobs: int = 1, log: Callable[[str], None] = print,
-                    executor: concurrent.futures.Executor | None = None) -> list[dict]:
+                    executor: concurrent.futures.Executor | None = None, *,
+                    budgets: Sequence[int] | None = None,
+                    long_targets: Sequence[float] = (1.0, 2.0)) -> list[dict]:
     """Figure 8 / Table 3 of the paper: the base network of ``base_train`` (a
     :class:`~minieffnet.train.TrainConfig`, whose recipe every trial shares) and, for each
     target FLOPs multiplier and strategy, the network :func:`solve_strategy` finds, each trained
-    once per seed. Writes trials.csv, results.csv, results.md, accuracy_vs_flops.png and
-    single_dimension.png in
-    ``out_dir``; returns the aggregated rows (columns: model, strategy, target, flops_ratio,
-    width, depth, resolution, flops, params, seeds, top1_mean/std/ci95, train_time_s).
+    once per seed. Seed s gives every model the same data order and augmentation draws (the
+    loader's Generator depends on the seed only, and augmentation runs on the stored images
+    before each model's resize), so models can be compared pair by pair.
+
+    ``budgets``: epochs per trial (default ``(base_train.epochs,)``). Every model trains at the
+    first; the base (target 1) and the models whose target is in ``long_targets`` also train at
+    the later ones, to show whether the ranking holds with more training.
+
+    Writes in ``out_dir``: trials.csv, results.csv / results.md (one row per model),
+    differences.csv / differences.md (paired differences to the base and to compound scaling,
+    :func:`paired_differences`), accuracy_vs_flops.png (Figure 8, first budget; one more per
+    later budget, ``accuracy_vs_flops_<E>ep.png``), single_dimension.png (Figure 3, first
+    budget) and learning_curves.png (test top-1 against epoch, every model). Returns the
+    aggregated rows (columns: model, strategy, target, flops_ratio, width, depth, resolution,
+    flops, params, activations, epochs, seeds, top1_mean/std/ci95, train_time_s).
 
     All networks are solved before anything trains, so an unreachable target fails at once.
     """
+    budgets = tuple(budgets) if budgets is not None else (base_train.epochs,)
+    if not budgets or any(int(e) != e or e < 1 for e in budgets):
+        raise ValueError(f"budgets must be positive whole epochs, got {budgets}")
     root, trials_dir = _study_dirs(out_dir)
     base = _base_model(base_train)
     models = [("base", "base", 1.0, base)]
@@ -443,81 +614,231 @@ def compare_scaling(base_train, out_dir: str | os.PathLike,
             config = solve_strategy(base, strategy, target, *coefficients)
             models.append((f"{strategy}-x{target:g}", strategy, float(target), config))
     base_flops = count_flops(base)
-    trials = [Trial(name, seed, _train_config_for(base_train, config, seed,
+    trials = [Trial(name, seed, _train_config_for(dataclasses.replace(base_train, epochs=epochs),
+                                                  config, seed,
                                                   trials_dir / f"{name}-seed{seed}"),
                     {"strategy": strategy, "target": target,
                      "flops_ratio": round(count_flops(config) / base_flops, 4)})
-              for name, strategy, target, config in models for seed in seeds]
+              for name, strategy, target, config, epochs in
+              _models_at_budgets(models, budgets, long_targets) for seed in seeds]
     rows = run_trials(trials, jobs, log, executor)
     keys = ("strategy", "target", "flops_ratio", "width", "depth", "resolution")
     results = aggregate(rows, keys)
-    _write_csv(root / "trials.csv", rows, ("model", "seed", *keys, "flops", "params", "top1",
-                                           "top5", "train_time_s", "run_dir"))
-    _write_csv(root / "results.csv", results, ("model", *keys, "flops", "params", "seeds",
-                                               "top1_mean", "top1_std", "top1_ci95",
-                                               "train_time_s"))
+    _write_tables(root, rows, results, keys)
     table = _markdown(results, [
         ("strategy", lambda r: r["strategy"]), ("target", lambda r: f"{r['target']:g}x"),
+        ("epochs", lambda r: str(r["epochs"])),
         ("FLOPs (M)", lambda r: f"{r['flops'] / 1e6:.2f} ({r['flops_ratio']:.3f}x)"),
         ("params", lambda r: f"{r['params']:,}"),
+        ("activations (k/img)", lambda r: _thousands(r["activations"])),
         ("width / depth / res", lambda r: f"{r['width']:.3g} / {r['depth']:.3g} / "
                                           f"{r['resolution']}"),
-        ("top-1 % (mean ± std)", lambda r: f"{_pct(r['top1_mean'])} ± {_pct(r['top1_std'])}"),
+        ("top-1 % (mean ± 95 % CI)",
+         lambda r: f"{_pct(r['top1_mean'])} ± {_pct(r['top1_ci95'])}"),
         ("seeds", lambda r: str(r["seeds"])),
         ("train time (s)", lambda r: f"{r['train_time_s']:.0f}")])
     (root / "results.md").write_text(
         "# Scaling strategies at equal FLOPs (Tan & Le 2019, Figure 8 / Table 3)\n\n" + table,
         encoding="utf-8")
-    plot_accuracy_vs_flops(results, root / "accuracy_vs_flops.png")
-    plot_single_dimension(results, root / "single_dimension.png")
+    differences = paired_differences(rows)
+    _write_differences(root, differences)
+    for i, epochs in enumerate(budgets):
+        at = [r for r in results if r["epochs"] == epochs]
+        if any(r["strategy"] != "base" for r in at):
+            suffix = "" if i == 0 else f"_{epochs}ep"
+            plot_accuracy_vs_flops(at, root / f"accuracy_vs_flops{suffix}.png")
+            if i == 0:
+                plot_single_dimension(at, root / "single_dimension.png")
+    plot_learning_curves(rows, root, root / "learning_curves.png")
+    return results
+
+
+def _thousands(n: float) -> str:
+    return "–" if isinstance(n, float) and math.isnan(n) else f"{n / 1e3:,.0f}"
+
+
+def _signed_pct(d: dict, ref: str) -> str:
+    if f"vs_{ref}_diff" not in d:
+        return "–"
+    diff, ci = d[f"vs_{ref}_diff"], d[f"vs_{ref}_ci95"]
+    mark = " *" if d[f"vs_{ref}_distinguishable"] else ""
+    return f"{100 * diff:+.1f} ± {_pct(ci)}{mark}"
+
+
+def _write_differences(root: Path, differences: Sequence[dict]) -> None:
+    columns = ["model", "strategy", "target", "epochs"] + [
+        f"vs_{ref}_{k}" for ref in ("base", "compound")
+        for k in ("pairs", "diff", "ci95", "distinguishable")]
+    _write_csv(root / "differences.csv", differences, columns)
+    table = _markdown(differences, [
+        ("model", lambda r: r["model"]), ("target", lambda r: f"{r['target']:g}x"),
+        ("epochs", lambda r: str(r["epochs"])),
+        ("vs base (points, 95 % CI)", lambda r: _signed_pct(r, "base")),
+        ("vs compound (points, 95 % CI)", lambda r: _signed_pct(r, "compound"))])
+    (root / "differences.md").write_text(
+        "# Paired differences in test top-1 (same seeds: same data order and augmentation)\n\n"
+        + table + "\n`*`: the 95 % interval of the paired difference excludes zero.\n",
+        encoding="utf-8")
+
+
+def plot_learning_curves(rows: Sequence[dict], study_root: str | os.PathLike,
+                         out_png: str | os.PathLike) -> Path:
+    """Test top-1 against epoch for every model (mean over its seeds), read from each trial's
+    ``metrics.jsonl`` (``run_dir`` is relative to ``study_root``). Evidence of convergence:
+    a curve still rising at its last epoch has not converged."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from .viz import read_metrics
+
+    curves: dict[str, list[list[float]]] = {}
+    for r in rows:
+        path = Path(study_root) / r["run_dir"] / "metrics.jsonl"
+        if path.is_file():
+            curves.setdefault(r["model"], []).append([m["test_top1"] for m in read_metrics(path)])
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    strategies = ("base",) + STRATEGIES
+    colours = {s: f"C{i}" for i, s in enumerate(strategies)}
+    for r in {r["model"]: r for r in rows}.values():
+        runs = [c for c in curves.get(r["model"], []) if c]
+        if not runs:
+            continue
+        n = min(len(c) for c in runs)
+        mean = [100 * statistics.fmean(c[e] for c in runs) for e in range(n)]
+        style = "-" if r["target"] <= 2 else "--"
+        ax.plot(range(1, n + 1), mean, style, color=colours.get(r["strategy"], "k"),
+                label=r["model"], marker="." if n < 30 else None)
+    ax.set(xlabel="epoch", ylabel="test top-1 (%)",
+           title="Learning curves (mean over seeds; dashed: targets above 2x)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    out = Path(out_png)
+    fig.savefig(out, dpi=100)
+    return out
+
+
+FIGURE4_BASELINES = ((1.0, 1.0), (2.0, 1.0), (1.0, 1.3), (2.0, 1.3))  # (depth, resolution)
+FIGURE4_WIDTHS = (1.0, 1.5, 2.0)
+
+
+def width_per_baseline(base_train, out_dir: str | os.PathLike,
+                       baselines: Sequence[tuple[float, float]] = FIGURE4_BASELINES,
+                       widths: Sequence[float] = FIGURE4_WIDTHS, seeds: Sequence[int] = (0,),
+                       jobs: int = 1, log: Callable[[str], None] = print,
+                       executor: concurrent.futures.Executor | None = None) -> list[dict]:
+    """The paper's Figure 4 (Observation 2): scale the width of baselines with different
+    (depth, resolution) multipliers of the base of ``base_train``; one line per baseline,
+    top-1 against FLOPs. The paper finds that width pays more on deeper, larger-resolution
+    baselines, which is why the dimensions should be scaled together.
+
+    Writes trials.csv, results.csv, results.md and width_per_baseline.png in ``out_dir``;
+    returns the aggregated rows (columns as :func:`compare_scaling`'s, with ``baseline``
+    and the multipliers ``d_mult``, ``w_mult``, ``r_mult``).
+    """
+    root, trials_dir = _study_dirs(out_dir)
+    base = _base_model(base_train)
+    trials = []
+    for d, r in baselines:
+        for w in widths:
+            config = scale_config(base, depth=d, width=w, resolution=r)
+            name = f"d{d:g}-r{r:g}-w{w:g}"
+            trials += [Trial(name, seed, _train_config_for(base_train, config, seed,
+                                                           trials_dir / f"{name}-seed{seed}"),
+                             {"baseline": f"d={d:g}, r={r:g}", "d_mult": d, "w_mult": w,
+                              "r_mult": r}) for seed in seeds]
+    rows = run_trials(trials, jobs, log, executor)
+    keys = ("baseline", "d_mult", "w_mult", "r_mult", "width", "depth", "resolution")
+    results = aggregate(rows, keys)
+    _write_tables(root, rows, results, keys)
+    (root / "results.md").write_text(
+        "# Width scaling of different baselines (Tan & Le 2019, Figure 4)\n\n" + _markdown(
+            results, [("baseline", lambda r: r["baseline"]),
+                      ("width x", lambda r: f"{r['w_mult']:g}"),
+                      ("FLOPs (M)", lambda r: f"{r['flops'] / 1e6:.2f}"),
+                      ("width / depth / res", lambda r: f"{r['width']:.3g} / {r['depth']:.3g}"
+                                                        f" / {r['resolution']}"),
+                      ("top-1 % (mean ± 95 % CI)",
+                       lambda r: f"{_pct(r['top1_mean'])} ± {_pct(r['top1_ci95'])}"),
+                      ("seeds", lambda r: str(r["seeds"])),
+                      ("train time (s)", lambda r: f"{r['train_time_s']:.0f}")]),
+        encoding="utf-8")
+    _plot_lines(results, "baseline", root / "width_per_baseline.png",
+                "Width scaling of different baselines (cf. Tan & Le 2019, Fig. 4)")
     return results
 
 
 def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tuple] | None = None,
                 seeds: Sequence[int] = (0, 1), jobs: int = 1,
                 log: Callable[[str], None] = print,
-                executor: concurrent.futures.Executor | None = None) -> list[dict]:
+                executor: concurrent.futures.Executor | None = None, *,
+                rounds: int = 1) -> list[dict]:
     """§3.3 Step 1 of the paper: with φ = 1, scale the base of ``base_train`` by each
     (α, β, γ) of ``candidates`` (default :func:`grid_candidates`) — depth × α, width × β,
     resolution × γ — train each once per seed with ``base_train``'s (short) recipe, and rank
-    by mean top-1. Writes trials.csv, results.csv and results.md (ranked, with 95 % confidence
-    intervals, and the chosen α, β, γ); returns the ranked rows, best first.
+    by mean top-1.
+
+    ``rounds > 1`` spends the compute where it matters, by successive halving: round r trains
+    the candidates still in the race for ``base_train.epochs * 2**r`` epochs, and the better
+    half (at least two) goes on to the next round. The final ranking is the last round's.
+
+    Writes trials.csv, rounds.csv (every round's ranking), results.csv and results.md (the
+    final ranking with 95 % confidence intervals, the chosen α, β, γ and where the paper's
+    (1.2, 1.1, 1.15) ranked in each round it ran); returns the final ranked rows, best first.
     """
+    if int(rounds) != rounds or rounds < 1:
+        raise ValueError(f"rounds must be a positive integer, got {rounds}")
     root, trials_dir = _study_dirs(out_dir)
     base = _base_model(base_train)
-    candidates = grid_candidates() if candidates is None else list(candidates)
-    if not candidates:
+    survivors = grid_candidates() if candidates is None else list(candidates)
+    if not survivors:
         raise ValueError("no (alpha, beta, gamma) candidate to try")
-    trials = []
-    for a, b, g in candidates:
-        config = scale_config(base, depth=a, width=b, resolution=g)
-        name = f"a{a:g}-b{b:g}-g{g:g}"
-        trials += [Trial(name, seed, _train_config_for(base_train, config, seed,
-                                                       trials_dir / f"{name}-seed{seed}"),
-                         {"alpha": a, "beta": b, "gamma": g,
-                          "constraint": round(a * b * b * g * g, 4)}) for seed in seeds]
-    rows = run_trials(trials, jobs, log, executor)
     keys = ("alpha", "beta", "gamma", "constraint")
-    results = sorted(aggregate(rows, keys), key=lambda r: -r["top1_mean"])
-    for rank, r in enumerate(results, 1):
-        r["rank"] = rank
-    _write_csv(root / "trials.csv", rows, ("model", "seed", *keys, "flops", "params", "top1",
-                                           "top5", "train_time_s", "run_dir"))
-    _write_csv(root / "results.csv", results, ("rank", "model", *keys, "flops", "params",
-                                               "seeds", "top1_mean", "top1_std", "top1_ci95",
-                                               "train_time_s"))
+    all_rows, ranked_rounds = [], []
+    for r in range(rounds):
+        epochs = base_train.epochs * 2 ** r
+        recipe = dataclasses.replace(base_train, epochs=epochs)
+        trials = []
+        for a, b, g in survivors:
+            config = scale_config(base, depth=a, width=b, resolution=g)
+            name = f"a{a:g}-b{b:g}-g{g:g}" + (f"-{epochs}ep" if rounds > 1 else "")
+            trials += [Trial(name, seed, _train_config_for(recipe, config, seed,
+                                                           trials_dir / f"{name}-seed{seed}"),
+                             {"alpha": a, "beta": b, "gamma": g,
+                              "constraint": round(a * b * b * g * g, 4)}) for seed in seeds]
+        rows = run_trials(trials, jobs, log, executor)
+        results = sorted(aggregate(rows, keys), key=lambda row: -row["top1_mean"])
+        for rank, row in enumerate(results, 1):
+            row.update(rank=rank, round=r + 1)
+        all_rows += rows
+        ranked_rounds.append(results)
+        survivors = [(row["alpha"], row["beta"], row["gamma"])
+                     for row in results[:max(2, math.ceil(len(results) / 2))]]
+    results = ranked_rounds[-1]
+    _write_tables(root, all_rows, results, keys, first=("rank", "model"))
+    _write_csv(root / "rounds.csv", [row for rr in ranked_rounds for row in rr],
+               ("round", "rank", "model", *keys, *_RESULT_COLUMNS))
     best = results[0]
     table = _markdown(results, [
         ("rank", lambda r: str(r["rank"])), ("α", lambda r: f"{r['alpha']:g}"),
         ("β", lambda r: f"{r['beta']:g}"), ("γ", lambda r: f"{r['gamma']:g}"),
         ("α·β²·γ²", lambda r: f"{r['constraint']:.3f}"),
         ("FLOPs (M)", lambda r: f"{r['flops'] / 1e6:.2f}"),
+        ("epochs", lambda r: str(r["epochs"])),
         ("top-1 % (mean ± 95 % CI)",
          lambda r: f"{_pct(r['top1_mean'])} ± {_pct(r['top1_ci95'])}"),
         ("seeds", lambda r: str(r["seeds"]))])
+    paper = [f"round {rr[0]['round']} ({rr[0]['epochs']} epochs): rank {row['rank']} of "
+             f"{len(rr)}" for rr in ranked_rounds for row in rr
+             if (row["alpha"], row["beta"], row["gamma"]) == PAPER_COEFFICIENTS]
     (root / "results.md").write_text(
         "# Grid search for α, β, γ at φ = 1 (Tan & Le 2019, §3.3 Step 1)\n\n" + table +
         f"\nChosen: α = {best['alpha']:g}, β = {best['beta']:g}, γ = {best['gamma']:g} "
-        f"(α·β²·γ² = {best['constraint']:.3f}; the paper's: α = 1.2, β = 1.1, γ = 1.15).\n",
+        f"(α·β²·γ² = {best['constraint']:.3f}; the paper's: α = 1.2, β = 1.1, γ = 1.15).\n"
+        + (f"\nThe paper's (1.2, 1.1, 1.15): {'; '.join(paper)}.\n" if paper else "")
+        + (f"\nSuccessive halving over {rounds} rounds: {len(ranked_rounds[0])} candidates at "
+           f"{ranked_rounds[0][0]['epochs']} epochs down to {len(results)} at "
+           f"{results[0]['epochs']} (rounds.csv).\n" if rounds > 1 else ""),
         encoding="utf-8")
     return results

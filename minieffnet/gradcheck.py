@@ -64,7 +64,8 @@ class GradCheck:
 
 def check_gradients(forward: Callable, backward: Callable, inputs: Mapping[str, np.ndarray],
                     grad_names: Sequence[str] | None = None, seed: int = 0,
-                    h: float = 1e-6) -> dict[str, GradCheck]:
+                    h: float = 1e-6, numeric_forward: Callable | None = None
+                    ) -> dict[str, GradCheck]:
     """Compare an op's backward with finite differences, for every input it returns a grad of.
 
     forward: called as ``forward(**inputs)``, returns ``(out, cache)``; must be deterministic
@@ -73,6 +74,9 @@ def check_gradients(forward: Callable, backward: Callable, inputs: Mapping[str, 
     inputs: name -> array; converted to float64 copies here.
     grad_names: the input names in the order backward returns their gradients
         (default: the order of ``inputs``). A returned ``None`` is skipped.
+    numeric_forward: the function differentiated by finite differences, called like forward
+        (default: forward itself); another implementation of the same op, for a forward too
+        slow to call twice per input element (CUDA kernels in Numba's simulator).
 
     Returns ``{name: GradCheck}``.
     """
@@ -92,7 +96,8 @@ def check_gradients(forward: Callable, backward: Callable, inputs: Mapping[str, 
     for name, analytic in zip(names, grads):
         if analytic is None:
             continue
-        numeric = numerical_gradient(lambda: forward(**xs)[0], xs[name], dout, h)
+        numeric = numerical_gradient(lambda: (numeric_forward or forward)(**xs)[0], xs[name],
+                                     dout, h)
         analytic = np.asarray(analytic, dtype=np.float64)
         if analytic.shape != numeric.shape:
             raise ValueError(f"check_gradients: gradient of {name} has shape {analytic.shape},"
@@ -103,17 +108,25 @@ def check_gradients(forward: Callable, backward: Callable, inputs: Mapping[str, 
     return results
 
 
-def compare(name: str, ours: np.ndarray, reference: np.ndarray, rtol: float = 1e-5,
-            atol: float = 1e-7) -> str:
-    """One line in the style of makemore's ``cmp()``: exact / approximate / max difference.
+def compare(name: str, ours, reference, rtol: float = 1e-5, atol: float = 1e-7,
+            width: int = 16) -> str:
+    """One row of a table in the style of makemore's ``cmp()``: exact / approximate / max
+    difference / shape.
 
-    Returns the line (the lessons print it); shapes must agree.
+    Returns the row (the lessons print it). ``name`` fills a column of ``width`` characters;
+    a longer name gets a line of its own and the row continues on the next line, indented by
+    that column, so the columns of a table stay aligned whatever the labels. A value still
+    bound to ``...`` (the stub an exercise notebook leaves for you to fill in) is reported as
+    not done yet; arrays of different shapes are reported as a shape mismatch.
     """
+    label = f"{name:<{width}} " if len(name) <= width else f"{name}\n{'':<{width}} "
+    if ours is ... or reference is ...:
+        return f"{label}not done yet (still ...)"
     ours, reference = np.asarray(ours), np.asarray(reference)
     if ours.shape != reference.shape:
-        return f"{name:<16} shape mismatch: {ours.shape} vs {reference.shape}"
+        return f"{label}shape mismatch: {ours.shape} vs {reference.shape}"
     exact = bool(np.array_equal(ours, reference))
     approx = bool(np.allclose(ours, reference, rtol=rtol, atol=atol))
     diff = float(np.max(np.abs(ours.astype(np.float64) - reference))) if ours.size else 0.0
-    return (f"{name:<16} exact: {str(exact):5} approximate: {str(approx):5} "
+    return (f"{label}exact: {str(exact):5} approximate: {str(approx):5} "
             f"max diff: {diff:.2e}  shape {ours.shape}")

@@ -37,7 +37,7 @@ import numpy as np
 
 from .checkpoint import config_differences
 from .model import EfficientNet
-from .scaling import B0_STAGES, COEFFICIENTS, EfficientNetConfig, make_config
+from .scaling import B0_STAGES, COEFFICIENTS, EfficientNetConfig, block_layers, make_config
 
 # SE parameters: minieffnet leaf name -> torchvision leaf name. These are also the only tensors
 # whose layout differs (torchvision adds two trailing 1×1 axes to the weights).
@@ -68,9 +68,9 @@ def _module_prefixes(config: EfficientNetConfig) -> dict[str, str]:
     i = 0
     for s, stage in enumerate(config.stages):
         for j, spec in enumerate(stage):
-            # torchvision's block Sequential holds only the layers that exist, so the index of
-            # each part shifts by one when there is no expansion conv.
-            parts = (["expand"] if spec.has_expansion else []) + ["depthwise", "se", "project"]
+            # torchvision's block Sequential numbers only the layers that exist (so each index
+            # shifts by one without an expansion conv) and keeps stochastic depth outside it.
+            parts = [layer.name for layer in block_layers(spec) if layer.kind != "drop_connect"]
             for k, part in enumerate(parts):
                 prefixes[f"blocks.{i}.{part}"] = f"features.{s + 1}.{j}.block.{k}"
             i += 1

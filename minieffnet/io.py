@@ -1,4 +1,5 @@
-"""Pickle-free, atomic storage of named arrays plus JSON metadata in one ``.npz`` file.
+"""Pickle-free, atomic storage of named arrays plus JSON metadata in one ``.npz`` file, and
+atomic replacement of small text files (a run's ``config.json`` and ``metrics.jsonl``).
 
 Why not pickle: a checkpoint may come from anywhere, and unpickling runs arbitrary code.
 Here arrays are stored as plain ``.npy`` members and read with ``allow_pickle=False``; the
@@ -68,3 +69,16 @@ def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"checkpoint {path} has unreadable metadata ({e})") from e
     return arrays, meta
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Replace ``path`` by a file holding ``text`` (UTF-8) in one step; returns the path.
+
+    The text goes to a hidden temporary file beside ``path`` first, so a reader (or a crash)
+    sees the old file or the new one, never half of it.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,7 +1,9 @@
 """MBConv and EfficientNet, built from an :class:`~minieffnet.scaling.EfficientNetConfig`.
 
 The network is data: ``config.blocks`` lists every MBConv (already scaled by width and depth,
-paper Eq. 3), so this module only turns rows into layers. Layer names mirror the structure::
+paper Eq. 3) and :func:`~minieffnet.scaling.block_layers` lists each block's layers as
+:class:`~minieffnet.scaling.LayerSpec` records, so this module only turns records into
+layers (:func:`build_layer`). Layer names mirror the structure::
 
     stem.{0: conv, 1: bn}  blocks.i.{expand, depthwise, se, project, drop_connect}
     head.{0: conv, 1: bn}  classifier
@@ -23,14 +25,38 @@ from .nn import Module, Sequential
 from .nn.layers import (BatchNorm2d, Conv2d, DepthwiseBN, DepthwiseConv2d, DropConnect, Dropout,
                         GlobalAvgPool, Linear, SqueezeExcite)
 from .ops._checks import check_finite, check_float_array
-from .scaling import BlockSpec, EfficientNetConfig, make_config
+from .scaling import (BlockSpec, EfficientNetConfig, LayerSpec, block_layers, head_layers,
+                      make_config, stem_layer)
 
 
-def _conv_bn(conv: Module, channels: int, config: EfficientNetConfig, dtype, act: bool = True):
-    # BN -> swish runs as one fused op (BatchNorm2d's activation): a third fewer passes over
-    # the activations, and one cached array instead of two.
-    return Sequential(conv, BatchNorm2d(channels, config.bn_eps, config.bn_momentum, dtype,
-                                        activation="swish" if act else None))
+def build_layer(layer: LayerSpec, config: EfficientNetConfig, *, rng: np.random.Generator,
+                dtype=np.float32) -> Module:
+    """The module for one :class:`~minieffnet.scaling.LayerSpec`, with ``config``'s padding
+    and BatchNorm eps/momentum; convolution and FC weights are drawn from ``rng``."""
+    def bn():
+        # BN -> swish runs as one fused op (BatchNorm2d's activation): a third fewer passes
+        # over the activations, and one cached array instead of two.
+        return BatchNorm2d(layer.out_channels, config.bn_eps, config.bn_momentum, dtype,
+                           activation=layer.activation)
+
+    if layer.kind == "conv_bn":
+        return Sequential(Conv2d(layer.in_channels, layer.out_channels, layer.kernel,
+                                 layer.stride, config.padding, rng=rng, dtype=dtype), bn())
+    if layer.kind == "depthwise_bn":
+        # DepthwiseBN runs conv -> BN -> swish in one pass in eval mode.
+        return DepthwiseBN(DepthwiseConv2d(layer.in_channels, layer.kernel, layer.stride,
+                                           config.padding, rng=rng, dtype=dtype), bn())
+    if layer.kind == "squeeze_excite":
+        return SqueezeExcite(layer.in_channels, layer.squeeze, rng=rng, dtype=dtype)
+    if layer.kind == "drop_connect":
+        return DropConnect(layer.rate)
+    if layer.kind == "pool":
+        return GlobalAvgPool()
+    if layer.kind == "dropout":
+        return Dropout(layer.rate)
+    if layer.kind == "linear":
+        return Linear(layer.in_channels, layer.out_channels, rng=rng, dtype=dtype)
+    raise ValueError(f"build_layer: unknown layer kind {layer.kind!r}")
 
 
 class MBConv(Module):
@@ -42,18 +68,15 @@ class MBConv(Module):
     def __init__(self, spec: BlockSpec, config: EfficientNetConfig, *,
                  rng: np.random.Generator, dtype=np.float32):
         super().__init__()
-        hidden = spec.in_channels * spec.expand_ratio
-        self.expand = (_conv_bn(Conv2d(spec.in_channels, hidden, 1, rng=rng, dtype=dtype),
-                                hidden, config, dtype)
-                       if spec.expand_ratio != 1 else None)
-        self.depthwise = DepthwiseBN(
-            DepthwiseConv2d(hidden, spec.kernel, spec.stride, config.padding, rng=rng, dtype=dtype),
-            BatchNorm2d(hidden, config.bn_eps, config.bn_momentum, dtype, activation="swish"))
-        self.se = SqueezeExcite(hidden, spec.se_channels, rng=rng, dtype=dtype)
-        self.project = _conv_bn(Conv2d(hidden, spec.out_channels, 1, rng=rng, dtype=dtype),
-                                spec.out_channels, config, dtype, act=False)
-        self.use_residual = spec.stride == 1 and spec.in_channels == spec.out_channels
-        self.drop_connect = DropConnect(spec.drop_connect_rate) if self.use_residual else None
+        # Built in forward order, so a seed draws the same weights in the same order.
+        built = {layer.name: build_layer(layer, config, rng=rng, dtype=dtype)
+                 for layer in block_layers(spec)}
+        self.expand = built.get("expand")            # None for MBConv1 (expand_ratio 1)
+        self.depthwise = built["depthwise"]
+        self.se = built["se"]
+        self.project = built["project"]
+        self.use_residual = spec.has_residual
+        self.drop_connect = built.get("drop_connect")  # None without the residual
 
     def _branch(self) -> list[Module]:
         return [m for m in (self.expand, self.depthwise, self.se, self.project) if m is not None]
@@ -78,6 +101,7 @@ class EfficientNet(Module):
 
     x: (N, 3, H, W) float32 or float64 (the model's dtype) -> logits (N, num_classes).
     ``backward(dlogits)`` returns dx and fills ``p.grad`` for every parameter.
+    ``features(x)`` and ``classify(features)`` are the two halves of ``forward``.
     """
 
     def __init__(self, config: EfficientNetConfig, *, seed: int | np.random.Generator = 0,
@@ -86,24 +110,28 @@ class EfficientNet(Module):
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self.config = config
         self.dtype = np.dtype(dtype)
-        c = config
-        self.stem = _conv_bn(Conv2d(3, c.stem_channels, 3, c.stem_stride, c.padding, rng=rng,
-                                    dtype=dtype), c.stem_channels, c, dtype)
-        self.blocks = Sequential(*[MBConv(b, c, rng=rng, dtype=dtype) for b in c.blocks])
-        last = c.blocks[-1].out_channels
-        self.head = _conv_bn(Conv2d(last, c.head_channels, 1, rng=rng, dtype=dtype),
-                             c.head_channels, c, dtype)
-        self.pool = GlobalAvgPool()
-        self.dropout = Dropout(c.dropout)
-        self.classifier = Linear(c.head_channels, c.num_classes, rng=rng, dtype=dtype)
+        self.stem = build_layer(stem_layer(config), config, rng=rng, dtype=dtype)
+        self.blocks = Sequential(*[MBConv(b, config, rng=rng, dtype=dtype)
+                                   for b in config.blocks])
+        self.head, self.pool, self.dropout, self.classifier = (
+            build_layer(layer, config, rng=rng, dtype=dtype) for layer in head_layers(config))
         # One Generator drives dropout and stochastic depth; checkpoints save its state.
         self.rng = np.random.default_rng(rng.integers(2**63))
         self.set_rng(self.rng)
 
-    def _layers(self) -> list[Module]:
-        return [self.stem, self.blocks, self.head, self.pool, self.dropout, self.classifier]
+    def _feature_layers(self) -> list[Module]:
+        return [self.stem, self.blocks, self.head]
 
-    def forward(self, x):
+    def _classifier_layers(self) -> list[Module]:
+        return [self.pool, self.dropout, self.classifier]
+
+    def features(self, x):
+        """The feature map before pooling: stem -> blocks -> head.
+
+        x: (N, 3, H, W) in the model's dtype -> (N, head_channels, h, w), h = H/32 for the
+        imagenet preset and H/8 for cifar (rounded up). ``forward(x)`` is
+        ``classify(features(x))``; class activation maps (:mod:`minieffnet.cam`) read it.
+        """
         check_float_array("EfficientNet", "x", x, ndim=4)
         if x.shape[1] != 3:
             raise ValueError(f"EfficientNet: x must be (N, 3, H, W) RGB, got shape {x.shape}")
@@ -111,13 +139,23 @@ class EfficientNet(Module):
             raise ValueError(f"EfficientNet: x has dtype {x.dtype} but the model is "
                              f"{self.dtype}; convert one of them (model.astype)")
         check_finite("EfficientNet", "x", x)
-        for m in self._layers():
+        for m in self._feature_layers():
             x = m.forward(x)
         return x
 
+    def classify(self, features):
+        """Pooling -> dropout -> classifier: (N, head_channels, h, w) -> logits
+        (N, num_classes)."""
+        for m in self._classifier_layers():
+            features = m.forward(features)
+        return features
+
+    def forward(self, x):
+        return self.classify(self.features(x))
+
     def backward(self, dlogits):
         d = dlogits
-        for m in reversed(self._layers()):
+        for m in reversed(self._feature_layers() + self._classifier_layers()):
             d = m.backward(d)
         return d
 

@@ -1,89 +1,115 @@
-"""``minieffnet check-ops``: gradient-check every op in float64 and print one table.
+"""``minieffnet check-ops``: gradient-check every registered op in float64 and print one table.
 
-Each row runs :func:`minieffnet.gradcheck.check_gradients` on a small random input under the
-NumPy reference and under the Numba fast path, so a learner sees at a glance that every
-hand-written backward agrees with finite differences (relative error around 1e-9).
+One row per op (:data:`minieffnet.ops.registry.OPS`) and input, one column per backend:
+:func:`minieffnet.gradcheck.check_gradients` on the op's small check shape under that backend,
+"–" where the op does not run on it. A learner sees at a glance that every hand-written
+backward agrees with finite differences (relative error around 1e-9). Without a GPU the
+"cuda" column runs in a child process under Numba's CUDA simulator, which has to be switched
+on before Numba is first imported.
 """
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 
-from . import ops
-from .backend import BACKENDS, use_backend
+from .backend import BACKENDS, unavailable_reason, use_backend
 from .gradcheck import check_gradients
+from .ops.registry import OPS, OpSpec, unregistered_ops
 
 TOLERANCE = 1e-6
 
-
-def _seeded(fn, **fixed):
-    """Wrap a random op so every call draws the same mask (finite differences need that)."""
-    return lambda **xs: fn(**xs, rng=np.random.default_rng(7), **fixed)
+Row = tuple[str, str, dict[str, float]]  # (op, input, {backend: relative error})
 
 
-def op_cases(rng: np.random.Generator) -> list[tuple]:
-    """Rows ``(label, forward, backward, inputs, grad_names)`` covering every public op."""
-    x = rng.standard_normal((2, 4, 5, 5))
-    C = x.shape[1]
-    return [
-        ("sigmoid", ops.sigmoid_forward, ops.sigmoid_backward, {"x": x}, None),
-        ("swish", ops.swish_forward, ops.swish_backward, {"x": x}, None),
-        ("batchnorm2d (train)",
-         lambda x, gamma, beta: ops.batchnorm2d_forward(x, gamma, beta, np.zeros(C), np.ones(C)),
-         ops.batchnorm2d_backward,
-         {"x": x, "gamma": rng.standard_normal(C), "beta": rng.standard_normal(C)}, None),
-        ("depthwise 3x3 s1", lambda x, w: ops.depthwise_conv2d_forward(x, w, 1),
-         ops.depthwise_conv2d_backward, {"x": x, "w": rng.standard_normal((C, 1, 3, 3))}, None),
-        ("depthwise 5x5 s2 same", lambda x, w: ops.depthwise_conv2d_forward(x, w, 2, "same"),
-         ops.depthwise_conv2d_backward, {"x": x, "w": rng.standard_normal((C, 1, 5, 5))}, None),
-        ("conv2d 3x3 s2", lambda x, w, b: ops.conv2d_forward(x, w, b, 2),
-         ops.conv2d_backward, {"x": x, "w": rng.standard_normal((3, C, 3, 3)),
-                               "b": rng.standard_normal(3)}, None),
-        ("conv2d 1x1 (pointwise)", lambda x, w: ops.conv2d_forward(x, w),
-         lambda d, c: ops.conv2d_backward(d, c)[:2],
-         {"x": x, "w": rng.standard_normal((6, C, 1, 1))}, None),
-        ("squeeze_excite", ops.squeeze_excite_forward, ops.squeeze_excite_backward,
-         {"x": x, "w1": rng.standard_normal((2, C)), "b1": rng.standard_normal(2),
-          "w2": rng.standard_normal((C, 2)), "b2": rng.standard_normal(C)}, None),
-        ("linear", ops.linear_forward, ops.linear_backward,
-         {"x": rng.standard_normal((3, 4)), "w": rng.standard_normal((2, 4)),
-          "b": rng.standard_normal(2)}, None),
-        ("global_avg_pool", ops.global_avg_pool_forward, ops.global_avg_pool_backward,
-         {"x": x}, None),
-        ("dropout p=0.3", _seeded(ops.dropout_forward, p=0.3), ops.dropout_backward,
-         {"x": x}, None),
-        ("drop_connect p=0.5", _seeded(ops.drop_connect_forward, p=0.5),
-         ops.drop_connect_backward, {"x": x}, None),
-        ("softmax_cross_entropy ls=0.1",
-         lambda logits: (ops.softmax_cross_entropy(logits, np.array([0, 2, 1]), 0.1)[0],
-                         logits),
-         lambda d, logits: d * ops.softmax_cross_entropy(logits, np.array([0, 2, 1]), 0.1)[1],
-         {"logits": rng.standard_normal((3, 4))}, None),
-    ]
+def check_op(spec: OpSpec, backend_name: str, seed: int = 0) -> dict[str, float]:
+    """``{input: relative error}`` of ``spec``'s backward under ``backend_name``, float64.
+
+    Under "cuda" the finite differences (two forwards per input element) differentiate the
+    Numba forward, which the agreement tests hold equal to the CUDA one: in the simulator
+    each CUDA forward costs a tenth of a second. The backward under test runs on CUDA.
+    """
+    shape = spec.shape_for(backend_name)
+    inputs = spec.make_inputs(np.random.default_rng(seed), shape, np.float64)
+    forward = spec.forward_at(shape)
+    numeric = _under("numba", forward) if backend_name == "cuda" else None
+    with use_backend(backend_name):
+        results = check_gradients(forward, spec.backward, inputs, spec.grad_names, seed,
+                                  numeric_forward=numeric)
+    return {name: r.error for name, r in results.items()}
 
 
-def run_op_checks(seed: int = 0) -> list[tuple[str, str, dict[str, float]]]:
-    """``[(op, input, {backend: relative error})]`` for every op and every input."""
+def _under(backend_name: str, fn):
+    """``fn`` run under ``backend_name`` whatever the active backend."""
+    def run(**inputs):
+        with use_backend(backend_name):
+            return fn(**inputs)
+    return run
+
+
+def run_op_checks(seed: int = 0, backends=BACKENDS, ops=OPS) -> list[Row]:
+    """One row per op and input, with the errors under each of ``backends`` it lists."""
     rows = []
-    for label, fwd, bwd, inputs, names in op_cases(np.random.default_rng(seed)):
+    for spec in ops:
         errors: dict[str, dict[str, float]] = {}
-        for backend in BACKENDS:
-            with use_backend(backend):
-                for name, r in check_gradients(fwd, bwd, inputs, names).items():
-                    errors.setdefault(name, {})[backend] = r.error
-        rows += [(label, name, errs) for name, errs in errors.items()]
+        for b in (b for b in backends if b in spec.backends):
+            for name, error in check_op(spec, b, seed).items():
+                errors.setdefault(name, {})[b] = error
+        rows += [(spec.name, name, errs) for name, errs in errors.items()]
     return rows
 
 
+def _cuda_in_simulator(seed: int) -> list[Row]:
+    """:func:`run_op_checks` of the "cuda" column in a child process with the simulator on."""
+    code = ("import json, sys; from minieffnet.opcheck import run_op_checks; "
+            "print(json.dumps(run_op_checks(int(sys.argv[1]), ('cuda',))))")
+    out = subprocess.run([sys.executable, "-c", code, str(seed)], check=True, text=True,
+                         capture_output=True, env={**os.environ, "NUMBA_ENABLE_CUDASIM": "1"})
+    return [tuple(r) for r in json.loads(out.stdout.strip().splitlines()[-1])]
+
+
+def all_op_checks(seed: int = 0) -> tuple[list[Row], str]:
+    """:func:`run_op_checks` under every backend, and a line saying where "cuda" ran: on the
+    GPU, in Numba's CUDA simulator (in a child process when this one has neither), or not at
+    all without numba-cuda."""
+    reason = unavailable_reason("cuda")
+    if reason is None:
+        from numba import config
+        return run_op_checks(seed), ("cuda: Numba's CUDA simulator" if config.ENABLE_CUDASIM
+                                     else "cuda: on the GPU")
+    rows = run_op_checks(seed, [b for b in BACKENDS if b != "cuda"])
+    if importlib.util.find_spec("numba_cuda") is None:
+        return rows, f"cuda: not run: {reason}"
+    simulated = {(op, name): errs for op, name, errs in _cuda_in_simulator(seed)}
+    rows = [(op, name, {**errs, **simulated.get((op, name), {})}) for op, name, errs in rows]
+    return rows, "cuda: Numba's CUDA simulator, in a child process (no GPU found here)"
+
+
 def print_op_table(seed: int = 0) -> int:
-    """Print the table; return 0 if every error is below 1e-6, else 1 (a CLI exit code)."""
-    rows = run_op_checks(seed)
-    print(f"{'op':<30}{'input':<8}" + "".join(f"{b + ' rel.err':>16}" for b in BACKENDS) + "  ok")
+    """Print the table; return 0 if every error is below 1e-6 and every public op has a
+    registry entry, else 1 (a CLI exit code)."""
+    rows, cuda_note = all_op_checks(seed)
+    print(f"{'op':<32}{'input':<8}" + "".join(f"{b + ' rel.err':>16}" for b in BACKENDS)
+          + "  ok")
     ok = True
     for label, name, errs in rows:
         good = all(e < TOLERANCE for e in errs.values())
         ok &= good
-        print(f"{label:<30}{name:<8}" + "".join(f"{errs[b]:>16.2e}" for b in BACKENDS)
+        cells = (f"{errs[b]:.2e}" if b in errs else "–" for b in BACKENDS)
+        print(f"{label:<32}{name:<8}" + "".join(f"{c:>16}" for c in cells)
               + f"  {'yes' if good else 'NO'}")
-    print(f"\n{len(rows)} gradients checked in float64 by centred differences "
+    missing = unregistered_ops()
+    if missing:
+        ok = False
+        print(f"\npublic ops with no registry entry (minieffnet/ops/registry.py): "
+              f"{', '.join(missing)}")
+    n = sum(len(errs) for _, _, errs in rows)
+    print(f"\n{cuda_note}. \"–\": the op has no such backend (under cuda, ops without CUDA "
+          "kernels\nrun their Numba path).")
+    print(f"{n} gradients of {len(OPS)} ops checked in float64 by centred differences "
           f"(h=1e-6, random upstream gradient): {'all' if ok else 'NOT all'} below {TOLERANCE:g}")
     return 0 if ok else 1

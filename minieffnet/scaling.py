@@ -2,9 +2,13 @@
 
 Nothing here builds a network or allocates an array. :func:`make_config` turns a variant name
 ("b0".."b7"), custom coefficients or a compound coefficient φ into an :class:`EfficientNetConfig`
-that lists every MBConv block explicitly (already scaled and expanded over its repeats); the
-model is built from that list, and :func:`count_parameters` / :func:`count_flops` /
-:func:`stage_table` read the same list, so counting B7 costs microseconds and no memory.
+that lists every MBConv block explicitly (already scaled and expanded over its repeats).
+:func:`block_layers` turns one block into its layers in forward order, the only code that
+spells out the MBConv sequence; :func:`stem_layer` and :func:`head_layers` do the same for
+the ends. The model is built from these :class:`LayerSpec` records, the torchvision names
+are derived from them, and :func:`network_layers` places them at an input resolution for
+:func:`count_parameters`, :func:`count_flops`, :func:`stage_table` and the benchmarks, so
+counting B7 costs microseconds and no memory.
 
 The paper (Tan & Le, 2019, "EfficientNet: Rethinking Model Scaling for CNNs")
 ------------------------------------------------------------------------------
@@ -64,6 +68,7 @@ Choices that are not in the paper, and why
 """
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import operator
@@ -196,13 +201,11 @@ def compound_coefficients(phi: float, alpha: float = 1.2, beta: float = 1.1,
 # --- the resolved configuration -------------------------------------------------------------
 @dataclass(frozen=True)
 class BlockSpec:
-    """One MBConv block, fully resolved: what the model builds, in order.
+    """One MBConv block, fully resolved; :func:`block_layers` lists its layers in order.
 
-    expand 1×1 (only if ``expand_ratio != 1``) -> depthwise ``kernel``×``kernel`` with
-    ``stride`` -> squeeze-excite to ``se_channels`` -> project 1×1 to ``out_channels``; the
-    identity is added (after stochastic depth at ``drop_connect_rate``) when
-    :attr:`has_residual`. ``stage`` indexes :data:`B0_STAGES` (0..6): paper Table 1 stage
-    ``stage + 2``, torchvision's ``features[stage + 1]``.
+    ``se_channels`` is the squeeze-excite width, ``drop_connect_rate`` its stochastic-depth
+    rate (used only when :attr:`has_residual`). ``stage`` indexes :data:`B0_STAGES` (0..6):
+    paper Table 1 stage ``stage + 2``, torchvision's ``features[stage + 1]``.
     """
     expand_ratio: int
     kernel: int
@@ -384,6 +387,153 @@ def _expand_blocks(stage_specs: tuple[StageSpec, ...], width: float, depth: floa
         for i, (e, k, st, cin, cout, s) in enumerate(rows))
 
 
+# --- every layer, in forward order (the one description of the network) --------------------
+@dataclass(frozen=True, slots=True)
+class LayerSpec:
+    """One module of the network, as :mod:`minieffnet.model` builds it.
+
+    ``name`` is the module's attribute in its parent, hence its state_dict path (``stem``,
+    ``blocks.i.<name>``, ``head``, ``pool``, ``dropout``, ``classifier``). ``kind`` is one of
+
+    * ``"conv_bn"``: ``kernel``×``kernel`` convolution (no bias, ``stride``) -> BatchNorm ->
+      ``activation``; every convolution in EfficientNet is followed by BatchNorm
+    * ``"depthwise_bn"``: the same with one filter per channel (groups = channels)
+    * ``"squeeze_excite"``: squeeze to ``squeeze`` channels, excite back (two FCs with bias)
+    * ``"drop_connect"``: stochastic depth at ``rate``; the block then adds its input
+    * ``"pool"``: global average pooling; ``"dropout"``: dropout at ``rate``
+    * ``"linear"``: fully connected with bias (the classifier)
+
+    ``activation`` is ``"swish"`` or None (the projection's linear bottleneck).
+    """
+    name: str
+    kind: str
+    in_channels: int
+    out_channels: int
+    kernel: int = 1
+    stride: int = 1
+    activation: str | None = None
+    squeeze: int = 0
+    rate: float = 0.0
+
+    @property
+    def weights(self) -> int:
+        """Convolution or FC weights: one multiply-add each per output position."""
+        if self.kind == "conv_bn":
+            return self.out_channels * self.in_channels * self.kernel ** 2
+        if self.kind == "depthwise_bn":
+            return self.out_channels * self.kernel ** 2
+        if self.kind == "squeeze_excite":
+            return 2 * self.in_channels * self.squeeze
+        if self.kind == "linear":
+            return self.in_channels * self.out_channels
+        return 0
+
+    @property
+    def params(self) -> int:
+        """Trainable parameters: :attr:`weights`, BatchNorm's weight and bias (2 per channel;
+        running statistics are buffers, not parameters) and the FCs' biases."""
+        biases = {"conv_bn": 2 * self.out_channels, "depthwise_bn": 2 * self.out_channels,
+                  "squeeze_excite": self.squeeze + self.in_channels,
+                  "linear": self.out_channels}
+        return self.weights + biases.get(self.kind, 0)
+
+    def flops(self, out_size: tuple[int, int]) -> int:
+        """Multiply-adds to produce an ``out_size`` (H, W) output. Convolutions cost
+        :attr:`weights` per output position; SE's FCs and the classifier run once, on pooled
+        features. BatchNorm, activations, pooling, SE's rescale and the residual addition are
+        not counted (the paper's and torchvision's convention)."""
+        if self.kind in ("conv_bn", "depthwise_bn"):
+            return self.weights * out_size[0] * out_size[1]
+        return self.weights
+
+    def output_size(self, size: tuple[int, int], padding: str) -> tuple[int, int]:
+        """Output (H, W) for an input of ``size`` (H, W) under ``padding``; (1, 1) after
+        pooling."""
+        if self.kind in ("conv_bn", "depthwise_bn"):
+            return (output_size(size[0], self.kernel, self.stride, padding),
+                    output_size(size[1], self.kernel, self.stride, padding))
+        return (1, 1) if self.kind == "pool" else size
+
+
+def stem_layer(config: EfficientNetConfig) -> LayerSpec:
+    """Table 1 stage 1: 3×3 conv (stride ``config.stem_stride``) -> BN -> swish, 3 ->
+    ``stem_channels``."""
+    return LayerSpec("stem", "conv_bn", 3, config.stem_channels, 3, config.stem_stride,
+                     "swish")
+
+
+def block_layers(block: BlockSpec) -> tuple[LayerSpec, ...]:
+    """One MBConv block's layers in forward order (paper Figure 2, torchvision's ``MBConv``)::
+
+        expand     1×1 conv -> BN -> swish, in -> expanded   (only if has_expansion)
+        depthwise  k×k depthwise conv (stride s) -> BN -> swish
+        se         squeeze-excite, squeezing to se_channels (from the block *input* width)
+        project    1×1 conv -> BN, expanded -> out           (linear bottleneck)
+        drop_connect  stochastic depth, then + input          (only if has_residual)
+    """
+    e = block.expanded_channels
+    expand = (LayerSpec("expand", "conv_bn", block.in_channels, e, activation="swish"),)
+    residual = (LayerSpec("drop_connect", "drop_connect", block.out_channels,
+                          block.out_channels, rate=block.drop_connect_rate),)
+    return (*(expand if block.has_expansion else ()),
+            LayerSpec("depthwise", "depthwise_bn", e, e, block.kernel, block.stride, "swish"),
+            LayerSpec("se", "squeeze_excite", e, e, squeeze=block.se_channels),
+            LayerSpec("project", "conv_bn", e, block.out_channels),
+            *(residual if block.has_residual else ()))
+
+
+def head_layers(config: EfficientNetConfig) -> tuple[LayerSpec, ...]:
+    """Table 1 stage 9: 1×1 conv to ``head_channels`` -> BN -> swish, global average pooling,
+    dropout, the classifier."""
+    c = config.head_channels
+    return (LayerSpec("head", "conv_bn", config.blocks[-1].out_channels, c, activation="swish"),
+            LayerSpec("pool", "pool", c, c),
+            LayerSpec("dropout", "dropout", c, c, rate=config.dropout),
+            LayerSpec("classifier", "linear", c, config.num_classes))
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedLayer:
+    """A :class:`LayerSpec` at its place in the network, for one input size.
+
+    ``path`` is its state_dict prefix (``blocks.3.expand``), ``stage`` the paper's Table 1
+    stage (1 stem, 2..8 MBConv stages, 9 head, pooling and classifier), ``in_size`` and
+    ``out_size`` the (H, W) it reads and writes.
+    """
+    path: str
+    stage: int
+    layer: LayerSpec
+    in_size: tuple[int, int]
+    out_size: tuple[int, int]
+
+    @property
+    def flops(self) -> int:
+        """Multiply-adds of this layer at this size (see :meth:`LayerSpec.flops`)."""
+        return self.layer.flops(self.out_size)
+
+
+def network_layers(config: Any, resolution: int | tuple[int, int] | None = None
+                   ) -> tuple[PlacedLayer, ...]:
+    """Every layer of ``config``'s network in forward order, for an input of ``resolution``
+    (int or (H, W); default ``config.resolution``): stem, each block's :func:`block_layers`,
+    then :func:`head_layers`. Sizes follow the config's padding.
+
+    ``config`` is an :class:`EfficientNetConfig` or anything with one as ``.config`` (a model).
+    """
+    cfg = _as_config(config)
+    size = _hw(cfg.resolution if resolution is None else resolution)
+    layers = [("stem", 1, stem_layer(cfg))]
+    layers += [(f"blocks.{i}.{layer.name}", block.stage + 2, layer)
+               for i, block in enumerate(cfg.blocks) for layer in block_layers(block)]
+    layers += [(layer.name, 9, layer) for layer in head_layers(cfg)]
+    placed = []
+    for path, stage, layer in layers:
+        out = layer.output_size(size, cfg.padding)
+        placed.append(PlacedLayer(path, stage, layer, size, out))
+        size = out
+    return tuple(placed)
+
+
 # --- analytic counting ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class StageRow:
@@ -407,46 +557,19 @@ def stage_table(config: Any, resolution: int | tuple[int, int] | None = None
     """Table 1 for ``config`` at ``resolution`` (default ``config.resolution``): 9 rows.
 
     ``config`` is an :class:`EfficientNetConfig` or anything with one as ``.config`` (a model).
-    Sizes follow the config's padding through :func:`minieffnet.ops.padding.output_size`.
+    Each row sums the :func:`network_layers` of its stage.
     """
     cfg = _as_config(config)
-    h, w = _hw(cfg.resolution if resolution is None else resolution)
-    pad = cfg.padding
-    rows = []
-
-    # Stage 1, the stem: conv3x3 (no bias) + BN (weight and bias; running stats are buffers).
-    p, f, (h2, w2) = _conv(3, cfg.stem_channels, 3, cfg.stem_stride, 1, h, w, pad)
-    rows.append(StageRow(1, "Conv3x3", (h, w), cfg.stem_channels, 1,
-                         p + 2 * cfg.stem_channels, f))
-    h, w = h2, w2
-
-    for group in cfg.stages:
-        first = group[0]
-        params = flops = 0
-        hin, win = h, w
-        for b in group:
-            e = b.expanded_channels
-            if b.has_expansion:
-                p, f, _ = _conv(b.in_channels, e, 1, 1, 1, h, w, pad)
-                params, flops = params + p + 2 * e, flops + f
-            p, f, (h, w) = _conv(e, e, b.kernel, b.stride, e, h, w, pad)
-            params, flops = params + p + 2 * e, flops + f
-            # SE: two fully connected layers with bias on the pooled (1x1) map.
-            params += 2 * e * b.se_channels + b.se_channels + e
-            flops += 2 * e * b.se_channels
-            p, f, _ = _conv(e, b.out_channels, 1, 1, 1, h, w, pad)
-            params, flops = params + p + 2 * b.out_channels, flops + f
-        rows.append(StageRow(first.stage + 2, f"MBConv{first.expand_ratio}, "
-                             f"k{first.kernel}x{first.kernel}", (hin, win),
-                             group[-1].out_channels, len(group), params, flops))
-
-    # Stage 9: conv1x1 + BN, global average pooling (not counted: additions only), FC.
-    last = cfg.blocks[-1].out_channels
-    p, f, _ = _conv(last, cfg.head_channels, 1, 1, 1, h, w, pad)
-    fc = cfg.head_channels * cfg.num_classes
-    rows.append(StageRow(9, "Conv1x1 & Pooling & FC", (h, w), cfg.head_channels, 1,
-                         p + 2 * cfg.head_channels + fc + cfg.num_classes, f + fc))
-    return rows
+    # Consecutive layers of one stage form a row, as consecutive blocks form config.stages.
+    groups = [list(g) for _, g in itertools.groupby(network_layers(cfg, resolution),
+                                                    key=lambda p: p.stage)]
+    labels = [("Conv3x3", cfg.stem_channels, 1),
+              *((f"MBConv{s[0].expand_ratio}, k{s[0].kernel}x{s[0].kernel}",
+                 s[-1].out_channels, len(s)) for s in cfg.stages),
+              ("Conv1x1 & Pooling & FC", cfg.head_channels, 1)]
+    return [StageRow(group[0].stage, label, group[0].in_size, channels, n,
+                     sum(p.layer.params for p in group), sum(p.flops for p in group))
+            for group, (label, channels, n) in zip(groups, labels, strict=True)]
 
 
 def count_parameters(config: Any) -> int:
@@ -457,7 +580,7 @@ def count_parameters(config: Any) -> int:
     have biases. B0..B7 at 1000 classes give torchvision's counts exactly (5,288,548 for B0).
     ``config`` may also be a model holding its config as ``.config``.
     """
-    return sum(row.params for row in stage_table(config))
+    return sum(p.layer.params for p in network_layers(config))
 
 
 def count_flops(config: Any, resolution: int | tuple[int, int] | None = None) -> int:
@@ -466,20 +589,28 @@ def count_flops(config: Any, resolution: int | tuple[int, int] | None = None) ->
     This is what the paper calls "FLOPs" (0.39 B for B0): every conv (dense, depthwise, 1×1),
     the SE FCs and the classifier, one per multiply-add; BatchNorm, activations, pooling,
     SE's rescale and the residual additions are not counted, as in torchvision's published
-    numbers (element-wise work is cheap next to the convolutions). B0..B3, B6 and B7 land within 2 % of the paper's
-    Table 2; B4 and B5 come out 4.6 % and 3.7 % above its 4.2 B and 9.9 B, as every per-layer
-    count of the released architecture does, and equal torchvision's published numbers.
+    numbers (element-wise work is cheap next to the convolutions). B0..B3, B6 and B7 land
+    within 2 % of the paper's Table 2; B4 and B5 come out 4.6 % and 3.7 % above its 4.2 B and
+    9.9 B, as every per-layer count of the released architecture does, and equal
+    torchvision's published numbers.
     ``config`` may also be a model with ``.config``.
     """
-    return sum(row.flops for row in stage_table(config, resolution))
+    return sum(p.flops for p in network_layers(config, resolution))
 
 
-def _conv(cin: int, cout: int, k: int, stride: int, groups: int, h: int, w: int,
-          padding: str) -> tuple[int, int, tuple[int, int]]:
-    """(weights, multiply-adds, output (H, W)) of a bias-free ``k``×``k`` grouped conv."""
-    ho, wo = output_size(h, k, stride, padding), output_size(w, k, stride, padding)
-    weights = cout * (cin // groups) * k * k
-    return weights, weights * ho * wo, (ho, wo)
+def count_activations(config: Any, resolution: int | tuple[int, int] | None = None) -> int:
+    """Activation values one image writes in a training forward pass at ``resolution``
+    (default ``config.resolution``): the tensors a training step keeps for its backward.
+
+    Per layer of :func:`network_layers`: two per convolution output (the convolution's and
+    BatchNorm's, whose swish is fused into it), one per squeeze-excite, stochastic-depth and
+    residual output, pooled feature, dropout and logit. Equal FLOPs are not equal memory:
+    resolution scaling enlarges every map, width the channels, depth adds whole blocks.
+    ``config`` may also be a model with ``.config``.
+    """
+    per_output = {"conv_bn": 2, "depthwise_bn": 2}
+    return sum(per_output.get(p.layer.kind, 1) * p.layer.out_channels * p.out_size[0]
+               * p.out_size[1] for p in network_layers(config, resolution))
 
 
 def _as_config(obj: Any) -> EfficientNetConfig:

@@ -1,8 +1,13 @@
-"""Training: the loop, evaluation, checkpoints, exact resumption, metrics and progress.
+"""Training: the loop (:class:`Trainer`), evaluation, exact resumption, metrics and progress.
 
     >>> from minieffnet.train import TrainConfig, Trainer
     >>> trainer = Trainer(TrainConfig(epochs=3, out_dir="runs/demo"))
     >>> history = trainer.fit()          # one dict per epoch, as in metrics.jsonl
+
+What a run is (:class:`TrainConfig`, the data, optimiser and schedule it builds) lives in
+:mod:`minieffnet.train_config` (``TrainConfig`` is importable from here too); how its
+checkpoint is written and read, in :mod:`minieffnet.checkpoint`; using the trained network
+(loading it, predicting), in :mod:`minieffnet.inference`.
 
 A run lives in one folder (``out_dir``):
 
@@ -20,15 +25,16 @@ weights when enabled), a row in ``metrics.jsonl``, a checkpoint and a fresh ``cu
 
 Exact resumption
 ----------------
-The checkpoint holds the model's parameters and BatchNorm statistics, the optimiser's and the
-EMA's state, the position (epoch, batch within the epoch, global step), the epoch's running
-totals, and both random streams: ``model.rng`` (dropout, stochastic depth) and the training
-loader's Generator (shuffle, augmentation) *as it was when the epoch began*. Resuming restores
-all of it; to stand mid-epoch it re-draws the epoch's shuffle and re-makes the batches already
-trained on (a millisecond or so each, no training), which replays every random draw in the
-original order. The schedule is a pure function of the step. So a run interrupted at any step
-boundary and resumed, in a new process, ends with the same weights, bit for bit, as one that
-never stopped (same machine and thread count: BLAS results may differ between machines).
+The checkpoint (its layout: :mod:`minieffnet.checkpoint`) holds the model's parameters and
+BatchNorm statistics, the optimiser's and the EMA's state, the position (epoch, batch within
+the epoch, global step), the epoch's running totals, and both random streams: ``model.rng``
+(dropout, stochastic depth) and the training loader's Generator (shuffle, augmentation) *as it
+was when the epoch began*. Resuming restores all of it; to stand mid-epoch it re-draws the
+epoch's shuffle and re-makes the batches already trained on (a millisecond or so each, no
+training), which replays every random draw in the original order. The schedule is a pure
+function of the step. So a run interrupted at any step boundary and resumed, in a new process,
+ends with the same weights, bit for bit, as one that never stopped (same machine and thread
+count: BLAS results may differ between machines).
 
 Ctrl-C
 ------
@@ -43,8 +49,9 @@ Failures
 --------
 A non-finite activation, logit or loss raises :class:`TrainingDiverged` naming the epoch and
 step (the CLI prints it and exits with status 1); nothing is saved, so the checkpoint still
-holds the last good state (no checkpoint with non-finite weights is ever written). A folder that already holds a run is refused unless ``resume=True``
-(the configs must agree, except ``out_dir`` and ``data_dir``) or ``overwrite=True``.
+holds the last good state (no checkpoint with non-finite weights is ever written). A folder
+that already holds a run is refused unless ``resume=True`` (the configs must agree, except
+``out_dir`` and ``data_dir``) or ``overwrite=True``.
 """
 from __future__ import annotations
 
@@ -52,45 +59,32 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 from tqdm import tqdm
 
-from .checkpoint import FORMAT as MODEL_FORMAT
-from .checkpoint import (check_fields, config_differences, config_from_dict, config_to_dict,
-                         load_model)
-from .data import (AugmentConfig, BatchLoader, Dataset, load_cifar10, load_cifar100,
-                   load_synthetic, resize_bilinear, to_float_nchw)
-from .io import load_npz, save_npz_atomic
+from .checkpoint import (CHECKPOINT_FILE, config_differences, read_training_checkpoint,
+                         save_training_checkpoint, training_model_config)
+from .data import AugmentConfig, BatchLoader, Dataset
+from .io import write_text_atomic
 from .model import EfficientNet, efficientnet
 from .ops._checks import NonFiniteError
 from .ops.loss import softmax_cross_entropy
-from .optim import EMA, SCHEDULES, SGD, AdamW, Optimizer, RMSProp, make_schedule
-from .scaling import make_config
+from .optim import EMA
+from .train_config import (CONFIG_FILE, TrainConfig, build_optimizer, build_schedule,
+                           load_datasets, load_train_config, save_train_config,
+                           train_config_differences)
 from .viz import plot_training_curves, read_metrics
 
-FORMAT = "minieffnet.train"
-VERSION = 1
-CONFIG_FILE = "config.json"
-CHECKPOINT_FILE = "checkpoint.npz"
 METRICS_FILE = "metrics.jsonl"
 CURVES_FILE = "curves.png"
 RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE, CURVES_FILE)
-
-DATASETS = ("synthetic", "cifar10", "cifar100")
-OPTIMIZERS = ("sgd", "rmsprop", "adamw")
-# The built-in synthetic set is generated, so "all of it" needs a size: (train, test) images.
-SYNTHETIC_SIZES = (8000, 1000)
-# Fields that say where things are, not what is trained: they may change on resume.
-_LOCATION_FIELDS = ("out_dir", "data_dir")
 
 
 class TrainingDiverged(RuntimeError):
@@ -108,198 +102,6 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, message: str, epoch: int, step: int, saved: bool):
         super().__init__(message)
         self.epoch, self.step, self.saved = epoch, step, saved
-
-
-# --- configuration ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run; stored as ``config.json`` in the run folder.
-
-    The defaults are the quick start (``minieffnet train`` with no arguments): a narrow,
-    half-depth B0 (cifar preset, 32 px) trained on the built-in synthetic set for a few
-    minutes on 2 cores with the guide's plain recipe (SGD-Nesterov, one-cycle, label smoothing
-    0.1, crop+flip).
-
-    Model: ``variant`` "b0".."b7", ``preset`` "cifar" | "imagenet"; ``width``, ``depth``,
-    ``resolution``, ``phi``, ``dropout``, ``drop_connect`` override the variant's values (None
-    keeps them; see :func:`minieffnet.scaling.make_config`). Width and depth default to the
-    quick start's: set them to None for a released variant's own, and with ``phi``. The class
-    count comes from the data.
-
-    Data: ``dataset`` "synthetic" | "cifar10" | "cifar100"; ``data_dir`` the CIFAR root (None:
-    ``$MINIEFFNET_DATA`` or the user cache; downloaded if missing); ``train_size`` /
-    ``test_size`` use N images spread evenly over the classes, the same N for every seed
-    (:meth:`~minieffnet.data.Dataset.balanced_subset`; None: all; the synthetic set then has
-    :data:`SYNTHETIC_SIZES`, generated with seed 0 whatever ``seed`` is, so runs with different
-    seeds see the same data).
-
-    Optimisation: ``optimizer`` "sgd" | "rmsprop" | "adamw"; ``lr`` the base (for one_cycle:
-    peak) rate; ``momentum`` (sgd, rmsprop) and ``nesterov`` (sgd); ``weight_decay`` (coupled L2
-    for sgd/rmsprop, decoupled for adamw; never on BatchNorm or biases); ``schedule`` a key of
-    :data:`minieffnet.optim.SCHEDULES`; ``warmup_epochs`` linear warm-up length (for one_cycle:
-    its rising phase, default 30 % of the run; None: no warm-up otherwise);
-    ``label_smoothing``; ``augment`` random crop (padding 4) + horizontal flip; ``cutout`` side
-    of the cutout square (0: none); ``ema`` decay of the weight average used for evaluation
-    (None: no EMA; TF's warm-up ``min(decay, (1+t)/(10+t))`` is on, so short runs benefit).
-
-    Run: ``seed`` initialises the model (``default_rng(seed)``) and the training loader's own
-    Generator (``default_rng([seed, 1])``); ``out_dir`` the run folder (None: a new
-    ``runs/<dataset>-<date>-<time>``).
-    """
-
-    variant: str = "b0"
-    preset: str = "cifar"
-    width: float | None = 0.25
-    depth: float | None = 0.5
-    resolution: int | None = None
-    phi: float | None = None
-    dropout: float | None = None
-    drop_connect: float | None = None
-    dataset: str = "synthetic"
-    data_dir: str | None = None
-    train_size: int | None = None
-    test_size: int | None = None
-    epochs: int = 4
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    schedule: str = "one_cycle"
-    warmup_epochs: float | None = None
-    label_smoothing: float = 0.1
-    augment: bool = True
-    cutout: int = 0
-    ema: float | None = None
-    seed: int = 0
-    out_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        def fail(field: str, requirement: str):
-            raise ValueError(f"TrainConfig: {field} must be {requirement}, "
-                             f"got {getattr(self, field)!r}")
-
-        for field, choices in (("dataset", DATASETS), ("optimizer", OPTIMIZERS),
-                               ("schedule", tuple(SCHEDULES))):
-            if getattr(self, field) not in choices:
-                fail(field, f"one of {', '.join(choices)}")
-        for field in ("epochs", "batch_size"):
-            if not _is_int(getattr(self, field)) or getattr(self, field) < 1:
-                fail(field, "a positive integer")
-        for field in ("train_size", "test_size"):
-            value = getattr(self, field)
-            if value is not None and (not _is_int(value) or value < 1):
-                fail(field, "a positive integer or None")
-        if not _is_int(self.cutout) or self.cutout < 0:
-            fail("cutout", "a non-negative integer")
-        if not _is_int(self.seed) or self.seed < 0:
-            fail("seed", "a non-negative integer")
-        for field in ("lr", "momentum", "weight_decay"):
-            if not _is_real(getattr(self, field)) or getattr(self, field) < 0:
-                fail(field, "a finite number >= 0")
-        if not _is_real(self.label_smoothing) or not 0 <= self.label_smoothing < 1:
-            fail("label_smoothing", "in [0, 1)")
-        if self.ema is not None and (not _is_real(self.ema) or not 0 < self.ema < 1):
-            fail("ema", "a decay in (0, 1) or None")
-        if self.warmup_epochs is not None:
-            if not _is_real(self.warmup_epochs) or self.warmup_epochs < 0:
-                fail("warmup_epochs", "a number >= 0 or None")
-            if self.schedule == "one_cycle" and not 0 < self.warmup_epochs < self.epochs:
-                fail("warmup_epochs", f"between 0 and epochs ({self.epochs}) for one_cycle, "
-                                      "whose rising phase it sets")
-        if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
-            fail("momentum", "> 0 for Nesterov SGD")
-        for field in ("augment", "nesterov"):
-            if not isinstance(getattr(self, field), bool):
-                fail(field, "True or False")
-        # The model options are checked by the function that will use them (10 classes is a
-        # stand-in: the real count comes from the data).
-        make_config(self.variant, 10, preset=self.preset, **self.model_overrides())
-
-    def model_overrides(self) -> dict[str, Any]:
-        """The model options that are set, as keyword arguments of :func:`efficientnet`."""
-        return {k: getattr(self, k) for k in ("width", "depth", "resolution", "phi", "dropout",
-                                              "drop_connect") if getattr(self, k) is not None}
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data: every field by name."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        """Rebuild from :meth:`to_dict`'s output; ValueError names missing or unknown fields."""
-        check_fields("TrainConfig", d, cls)
-        return cls(**d)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _is_real(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
-        and math.isfinite(v)
-
-
-def train_config_differences(a: TrainConfig, b: TrainConfig) -> list[str]:
-    """``["lr 0.1 vs 0.05", ...]`` for every field (but ``out_dir``, ``data_dir``) that differs."""
-    return [f"{f.name} {getattr(a, f.name)!r} vs {getattr(b, f.name)!r}"
-            for f in dataclasses.fields(a)
-            if f.name not in _LOCATION_FIELDS and getattr(a, f.name) != getattr(b, f.name)]
-
-
-def load_train_config(run_dir: str | os.PathLike) -> TrainConfig:
-    """The :class:`TrainConfig` stored in ``run_dir/config.json``."""
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: {run_dir} is not a training run")
-    try:
-        return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e})") from e
-
-
-# --- the pieces a run is built from ----------------------------------------------------------
-def load_datasets(config: TrainConfig) -> tuple[Dataset, Dataset]:
-    """``(train, test)`` for ``config.dataset``, cut to ``train_size`` / ``test_size``."""
-    if config.dataset == "synthetic":
-        return load_synthetic(config.train_size or SYNTHETIC_SIZES[0],
-                              config.test_size or SYNTHETIC_SIZES[1], seed=0)
-    loader = load_cifar10 if config.dataset == "cifar10" else load_cifar100
-    train, test = loader(config.data_dir)
-    return tuple(d if n is None else d.balanced_subset(n)
-                 for d, n in ((train, config.train_size), (test, config.test_size)))
-
-
-def build_optimizer(config: TrainConfig, params: Sequence) -> Optimizer:
-    """The optimiser ``config.optimizer`` over ``params``, each keeping its ``decay`` flag."""
-    if config.optimizer == "sgd":
-        return SGD(params, config.lr, momentum=config.momentum, nesterov=config.nesterov,
-                   weight_decay=config.weight_decay)
-    if config.optimizer == "rmsprop":
-        return RMSProp(params, config.lr, momentum=config.momentum,
-                       weight_decay=config.weight_decay)
-    return AdamW(params, config.lr, weight_decay=config.weight_decay)
-
-
-def build_schedule(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
-    """``step -> lr`` for ``config.schedule`` over ``config.epochs * steps_per_epoch`` steps."""
-    total = config.epochs * steps_per_epoch
-    warmup = config.warmup_epochs
-    warmup_steps = round(warmup * steps_per_epoch) if warmup else 0
-    kwargs: dict[str, Any] = {"base_lr": config.lr}
-    if config.schedule == "one_cycle":
-        kwargs.update(total_steps=total)
-        if warmup:
-            kwargs.update(pct_start=warmup / config.epochs)
-    elif config.schedule == "warmup_cosine":
-        kwargs.update(total_steps=total, warmup_steps=warmup_steps)
-    elif config.schedule == "exponential_staircase":
-        kwargs.update(steps_per_epoch=steps_per_epoch, warmup_steps=warmup_steps)
-    else:
-        kwargs.update(warmup_steps=warmup_steps)
-    return make_schedule(config.schedule, **kwargs)
 
 
 def evaluate(model: EfficientNet, dataset: Dataset, *, batch_size: int = 256,
@@ -507,8 +309,7 @@ class Trainer:
         if self._overwrite:
             for name in RUN_FILES:
                 (self.run_dir / name).unlink(missing_ok=True)
-        _write_text_atomic(self.run_dir / CONFIG_FILE,
-                           json.dumps(self.config.to_dict(), indent=2) + "\n")
+        save_train_config(self.run_dir, self.config)
         self.metrics_path.write_text("", encoding="utf-8")
         self.save_checkpoint()
         self._started = True
@@ -630,8 +431,7 @@ class Trainer:
         epoch, step = self.epoch + 1, self.step
         if self._in_step:  # the weights may be half-updated: keep the last checkpoint
             self._in_step = False
-            _, meta = load_npz(self.checkpoint_path)
-            pos = meta["position"]
+            pos = read_training_checkpoint(self.checkpoint_path)[1]["position"]
             return TrainingInterrupted(
                 f"interrupted during step {step + 1} of epoch {epoch}: not saved; "
                 f"{self.checkpoint_path} still holds epoch {pos['epoch'] + 1} step "
@@ -644,58 +444,47 @@ class Trainer:
 
     # --- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
-        """Write the full training state to ``checkpoint.npz`` atomically (module docstring).
+        """Write the full training state to ``checkpoint.npz`` atomically
+        (:func:`~minieffnet.checkpoint.save_training_checkpoint`).
 
         Refuses (TrainingDiverged) to write non-finite weights or BatchNorm statistics over
         the last good state.
         """
-        arrays = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        for name, value in arrays.items():
-            if not np.isfinite(value).all():
-                raise TrainingDiverged(f"not saving: {name} holds NaN or infinity "
-                                       f"at step {self.step}; {self.checkpoint_path} keeps the "
-                                       "last good state", self.epoch + 1, self.step)
-        arrays.update((f"optimizer.{k}", np.asarray(v))
-                      for k, v in self.optimizer.state_dict().items())
-        if self.ema is not None:
-            arrays.update((f"ema.{k}", np.asarray(v)) for k, v in self.ema.state_dict().items())
-        meta = {
-            "format": FORMAT, "version": VERSION,
-            "train_config": self.config.to_dict(),
-            "model_config": config_to_dict(self.model.config),
-            "dtype": self.model.dtype.name,
-            "class_names": list(self.train_set.class_names),
-            "normalization": {"mean": list(self.mean), "std": list(self.std)},
-            "position": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
-            "epoch_totals": dict(self._totals),
-            "elapsed_s": self._elapsed_s,
-            "rng": {"model": self.model.rng.bit_generator.state,
-                    "loader_epoch_start": self._loader_epoch_state},
-        }
-        return save_npz_atomic(self.checkpoint_path, arrays, meta)
+        try:
+            return save_training_checkpoint(
+                self.checkpoint_path, self.model, self.optimizer.state_dict(),
+                None if self.ema is None else self.ema.state_dict(),
+                train_config=self.config.to_dict(), class_names=self.train_set.class_names,
+                mean=self.mean, std=self.std,
+                position={"epoch": self.epoch, "batch": self.batch, "step": self.step},
+                epoch_totals=dict(self._totals), elapsed_s=self._elapsed_s,
+                loader_rng_state=self._loader_epoch_state)
+        except NonFiniteError as e:
+            raise TrainingDiverged(f"not saving: {e} at step {self.step}; "
+                                   f"{self.checkpoint_path} keeps the last good state",
+                                   self.epoch + 1, self.step) from None
 
     def _load_checkpoint(self) -> None:
         path = self.checkpoint_path
-        arrays, meta = _read_train_checkpoint(path)
+        parts, meta = read_training_checkpoint(path)
         stored = TrainConfig.from_dict(meta["train_config"])
         diffs = train_config_differences(stored, self.config)
         if diffs:
             raise ValueError(f"checkpoint {path} belongs to a different run: {'; '.join(diffs)}")
-        network = _stored_model_config(meta, path)
+        network = training_model_config(meta, path)
         diffs = config_differences(network, self.model.config)
         if diffs:
             raise ValueError(f"checkpoint {path} holds another architecture than this run "
                              f"builds: {'; '.join(diffs)}")
-        parts = {prefix: _strip(arrays, prefix) for prefix in ("model.", "optimizer.", "ema.")}
-        if bool(parts["ema."]) != (self.ema is not None):
-            state = "an EMA" if parts["ema."] else "no EMA"
+        if bool(parts["ema"]) != (self.ema is not None):
+            state = "an EMA" if parts["ema"] else "no EMA"
             raise ValueError(f"checkpoint {path} holds {state} but the config has "
                              f"ema={self.config.ema}")
         try:
-            self.model.load_state_dict(parts["model."])
-            self.optimizer.load_state_dict(parts["optimizer."])
+            self.model.load_state_dict(parts["model"])
+            self.optimizer.load_state_dict(parts["optimizer"])
             if self.ema is not None:
-                self.ema.load_state_dict(parts["ema."])
+                self.ema.load_state_dict(parts["ema"])
             self.model.rng.bit_generator.state = meta["rng"]["model"]
             self.loader.rng.bit_generator.state = meta["rng"]["loader_epoch_start"]
             position, totals = meta["position"], meta["epoch_totals"]
@@ -723,7 +512,7 @@ class Trainer:
                     kept.append(line + "\n")
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a line cut short by the interruption
-        _write_text_atomic(self.metrics_path, "".join(kept))
+        write_text_atomic(self.metrics_path, "".join(kept))
 
 
 def _new_run_dir(dataset: str) -> Path:
@@ -732,45 +521,6 @@ def _new_run_dir(dataset: str) -> Path:
     while path.exists():
         path, n = Path("runs") / f"{dataset}-{stamp}-{n}", n + 1
     return path
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _strip(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
-    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-
-
-def _read_train_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    """Arrays and metadata of a training checkpoint, after checking format, version, keys."""
-    arrays, meta = load_npz(path)
-    _check_train_meta(meta, path)
-    return arrays, meta
-
-
-def _check_train_meta(meta: Any, path: Path) -> None:
-    found = meta.get("format") if isinstance(meta, dict) else None
-    if found != FORMAT:
-        raise ValueError(f"checkpoint {path} is not a minieffnet training checkpoint (format "
-                         f"{found!r}, expected {FORMAT!r})")
-    if meta.get("version") != VERSION:
-        raise ValueError(f"checkpoint {path} has format version {meta.get('version')!r}; this "
-                         f"minieffnet reads version {VERSION}")
-    missing = [k for k in ("train_config", "model_config", "dtype", "class_names",
-                           "normalization", "position", "epoch_totals", "elapsed_s", "rng")
-               if k not in meta]
-    if missing:
-        raise ValueError(f"checkpoint {path} lacks metadata {missing}")
-
-
-def _stored_model_config(meta: dict, path: Path):
-    try:
-        return config_from_dict(meta["model_config"])
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"checkpoint {path} has an invalid model config: {e}") from e
 
 
 @contextlib.contextmanager
@@ -795,132 +545,3 @@ def _deferred_sigint(trainer: Trainer):
     finally:
         # None: the previous handler was not set from Python; the default is the closest.
         signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
-
-
-# --- using a trained model -------------------------------------------------------------------
-@dataclass(frozen=True)
-class TrainedModel:
-    """A network ready for inference, with what is needed to feed it and read its output.
-
-    model: in eval mode; the EMA weights when the run kept an EMA. class_names: one per
-    output. mean, std: the training normalisation (0..255 scale), or None if the file did not
-    record it. train_config: the run's config (None for a bare model checkpoint). description:
-    a line saying what was loaded, for messages.
-    """
-
-    model: EfficientNet
-    class_names: tuple[str, ...]
-    mean: tuple[float, float, float] | None
-    std: tuple[float, float, float] | None
-    train_config: TrainConfig | None
-    description: str
-
-
-def load_trained_model(path: str | os.PathLike) -> TrainedModel:
-    """Load a run folder (its ``checkpoint.npz``), a training checkpoint, or a model
-    checkpoint written by :func:`minieffnet.checkpoint.save_model` (whose ``extra_meta`` may
-    give ``class_names``, ``mean`` and ``std``).
-
-    Raises FileNotFoundError, or ValueError naming the file if it is truncated, corrupt, of
-    another format, or its weights do not fit its stated architecture.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_FILE
-    arrays, meta = load_npz(path)
-    if isinstance(meta, dict) and meta.get("format") == MODEL_FORMAT:
-        model, extra = load_model(path, return_meta=True)
-        k = model.config.num_classes
-        names = tuple(extra.get("class_names") or (str(i) for i in range(k)))
-        mean, std = extra.get("mean"), extra.get("std")
-        return TrainedModel(model.eval(), names, None if mean is None else tuple(mean),
-                            None if std is None else tuple(std), None,
-                            f"{path} ({model.config.name})")
-    _check_train_meta(meta, path)
-    model = EfficientNet(_stored_model_config(meta, path), dtype=meta["dtype"])
-    state = _strip(arrays, "ema.shadow.") or _strip(arrays, "model.")
-    try:
-        model.load_state_dict(state)
-    except ValueError as e:
-        raise ValueError(f"checkpoint {path}: {e}") from e
-    config = TrainConfig.from_dict(meta["train_config"])
-    pos = meta["position"]
-    weights = "EMA weights" if config.ema is not None else "weights"
-    norm = meta["normalization"]
-    return TrainedModel(model.eval(), tuple(meta["class_names"]), tuple(norm["mean"]),
-                        tuple(norm["std"]), config,
-                        f"{path} ({model.config.name}, {weights} after {pos['epoch']} of "
-                        f"{config.epochs} epochs, step {pos['step']})")
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB, read with ``matplotlib.image.imread``.
-
-    Accepts (H, W, 3) or (H, W, 4) images (alpha is dropped), uint8 or float in [0, 1] (what
-    imread returns for PNG). Grayscale, other shapes and other dtypes raise ValueError naming
-    the file and what it holds.
-    """
-    import matplotlib.image
-    try:
-        img = matplotlib.image.imread(path)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: cannot read the image ({e})") from e
-    if img.ndim != 3 or img.shape[2] not in (3, 4):
-        kind = "grayscale " if img.ndim == 2 else ""
-        raise ValueError(f"{path}: expected an RGB or RGBA image of shape (H, W, 3) or "
-                         f"(H, W, 4), got a {kind}image of shape {img.shape}")
-    rgb = img[..., :3]
-    if rgb.dtype == np.uint8:
-        return np.ascontiguousarray(rgb)
-    if np.issubdtype(rgb.dtype, np.floating):
-        if not (np.isfinite(rgb).all() and rgb.min() >= 0 and rgb.max() <= 1):
-            raise ValueError(f"{path}: float pixels must lie in [0, 1], got "
-                             f"{rgb.min()}..{rgb.max()}")
-        return np.rint(rgb * 255).astype(np.uint8)
-    raise ValueError(f"{path}: pixels must be uint8 or float in [0, 1], got dtype {rgb.dtype} "
-                     f"(shape {img.shape})")
-
-
-def prepare_images(trained: TrainedModel, images: Sequence[np.ndarray], *,
-                   op: str = "prepare_images") -> np.ndarray:
-    """The model's input for N uint8 (H, W, 3) RGB images of any size: (N, 3, R, R) in the
-    model's dtype, R = ``trained.model.config.resolution``.
-
-    Each image is normalised with the training statistics, then bilinearly resized to R x R
-    (no antialiasing: shrink large photos beforehand for best results; the aspect ratio is
-    not kept). ``op`` names the caller in error messages. Raises ValueError if the checkpoint
-    lacks the statistics or an image is not (H, W, 3) uint8.
-    """
-    if trained.mean is None or trained.std is None:
-        raise ValueError("this checkpoint does not record the training normalisation (mean, "
-                         "std); cannot prepare images for it")
-    size = trained.model.config.resolution
-    out = np.empty((len(images), 3, size, size), trained.model.dtype)
-    for i, image in enumerate(images):
-        if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
-                and image.shape[2] == 3):
-            raise ValueError(f"{op}: image {i} must be (H, W, 3) uint8, got "
-                             f"{getattr(image, 'shape', type(image).__name__)} "
-                             f"{getattr(image, 'dtype', '')}")
-        # One at a time: the images may differ in size until resized.
-        x = to_float_nchw(image[None], trained.mean, trained.std)
-        out[i] = x[0] if x.shape[2:] == (size, size) else resize_bilinear(x, size)[0]
-    return out
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Class probabilities, (N, classes) float64, from logits (N, classes) of any float dtype."""
-    z = logits.astype(np.float64)
-    e = np.exp(z - z.max(axis=1, keepdims=True))  # shifted: exp cannot overflow
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def predict(trained: TrainedModel, images: Sequence[np.ndarray]) -> np.ndarray:
-    """Class probabilities, (N, classes) float64, for N uint8 (H, W, 3) RGB images of any size,
-    prepared by :func:`prepare_images`.
-    """
-    x = prepare_images(trained, images, op="predict")
-    # One image per forward pass: a large network's activations for a whole batch of big
-    # images would not fit in memory.
-    logits = [trained.model(x[i:i + 1])[0] for i in range(len(x))]
-    return softmax(np.stack(logits)) if logits else np.zeros((0, trained.model.config.num_classes))

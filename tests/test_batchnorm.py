@@ -4,7 +4,7 @@ from hypothesis import assume, example, given, settings, strategies as st
 
 from helpers import assert_close, assert_gradients, run_both
 from minieffnet import check_gradients, use_backend
-import minieffnet.ops.batchnorm as batchnorm_module
+import minieffnet.ops._batchnorm_numba as batchnorm_numba
 from minieffnet.ops.batchnorm import batchnorm2d_backward, batchnorm2d_forward
 
 BACKENDS = ("numpy", "numba")
@@ -15,7 +15,7 @@ KERNEL_LAYOUTS = {"channel-major": 0, "sample-major": 10**9}
 
 @pytest.fixture(params=list(KERNEL_LAYOUTS))
 def kernel_layout(request, monkeypatch):
-    monkeypatch.setattr(batchnorm_module, "ROWS_BELOW_PIXELS", KERNEL_LAYOUTS[request.param])
+    monkeypatch.setattr(batchnorm_numba, "ROWS_BELOW_PIXELS", KERNEL_LAYOUTS[request.param])
     return request.param
 
 
@@ -80,12 +80,12 @@ def forward_both(x, params, **kwargs):
 @example(np.float64, 3, 1, 1, 1, "strided", True, 1)
 def test_numba_matches_reference(dtype, N, C, H, W, layout, training, seed):
     for threshold in KERNEL_LAYOUTS.values():
-        original = batchnorm_module.ROWS_BELOW_PIXELS
-        batchnorm_module.ROWS_BELOW_PIXELS = threshold
+        original = batchnorm_numba.ROWS_BELOW_PIXELS
+        batchnorm_numba.ROWS_BELOW_PIXELS = threshold
         try:
             _check_numba_matches_reference(dtype, N, C, H, W, layout, training, seed)
         finally:
-            batchnorm_module.ROWS_BELOW_PIXELS = original
+            batchnorm_numba.ROWS_BELOW_PIXELS = original
 
 
 def _check_numba_matches_reference(dtype, N, C, H, W, layout, training, seed):

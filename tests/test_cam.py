@@ -10,9 +10,9 @@ import pytest
 
 import minieffnet as me
 from minieffnet.cam import class_activation_maps, plot_cams, upsample_cam
-from minieffnet.checkpoint import save_model
+from minieffnet.checkpoint import CHECKPOINT_FILE, save_model
 from minieffnet.cli import main
-from minieffnet.train import CHECKPOINT_FILE, load_trained_model, predict
+from minieffnet.inference import load_trained_model, predict
 
 from test_train import TINY, run
 

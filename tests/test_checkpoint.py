@@ -1,15 +1,19 @@
-"""Model checkpoints (minieffnet.checkpoint): round trips, config validation, refusal of
-foreign, corrupt and pickled files, and atomic writes."""
+"""Checkpoints (minieffnet.checkpoint): model files' and training checkpoints' round trips,
+config validation, refusal of foreign, corrupt, pickled and non-finite files, and atomic
+writes."""
 import json
 import pathlib
 
 import numpy as np
 import pytest
 
-from minieffnet.checkpoint import (config_from_dict, config_to_dict, load_model, load_weights,
-                                   save_model)
+from minieffnet.checkpoint import (config_from_dict, config_to_dict, evaluation_weights,
+                                   load_model, load_weights, read_training_checkpoint,
+                                   save_model, save_training_checkpoint, training_model_config)
 from minieffnet.io import save_npz_atomic
 from minieffnet.model import EfficientNet
+from minieffnet.ops._checks import NonFiniteError
+from minieffnet.optim import EMA, SGD
 from minieffnet.scaling import make_config
 
 
@@ -148,6 +152,64 @@ def test_pickled_object_arrays_are_refused_without_running_them(tmp_path):
     with pytest.raises(ValueError, match=r"evil\.npz .*(pickle|[Oo]bject)"):
         load_model(path)
     assert not marker.exists()
+
+
+# --- training checkpoints ------------------------------------------------------------------
+def save_training(path, model, ema=None):
+    """A training checkpoint of ``model`` after one SGD step (momentum state is non-trivial)."""
+    params = model.parameters()
+    for p in params:
+        p.grad = np.ones_like(p.data)
+    optimizer = SGD(params, 0.1)
+    optimizer.step()
+    return save_training_checkpoint(
+        path, model, optimizer.state_dict(), None if ema is None else ema.state_dict(),
+        train_config={"lr": 0.1}, class_names=[str(i) for i in range(7)],
+        mean=(1.0, 2.0, 3.0), std=(4.0, 5.0, 6.0),
+        position={"epoch": 1, "batch": 2, "step": 3},
+        epoch_totals={"seen": 8.0}, elapsed_s=1.5,
+        loader_rng_state=np.random.default_rng(5).bit_generator.state), optimizer
+
+
+def test_training_checkpoint_round_trip(tmp_path, rng):
+    model = trained_state(small(), rng)
+    ema = EMA(model.parameters(), 0.9, buffers=dict(model.named_buffers()))
+    path, optimizer = save_training(tmp_path / "checkpoint.npz", model, ema)
+    parts, meta = read_training_checkpoint(path)
+    assert set(parts) == {"model", "optimizer", "ema"}
+    state = model.state_dict()
+    assert parts["model"].keys() == state.keys()
+    assert all(np.array_equal(parts["model"][k], state[k]) for k in state)
+    assert parts["optimizer"].keys() == optimizer.state_dict().keys()
+    # the weights a run reports with are the EMA's (parameters and BatchNorm statistics)
+    reported = evaluation_weights(parts)
+    assert reported.keys() == state.keys()
+    assert all(np.array_equal(reported[k], ema.shadow[k]) for k in state)
+    assert not np.array_equal(reported["classifier.weight"], state["classifier.weight"])
+    assert training_model_config(meta, path) == model.config
+    assert meta["position"] == {"epoch": 1, "batch": 2, "step": 3}
+    assert meta["normalization"] == {"mean": [1.0, 2.0, 3.0], "std": [4.0, 5.0, 6.0]}
+    assert meta["rng"]["model"] == model.rng.bit_generator.state
+    # without an EMA: no ema part, and the model's own weights are reported
+    parts, _ = read_training_checkpoint(save_training(tmp_path / "plain.npz", model)[0])
+    assert parts["ema"] == {} and evaluation_weights(parts) is parts["model"]
+
+
+def test_each_format_refuses_the_other_and_non_finite_weights(tmp_path, rng):
+    model = small()
+    training, _ = save_training(tmp_path / "checkpoint.npz", model)
+    with pytest.raises(ValueError, match=r"checkpoint\.npz is not a minieffnet model checkpoint "
+                                         r"\(format 'minieffnet\.train'"):
+        load_model(training)
+    model_file = save_model(tmp_path / "model.npz", model)
+    with pytest.raises(ValueError, match=r"model\.npz is not a minieffnet training checkpoint "
+                                         r"\(format 'minieffnet\.model'"):
+        read_training_checkpoint(model_file)
+    before = training.read_bytes()
+    model.classifier.weight.data[0, 0] = np.inf
+    with pytest.raises(NonFiniteError, match=r"model\.classifier\.weight holds NaN or infinity"):
+        save_training(training, model)
+    assert training.read_bytes() == before  # the last good state is kept
 
 
 # --- atomic writes ---------------------------------------------------------------------------

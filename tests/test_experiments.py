@@ -9,7 +9,7 @@ from minieffnet.cli import main
 from minieffnet.experiments import (STRATEGIES, compare_scaling, grid_candidates, grid_search,
                                     solve_strategy)
 from minieffnet.scaling import count_flops, make_config
-from minieffnet.train import TrainConfig
+from minieffnet.train_config import TrainConfig
 
 
 @pytest.mark.parametrize("base", [dict(width=0.25, depth=0.25, resolution=32),
@@ -149,3 +149,125 @@ def test_grid_candidates_keep_triples_exactly_on_the_tolerance():
     assert (1.9, 1.0, 1.0) in grid and (2.1, 1.0, 1.0) in grid
     assert (1.95, 1.0, 1.0) in grid_candidates(0.05, 0.05)
     assert (1.85, 1.0, 1.0) not in grid
+
+
+def test_paired_difference_pairs_by_seed_and_says_when_zero_is_excluded():
+    from minieffnet.experiments import paired_difference
+    # A constant +2-point gap under a large seed effect: pairing sees it exactly.
+    a = {0: 0.50, 1: 0.60, 2: 0.70}
+    b = {0: 0.48, 1: 0.58, 2: 0.68, 3: 0.99}          # seed 3 has no partner: ignored
+    d = paired_difference(a, b)
+    assert d["pairs"] == 3 and d["diff"] == pytest.approx(0.02)
+    assert d["ci95"] == pytest.approx(0, abs=1e-12) and d["distinguishable"] is True
+    noisy = paired_difference({0: 0.5, 1: 0.6, 2: 0.7}, {0: 0.45, 1: 0.57, 2: 0.66})
+    assert noisy["distinguishable"] and noisy["diff"] - noisy["ci95"] > 0
+    mixed = paired_difference({0: 0.5, 1: 0.6}, {0: 0.52, 1: 0.57})
+    assert not mixed["distinguishable"]
+    assert paired_difference({0: 0.5}, {1: 0.5})["pairs"] == 0
+
+
+def test_two_budgets_train_the_long_targets_again_and_records_are_portable(tmp_path):
+    results = compare_scaling(TINY, tmp_path, targets=(2.0, 4.0), seeds=(0, 1),
+                              strategies=("width", "compound"), log=lambda line: None,
+                              budgets=(1, 2), long_targets=(1.0, 2.0))
+    names = [r["model"] for r in results]
+    assert names == ["base-1ep", "width-x2-1ep", "compound-x2-1ep", "width-x4-1ep",
+                     "compound-x4-1ep", "base-2ep", "width-x2-2ep", "compound-x2-2ep"]
+    assert {r["epochs"] for r in results if r["model"].endswith("2ep")} == {2}
+    assert all(r["activations"] > 0 for r in results)
+    # Records name paths relative to the study folder, so a fresh clone can resume them.
+    for path in (tmp_path / "trials").glob("*/trial.json"):
+        trial = json.loads(path.read_text())
+        assert trial["run_dir"] == f"trials/{path.parent.name}"
+        assert trial["train_config"]["out_dir"] == trial["run_dir"]
+        assert trial["train_config"]["data_dir"] is None
+        assert str(tmp_path) not in path.read_text()
+    with open(tmp_path / "differences.csv") as f:
+        diffs = {r["model"]: r for r in csv.DictReader(f)}
+    assert set(diffs) == set(names) - {"base-1ep", "base-2ep"}
+    assert diffs["width-x2-2ep"]["vs_base_pairs"] == "2"
+    assert diffs["compound-x4-1ep"]["vs_compound_pairs"] == ""   # not compared with itself
+    for name in ("differences.md", "learning_curves.png", "accuracy_vs_flops.png",
+                 "accuracy_vs_flops_2ep.png"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_a_study_moved_to_another_folder_resumes_without_retraining(tmp_path):
+    import shutil
+    kwargs = dict(targets=(2.0,), seeds=(0,), strategies=("width",), log=lambda line: None)
+    compare_scaling(TINY, tmp_path / "here", **kwargs)
+    shutil.copytree(tmp_path / "here", tmp_path / "clone")   # as a fresh clone of the records
+    for ckpt in (tmp_path / "clone").rglob("checkpoint.npz"):
+        ckpt.unlink()                                        # never committed
+    lines = []
+    compare_scaling(TINY, tmp_path / "clone", **{**kwargs, "log": lines.append})
+    assert len(lines) == 2 and all("already done" in line for line in lines)
+
+
+def test_paired_seeds_give_every_model_the_same_batches(tmp_path):
+    # What pairing rests on: the loader's draws depend on the seed, not on the model, and
+    # augmentation runs on the stored images before each model's resize.
+    import numpy as np
+    from minieffnet.train import Trainer
+    batches = []
+    for resolution, width in ((16, 0.1), (24, 0.2)):
+        config = TrainConfig(**{**TINY.to_dict(), "resolution": resolution, "width": width,
+                                "out_dir": str(tmp_path / f"r{resolution}")})
+        batches.append([(x, y) for x, y in Trainer(config, progress=False).loader])
+    small, large = batches
+    assert len(small) == len(large) == 2
+    for (xs, ys), (xl, yl) in zip(small, large):
+        assert (ys == yl).all()
+        # The 24 px batch, shrunk to 16 px, is the same augmented image as the 16 px batch.
+        from minieffnet.data import resize_bilinear
+        assert np.corrcoef(resize_bilinear(xl, 16).ravel(), xs.ravel())[0, 1] > 0.9
+
+
+def test_successive_halving_keeps_the_better_half_and_doubles_the_budget(tmp_path):
+    candidates = [(1.0, 1.0, 1.4), (2.0, 1.0, 1.0), (1.2, 1.1, 1.15), (1.0, 1.4, 1.0)]
+    ranked = grid_search(TINY, tmp_path, candidates, seeds=(0,), log=lambda line: None,
+                         rounds=2)
+    assert len(ranked) == 2 and {r["epochs"] for r in ranked} == {2}
+    with open(tmp_path / "rounds.csv") as f:
+        rounds = list(csv.DictReader(f))
+    first = [r for r in rounds if r["round"] == "1"]
+    assert len(first) == 4 and {r["epochs"] for r in first} == {"1"}
+    kept = {(float(r["alpha"]), float(r["beta"]), float(r["gamma"])) for r in first[:2]}
+    assert {(r["alpha"], r["beta"], r["gamma"]) for r in ranked} == kept
+    assert "The paper's (1.2, 1.1, 1.15): round 1" in (tmp_path / "results.md").read_text()
+
+
+def test_width_per_baseline_draws_one_line_per_baseline(tmp_path):
+    from minieffnet.experiments import width_per_baseline
+    rows = width_per_baseline(TINY, tmp_path, baselines=((1.0, 1.0), (2.0, 1.0)),
+                              widths=(1.0, 1.5), log=lambda line: None)
+    assert [r["model"] for r in rows] == ["d1-r1-w1", "d1-r1-w1.5", "d2-r1-w1", "d2-r1-w1.5"]
+    assert rows[1]["flops"] > rows[0]["flops"] and rows[2]["depth"] > rows[0]["depth"]
+    assert (tmp_path / "width_per_baseline.png").stat().st_size > 0
+
+
+def test_protocol_v2_sets_the_documented_defaults_and_options_override_them():
+    from minieffnet.cli import _study_settings, build_parser
+    from minieffnet.experiments import PROTOCOLS, V2_EPOCHS
+    parse = build_parser().parse_args
+    base, budgets, seeds, protocol = _study_settings(
+        parse(["compare-scaling", "--out", "x", "--protocol", "v2"]))
+    assert protocol is PROTOCOLS["v2"] and seeds == 3 and budgets == (V2_EPOCHS, 2 * V2_EPOCHS)
+    assert (base.dataset, base.resolution, base.width, base.depth) == ("cifar10", 16, 0.25, 0.25)
+    assert base.train_size is None and base.test_size is None and base.epochs == V2_EPOCHS
+    base, budgets, seeds, _ = _study_settings(parse(
+        ["compare-scaling", "--out", "x", "--protocol", "v2", "--resolution", "32",
+         "--epochs", "3", "--seeds", "5", "--dataset", "synthetic"]))
+    assert (base.resolution, base.dataset, budgets, seeds) == (32, "synthetic", (3,), 5)
+    base, budgets, seeds, protocol = _study_settings(parse(["grid-search", "--out", "x"]))
+    assert protocol is None and (base.dataset, budgets, seeds) == ("synthetic", (2,), 2)
+
+
+def test_cli_compare_scaling_with_two_budgets_prints_the_paired_differences(tmp_path, capsys):
+    args = ["compare-scaling", "--out", str(tmp_path), "--width", "0.1", "--depth", "0.1",
+            "--resolution", "16", "--train-size", "200", "--test-size", "100",
+            "--epochs", "1", "2", "--batch-size", "100", "--seeds", "2", "--targets", "2",
+            "--strategies", "width", "compound"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Paired differences" in out and "compound-x2-2ep" in out

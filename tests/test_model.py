@@ -4,7 +4,7 @@ import pytest
 
 import minieffnet as me
 from minieffnet.model import EfficientNet
-from minieffnet.scaling import count_parameters, make_config
+from minieffnet.scaling import count_parameters, make_config, network_layers
 
 
 def tiny(dtype=np.float64, **kw):
@@ -21,6 +21,32 @@ def test_parameter_count_of_built_model_matches_analytic_count():
         built = sum(p.data.size for p in model.parameters())
         assert built == count_parameters(model) == count_parameters(model.config)
     assert sum(p.data.size for p in me.efficientnet("b0").parameters()) == 5_288_548
+
+
+def test_every_layer_spec_is_a_built_module_with_its_parameters():
+    """network_layers describes exactly the modules the model holds: each path is a module
+    with ``params`` parameters, and together they hold every parameter."""
+    model = tiny(np.float32)
+    modules = dict(model.named_modules())
+    layers = network_layers(model)
+    for placed in layers:
+        built = sum(p.data.size for p in modules[placed.path].parameters())
+        assert built == placed.layer.params, placed.path
+    assert sum(p.layer.params for p in layers) == sum(p.data.size for p in model.parameters())
+    residual = [p.path.split(".")[1] for p in layers if p.layer.kind == "drop_connect"]
+    assert residual == [str(i) for i, b in enumerate(model.blocks) if b.use_residual]
+
+
+def test_features_and_classify_are_the_two_halves_of_forward(rng):
+    model = tiny(np.float32).eval()
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    features = model.features(x)
+    head = network_layers(model.config, 8)[-4]  # head conv, then pool, dropout, classifier
+    assert head.path == "head"
+    assert features.shape == (2, model.config.head_channels, *head.out_size)
+    np.testing.assert_array_equal(model.classify(features), model(x))
+    with pytest.raises(ValueError, match="dtype float64 but the model is float32"):
+        model.features(x.astype(np.float64))
 
 
 def test_forward_shape_dtype_and_input_errors(rng):

@@ -10,9 +10,9 @@ import tracemalloc
 import pytest
 
 from minieffnet.scaling import (B0_STAGES, BN_SETTINGS, COEFFICIENTS, BlockSpec,
-                                EfficientNetConfig, compound_coefficients, count_flops,
-                                count_parameters, make_config, round_filters, round_repeats,
-                                stage_table)
+                                EfficientNetConfig, block_layers, compound_coefficients,
+                                count_flops, count_parameters, make_config, network_layers,
+                                round_filters, round_repeats, stage_table)
 
 VARIANTS = [f"b{i}" for i in range(8)]
 TORCHVISION_PARAMS = [5_288_548, 7_794_184, 9_109_994, 12_233_232, 19_341_616, 30_389_784,
@@ -133,6 +133,36 @@ def test_blocks_are_expanded_and_chained():
         assert b.expanded_channels == b.in_channels * b.expand_ratio
         assert b.has_expansion == (b.expand_ratio != 1)
         assert b.has_residual == (b.stride == 1 and b.in_channels == b.out_channels)
+
+
+def test_block_layers_follow_the_mbconv_order():
+    blocks = make_config("b0").blocks
+    # Block 0 is MBConv1 (no expansion) 32 -> 16: no residual either.
+    assert [(l.name, l.kind, l.in_channels, l.out_channels, l.activation)
+            for l in block_layers(blocks[0])] == [
+        ("depthwise", "depthwise_bn", 32, 32, "swish"), ("se", "squeeze_excite", 32, 32, None),
+        ("project", "conv_bn", 32, 16, None)]
+    # Block 2 is the second MBConv6 of stage 3: 24 -> 144 -> 24, stride 1, residual.
+    b = blocks[2]
+    expand, depthwise, se, project, drop = block_layers(b)
+    assert (expand.name, expand.kind, expand.in_channels, expand.out_channels, expand.kernel) == (
+        "expand", "conv_bn", 24, 144, 1)
+    assert (depthwise.kernel, depthwise.stride, depthwise.out_channels) == (3, 1, 144)
+    assert (se.squeeze, project.out_channels, project.activation) == (6, 24, None)
+    assert (drop.kind, drop.rate) == ("drop_connect", b.drop_connect_rate)
+    assert expand.params == 24 * 144 + 2 * 144 and se.params == 2 * 144 * 6 + 6 + 144
+
+
+def test_network_layers_chain_sizes_and_channels():
+    config = make_config("b0", preset="cifar")
+    layers = network_layers(config, (32, 48))
+    assert [p.path for p in layers[:2]] == ["stem", "blocks.0.depthwise"]
+    assert [p.path for p in layers[-4:]] == ["head", "pool", "dropout", "classifier"]
+    for prev, p in zip(layers, layers[1:]):
+        assert p.in_size == prev.out_size and p.layer.in_channels == prev.layer.out_channels
+    assert layers[-4].in_size == (4, 6) and layers[-3].out_size == (1, 1)
+    assert sorted({p.stage for p in layers}) == list(range(1, 10))
+    assert network_layers(config) == network_layers(config, 32)
 
 
 def test_drop_connect_grows_linearly_with_block_index():
@@ -328,3 +358,16 @@ def test_flops_equal_torchvisions_published_ops():
         crop = weights.transforms().crop_size[0]
         assert weights.meta["num_params"] == TORCHVISION_PARAMS[i]
         assert round(count_flops(make_config(variant), crop) / 1e9, 3) == weights.meta["_ops"]
+
+
+def test_activation_count_grows_with_the_maps_not_with_the_flops():
+    from minieffnet.scaling import count_activations
+    base = make_config("b0", 10, preset="cifar", width=0.25, depth=0.25, resolution=16)
+    # Every spatial map of the cifar preset quadruples from 16 to 32 px (strides divide
+    # evenly); only the pooled features, dropout and logits (3 * 320 + 10 values) do not.
+    tail = 2 * base.head_channels + base.num_classes
+    assert count_activations(base, 32) - tail == 4 * (count_activations(base, 16) - tail)
+    # Twice the width: more channels, but under twice the values, because the narrowest
+    # layers are rounded up to 8 channels at both widths (round_filters).
+    wide = make_config("b0", 10, preset="cifar", width=0.5, depth=0.25, resolution=16)
+    assert 1.3 < count_activations(wide) / count_activations(base) < 2

@@ -1,5 +1,6 @@
-"""Training (minieffnet.train, the train / evaluate / predict commands, viz): exact resumption,
-determinism, metrics, refusal of mixed-up runs and broken checkpoints, divergence, Ctrl-C.
+"""Training (minieffnet.train and train_config, the train / evaluate / predict commands,
+minieffnet.inference, viz): exact resumption, determinism, metrics, refusal of mixed-up runs
+and broken checkpoints, divergence, Ctrl-C.
 
 Every run is tiny (128 synthetic images, a 0.1-width, 0.1-depth cifar B0 at 16 px: 2 steps
 per epoch) so that the whole file takes well under a minute on 2 cores.
@@ -16,11 +17,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from minieffnet.checkpoint import CHECKPOINT_FILE
 from minieffnet.cli import main
 from minieffnet.data import BatchLoader
+from minieffnet.inference import load_trained_model, predict, read_image
 from minieffnet.io import load_npz, save_npz_atomic
-from minieffnet.train import (CHECKPOINT_FILE, TrainConfig, Trainer, TrainingDiverged,
-                              TrainingInterrupted, load_trained_model, predict, read_image)
+from minieffnet.train import Trainer, TrainingDiverged, TrainingInterrupted
+from minieffnet.train_config import TrainConfig
 
 TINY = TrainConfig(width=0.1, depth=0.1, resolution=16, train_size=128, test_size=64,
                    batch_size=64, epochs=2, lr=0.05, ema=0.9, cutout=4)

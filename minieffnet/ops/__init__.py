@@ -1,7 +1,13 @@
 """Pure functions ``<op>_forward(...) -> (out, cache)`` and ``<op>_backward(dout, cache)``.
 
 Every op works in float32 and float64 (output dtype follows input), has a NumPy reference and,
-where speed matters, a Numba fast path chosen by :mod:`minieffnet.backend`.
+where speed matters, a Numba fast path; the depthwise convolution also has numba.cuda kernels.
+:mod:`minieffnet.backend` chooses among them ("numpy", "numba", "cuda").
+
+Module layout: ``<op>.py`` holds an op's maths, NumPy reference and public pair; a long
+family of Numba kernels lives beside it in ``_<op>_numba.py``. Kernel names say what they
+are: ``*_ref`` NumPy reference, ``*_numba`` / ``*_cuda`` the host function a backend runs,
+``*_kernel`` a compiled Numba or CUDA kernel.
 """
 from .activations import sigmoid_backward, sigmoid_forward, swish_backward, swish_forward
 from .batchnorm import batchnorm2d_backward, batchnorm2d_forward

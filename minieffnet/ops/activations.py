@@ -30,11 +30,11 @@ def _sigmoid_ref(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z)).astype(x.dtype, copy=False)
 
 
-def _swish_forward_ref(x: np.ndarray) -> np.ndarray:
+def swish_forward_ref(x: np.ndarray) -> np.ndarray:
     return x * _sigmoid_ref(x)
 
 
-def _swish_backward_ref(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
+def swish_backward_ref(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
     s = _sigmoid_ref(x)
     return dout * s * (1 + x * (1 - s))
 
@@ -44,19 +44,19 @@ def _swish_backward_ref(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
 # float32 operation to float64 (and to scalar code), so these kernels contain none.
 
 @njit(cache=True, parallel=True, fastmath=FMA)
-def _sigmoid_flat(x, out):
+def _sigmoid_kernel(x, out):
     for i in prange(x.size):
         out[i] = sigmoid(x[i])
 
 
 @njit(cache=True, parallel=True, fastmath=FMA)
-def _swish_forward_flat(x, out):
+def _swish_forward_kernel(x, out):
     for i in prange(x.size):
         out[i] = x[i] * sigmoid(x[i])
 
 
 @njit(cache=True, parallel=True, fastmath=FMA)
-def _swish_backward_flat(dout, x, dx):
+def _swish_backward_kernel(dout, x, dx):
     for i in prange(x.size):
         dx[i] = dout[i] * swish_grad(x[i])
 
@@ -69,16 +69,16 @@ def _elementwise(kernel, *arrays: np.ndarray) -> np.ndarray:
     return out.reshape(arrays[0].shape)
 
 
-def _sigmoid_fast(x):
-    return _elementwise(_sigmoid_flat, x)
+def _sigmoid_numba(x):
+    return _elementwise(_sigmoid_kernel, x)
 
 
-def _swish_forward_fast(x):
-    return _elementwise(_swish_forward_flat, x)
+def _swish_forward_numba(x):
+    return _elementwise(_swish_forward_kernel, x)
 
 
-def _swish_backward_fast(dout, x):
-    return _elementwise(_swish_backward_flat, dout.astype(x.dtype, copy=False), x)
+def _swish_backward_numba(dout, x):
+    return _elementwise(_swish_backward_kernel, dout.astype(x.dtype, copy=False), x)
 
 
 # --- Public ops ----------------------------------------------------------------------------
@@ -89,7 +89,7 @@ def sigmoid_forward(x: np.ndarray):
     x: any shape, float32 or float64. Returns ``(out, cache)``, out like x.
     """
     check_float_array("sigmoid_forward", "x", x)
-    out = backend.pick(_sigmoid_ref, _sigmoid_fast)(x)
+    out = backend.pick(_sigmoid_ref, _sigmoid_numba)(x)
     return out, out
 
 
@@ -106,7 +106,7 @@ def swish_forward(x: np.ndarray):
     x: any shape, float32 or float64. Returns ``(out, cache)``; cache is x itself.
     """
     check_float_array("swish_forward", "x", x)
-    out = backend.pick(_swish_forward_ref, _swish_forward_fast)(x)
+    out = backend.pick(swish_forward_ref, _swish_forward_numba)(x)
     return out, x
 
 
@@ -117,5 +117,5 @@ def swish_backward(dout: np.ndarray, cache) -> np.ndarray:
     """
     x = cache
     check_shape("swish_backward", "dout", dout, x.shape)
-    dx = backend.pick(_swish_backward_ref, _swish_backward_fast)(dout, x)
+    dx = backend.pick(swish_backward_ref, _swish_backward_numba)(dout, x)
     return dx.astype(x.dtype, copy=False)

@@ -9,10 +9,13 @@ convolution has not finished computing when a tile is stored, so training runs t
 
 The result equals :func:`~minieffnet.ops.depthwise_conv2d_forward` followed by
 :func:`~minieffnet.ops.batchnorm2d_forward` with ``training=False``: the NumPy reference is
-literally that composition, and the Numba path applies BatchNorm's own per-channel constants
-and arithmetic to each tile. The backward recomputes the convolution's output from the cached
-input and runs the two ops' backward passes, so gradients in evaluation mode (saliency,
-input gradients) work as before.
+literally that composition, and the Numba kernel (in :mod:`._depthwise_numba`, beside the
+plain convolution's) applies BatchNorm's own per-channel constants and arithmetic
+(:mod:`._bn_epilogue`) to each tile. The backward recomputes the convolution's output from
+the cached input and runs the two ops' backward passes, so gradients in evaluation mode
+(saliency, input gradients) work as before. The op has no CUDA kernel: under the ``"cuda"``
+backend its forward runs the Numba kernel, its backward the two ops (the convolution's on
+the GPU).
 """
 from __future__ import annotations
 
@@ -21,10 +24,11 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import backend
+from ._bn_epilogue import check_params, constants_in_dtype, eval_statistics, normalize_ref
 from ._checks import check_finite
-from .batchnorm import (ACTIVATIONS, BatchNormCache, _check_forward_inputs, _in_dtype_of,
-                        _normalize_ref, batchnorm2d_backward)
-from .depthwise import (check_inputs, conv_shapes, depthwise_conv2d_backward, forward_fast,
+from ._depthwise_numba import forward_bn_eval_numba
+from .batchnorm import BatchNormCache, batchnorm2d_backward
+from .depthwise import (check_inputs, depthwise_conv2d_backward, depthwise_conv2d_forward,
                         forward_ref)
 
 _OP = "depthwise_bn_eval_forward"
@@ -45,12 +49,12 @@ class DepthwiseBNCache(NamedTuple):
 
 def _fused_ref(x, w, stride, pads, out_hw, gamma, beta, mean, inv_std, activation):
     h = forward_ref(x, w, stride, pads, out_hw)
-    return _normalize_ref(h, gamma, beta, mean, inv_std, activation)
+    return normalize_ref(h, gamma, beta, mean, inv_std, activation)
 
 
-def _fused_fast(x, w, stride, pads, out_hw, gamma, beta, mean, inv_std, activation):
-    bn = np.stack(_in_dtype_of(x, gamma, beta, mean, inv_std))
-    return forward_fast(x, w, stride, pads, out_hw, bn=bn, swish=activation == "swish")
+def _fused_numba(x, w, stride, pads, out_hw, gamma, beta, mean, inv_std, activation):
+    bn = np.stack(constants_in_dtype(x, gamma, beta, mean, inv_std))
+    return forward_bn_eval_numba(x, w, stride, pads, out_hw, bn, activation == "swish")
 
 
 def depthwise_bn_eval_forward(x: np.ndarray, w: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
@@ -68,15 +72,12 @@ def depthwise_bn_eval_forward(x: np.ndarray, w: np.ndarray, gamma: np.ndarray, b
     NonFiniteError for NaN / infinity in the output.
     """
     stride, pads, out_hw = check_inputs(_OP, x, w, stride, padding)
-    _check_forward_inputs(x, gamma, beta, running_mean, running_var)
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"{_OP}: activation must be one of {ACTIVATIONS}, got {activation!r}")
+    check_params(_OP, x, gamma, beta, running_mean, running_var, activation)
     x = np.ascontiguousarray(x)
-    mean = running_mean.astype(np.float64)
-    inv_std = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
+    mean, inv_std = eval_statistics(running_mean, running_var, eps)
     with np.errstate(invalid="ignore", over="ignore"):
-        out, sums = backend.pick(_fused_ref, _fused_fast)(x, w, stride, pads, out_hw, gamma,
-                                                           beta, mean, inv_std, activation)
+        out, sums = backend.pick(_fused_ref, _fused_numba)(x, w, stride, pads, out_hw, gamma,
+                                                            beta, mean, inv_std, activation)
     check_finite(_OP, "output", sums)
     return out, DepthwiseBNCache(x, w, stride, padding, gamma, beta, mean, inv_std, activation)
 
@@ -89,9 +90,8 @@ def depthwise_bn_eval_backward(dout: np.ndarray, cache: DepthwiseBNCache):
     (``dx = gamma * inv_std * dout`` through the fixed statistics).
     """
     x, w, stride, padding, gamma, beta, mean, inv_std, activation = cache
-    _, pads, out_hw = conv_shapes("depthwise_bn_eval_backward", x.shape, w.shape, stride, padding)
-    h = backend.pick(forward_ref, forward_fast)(x, w, stride, pads, out_hw)  # recomputed
+    h, conv_cache = depthwise_conv2d_forward(x, w, stride, padding)  # recomputed
     dh, dgamma, dbeta = batchnorm2d_backward(
         dout, BatchNormCache(h, gamma, beta, mean, inv_std, False, activation))
-    dx, dw = depthwise_conv2d_backward(dh, (x, w, stride, padding))
+    dx, dw = depthwise_conv2d_backward(dh, conv_cache)
     return dx, dw, dgamma, dbeta

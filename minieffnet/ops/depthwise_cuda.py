@@ -23,19 +23,28 @@ output lies outside the image still help load the tile and only skip the final s
 Tiled kernels hold the filter and halo in fixed-size shared arrays, sized for ``k <= 7``
 (EfficientNet uses 3 and 5); larger kernels run the naive kernels.
 
-Host entry points take and return NumPy arrays; the ``*_device`` entry points take and
-return ``numba.cuda`` device arrays (wrap CuPy or PyTorch tensors with
-``cuda.as_cuda_array``), so a caller can keep activations on the GPU between layers. Without a GPU the kernels run in
-Numba's CUDA simulator when ``NUMBA_ENABLE_CUDASIM=1`` is set before numba is imported
-(the tests do this): correct, but about 0.2 ms per thread, so only for tiny shapes.
+Two ways in. The public ops :func:`minieffnet.ops.depthwise_conv2d_forward` and
+``_backward`` under the ``"cuda"`` backend (NumPy in and out, the same plain-array cache as
+on the CPU, tiled kernels) call :func:`forward_cuda` and :func:`backward_cuda`, which copy the
+arrays to the device and back. The ``*_device`` entry points are the advanced API: they take
+and return ``numba.cuda`` device arrays (wrap CuPy or PyTorch tensors with
+``cuda.as_cuda_array``) and a ``method``, so a caller can keep activations on the GPU
+between layers. Without a GPU the kernels run in Numba's CUDA simulator when
+``NUMBA_ENABLE_CUDASIM=1`` is set before numba is imported (the tests do this): correct,
+but about 0.2 ms per thread, so only for tiny shapes. Importing this module imports
+``numba.cuda`` (about 0.2 s), which is why :mod:`minieffnet.ops.depthwise` imports it only
+when the ``"cuda"`` backend first runs.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from numba import cuda
 
-from ._checks import FLOAT_DTYPES
-from .depthwise import check_inputs, conv_shapes
+from .. import backend
+from ._checks import FLOAT_DTYPES, check_same_dtype, check_shape
+from .depthwise import conv_shapes
 
 METHODS = ("tiled", "naive")
 
@@ -50,7 +59,7 @@ _THREADS = 128                          # 1-D blocks: naive kernels and the dw r
 # --- Naive kernels: one thread per output element ------------------------------------------
 
 @cuda.jit
-def _forward_naive(x, w, out, stride, pt, pl):
+def _forward_naive_kernel(x, w, out, stride, pt, pl):
     i = cuda.grid(1)
     N, C, H, W = x.shape
     Ho, Wo = out.shape[2], out.shape[3]
@@ -69,7 +78,7 @@ def _forward_naive(x, w, out, stride, pt, pl):
 
 
 @cuda.jit
-def _dx_naive(dout, w, dx, stride, pt, pl):
+def _dx_naive_kernel(dout, w, dx, stride, pt, pl):
     # Gather form: dx[iy, ix] sums the taps (ky, kx) whose output oy*stride - pt + ky = iy
     # exists, so each thread writes only its own element (no atomics).
     i = cuda.grid(1)
@@ -92,7 +101,7 @@ def _dx_naive(dout, w, dx, stride, pt, pl):
 
 
 @cuda.jit
-def _dw_naive(dout, x, dw, stride, pt, pl):
+def _dw_naive_kernel(dout, x, dw, stride, pt, pl):
     # One thread per weight, each walking all N * Ho * Wo products alone: little parallelism
     # (C * k * k threads), the baseline the reduction kernel improves on.
     i = cuda.grid(1)
@@ -148,7 +157,7 @@ def _load_patch(src, n, c, r0, c0, rows, cols, patch, tid):
 
 
 @cuda.jit
-def _forward_tiled(x, w, out, stride, pt, pl):
+def _forward_tiled_kernel(x, w, out, stride, pt, pl):
     C = x.shape[1]
     Ho, Wo = out.shape[2], out.shape[3]
     k = w.shape[2]
@@ -173,7 +182,7 @@ def _forward_tiled(x, w, out, stride, pt, pl):
 
 
 @cuda.jit
-def _dx_tiled(dout, w, dx, stride, pt, pl):
+def _dx_tiled_kernel(dout, w, dx, stride, pt, pl):
     C = dx.shape[1]
     H, W = dx.shape[2], dx.shape[3]
     k = w.shape[2]
@@ -206,7 +215,7 @@ def _dx_tiled(dout, w, dx, stride, pt, pl):
 
 
 @cuda.jit
-def _dw_reduce(dout, x, dw, stride, pt, pl):
+def _dw_reduce_kernel(dout, x, dw, stride, pt, pl):
     # Block (c, t) computes dw[c, 0, ky, kx] with t = ky*k + kx.
     N, C, H, W = x.shape
     Ho, Wo = dout.shape[2], dout.shape[3]
@@ -238,30 +247,7 @@ def _dw_reduce(dout, x, dw, stride, pt, pl):
         dw[c, 0, ky, kx] = partial[0]
 
 
-# --- Entry points --------------------------------------------------------------------------
-
-def _require_gpu(op: str) -> None:
-    if not cuda.is_available():
-        raise RuntimeError(f"{op}: no CUDA GPU is available (for Numba's simulator set "
-                           "NUMBA_ENABLE_CUDASIM=1 before numba is first imported)")
-
-
-def _check_device(op: str, method: str, **arrays) -> None:
-    """Validate device arrays: 4-D, float32/float64, one dtype; and the method name."""
-    if method not in METHODS:
-        raise ValueError(f"{op}: unknown method {method!r}; choose one of {METHODS}")
-    for name, a in arrays.items():
-        if isinstance(a, np.ndarray):  # would work, but copied to the GPU on every launch
-            raise ValueError(f"{op}: {name} is a NumPy array; copy it once with "
-                             "cuda.to_device(...) or call the *_cuda entry point instead")
-        if a.ndim != 4:
-            raise ValueError(f"{op}: {name} must have 4 dimensions, got shape {a.shape}")
-        if a.dtype not in FLOAT_DTYPES:
-            raise ValueError(f"{op}: {name} must be float32 or float64, got dtype {a.dtype}")
-    if len({a.dtype for a in arrays.values()}) > 1:
-        listed = ", ".join(f"{k}={v.dtype}" for k, v in arrays.items())
-        raise ValueError(f"{op}: arrays must share one dtype, got {listed}")
-
+# --- Launches --------------------------------------------------------------------------------
 
 def _blocks(count: int) -> int:
     return (count + _THREADS - 1) // _THREADS
@@ -272,79 +258,108 @@ def _tiles(N: int, C: int, H: int, W: int):
     return (N * C, ((H + _TILE - 1) // _TILE) * ((W + _TILE - 1) // _TILE)), (_TILE, _TILE)
 
 
-def depthwise_conv2d_forward_device(x, w, stride: int = 1, padding: str = "symmetric",
-                                    method: str = "tiled"):
-    """Forward on device arrays: x (N, C, H, W), w (C, 1, k, k) -> out (N, C, Ho, Wo).
-
-    Same semantics as :func:`minieffnet.ops.depthwise.depthwise_conv2d_forward`; returns a
-    new device array and leaves everything on the GPU.
-    """
-    op = "depthwise_conv2d_forward_device"
-    _require_gpu(op)
-    _check_device(op, method, x=x, w=w)
-    stride, (pt, _, pl, _), (Ho, Wo) = conv_shapes(op, x.shape, w.shape, stride, padding)
-    N, C = x.shape[:2]
-    out = cuda.device_array((N, C, Ho, Wo), dtype=x.dtype)
+def _launch_forward(x, w, stride, pads, out_hw, method):
+    """out = depthwise(x, w) on device arrays, by the kernels ``method`` names."""
+    (pt, _, pl, _), (N, C) = pads, x.shape[:2]
+    out = cuda.device_array((N, C) + tuple(out_hw), dtype=x.dtype)
     if method == "tiled" and w.shape[2] <= _MAX_K:
-        grid, block = _tiles(N, C, Ho, Wo)
-        _forward_tiled[grid, block](x, w, out, stride, pt, pl)
+        grid, block = _tiles(N, C, *out_hw)
+        _forward_tiled_kernel[grid, block](x, w, out, stride, pt, pl)
     else:
-        _forward_naive[_blocks(out.size), _THREADS](x, w, out, stride, pt, pl)
+        _forward_naive_kernel[_blocks(out.size), _THREADS](x, w, out, stride, pt, pl)
     return out
 
 
-def depthwise_conv2d_backward_device(dout, x, w, stride: int = 1, padding: str = "symmetric",
-                                     method: str = "tiled"):
-    """Backward on device arrays: dout (N, C, Ho, Wo), x, w -> (dx, dw), both device arrays.
-
-    dx: (N, C, H, W), dw: (C, 1, k, k); dout must have x's dtype.
-    """
-    op = "depthwise_conv2d_backward_device"
-    _require_gpu(op)
-    _check_device(op, method, dout=dout, x=x, w=w)
-    stride, (pt, _, pl, _), out_hw = conv_shapes(op, x.shape, w.shape, stride, padding)
-    N, C, H, W = x.shape
-    k = w.shape[2]
-    if tuple(dout.shape) != (N, C) + out_hw:
-        raise ValueError(f"{op}: dout must have shape {(N, C) + out_hw}, got {tuple(dout.shape)}")
+def _launch_backward(dout, x, w, stride, pads, method):
+    """``(dx, dw)`` of :func:`_launch_forward` on device arrays."""
+    (pt, _, pl, _), (N, C, H, W), k = pads, x.shape, w.shape[2]
     dx = cuda.device_array(x.shape, dtype=x.dtype)
     dw = cuda.device_array(w.shape, dtype=x.dtype)
     if method == "tiled" and k <= _MAX_K:
         grid, block = _tiles(N, C, H, W)
-        _dx_tiled[grid, block](dout, w, dx, stride, pt, pl)
-        _dw_reduce[(C, k * k), _THREADS](dout, x, dw, stride, pt, pl)
+        _dx_tiled_kernel[grid, block](dout, w, dx, stride, pt, pl)
+        _dw_reduce_kernel[(C, k * k), _THREADS](dout, x, dw, stride, pt, pl)
     else:
-        _dx_naive[_blocks(dx.size), _THREADS](dout, w, dx, stride, pt, pl)
-        _dw_naive[_blocks(C * k * k), _THREADS](dout, x, dw, stride, pt, pl)
+        _dx_naive_kernel[_blocks(dx.size), _THREADS](dout, w, dx, stride, pt, pl)
+        _dw_naive_kernel[_blocks(C * k * k), _THREADS](dout, x, dw, stride, pt, pl)
     return dx, dw
 
 
-def depthwise_conv2d_forward_cuda(x: np.ndarray, w: np.ndarray, stride: int = 1,
-                                  padding: str = "symmetric", method: str = "tiled"):
-    """GPU forward from and to NumPy: x (N, C, H, W), w (C, 1, k, k) -> out (N, C, Ho, Wo).
+# --- The "cuda" backend of minieffnet.ops.depthwise_conv2d_forward / _backward --------------
 
-    Copies the inputs to the GPU, runs :func:`depthwise_conv2d_forward_device` and copies
-    the result back. Raises ValueError like the CPU op, RuntimeError without a GPU.
-    """
-    op = "depthwise_conv2d_forward_cuda"
-    _require_gpu(op)
-    check_inputs(op, x, w, stride, padding)
+def forward_cuda(x, w, stride, pads, out_hw):
+    """The public forward's GPU path: NumPy x (N, C, H, W) and w (C, 1, k, k), validated by
+    the op, are copied to the device, convolved by the tiled kernels and copied back."""
     # to_device needs one contiguous buffer; the kernels themselves accept any strides.
     x_d, w_d = cuda.to_device(np.ascontiguousarray(x)), cuda.to_device(np.ascontiguousarray(w))
-    return depthwise_conv2d_forward_device(x_d, w_d, stride, padding, method).copy_to_host()
+    return _launch_forward(x_d, w_d, stride, pads, out_hw, "tiled").copy_to_host()
 
 
-def depthwise_conv2d_backward_cuda(dout: np.ndarray, x: np.ndarray, w: np.ndarray,
-                                   stride: int = 1, padding: str = "symmetric",
-                                   method: str = "tiled"):
-    """GPU gradients from and to NumPy: returns ``(dx, dw)`` shaped like x and w.
-
-    dout: (N, C, Ho, Wo), cast to x's dtype; x, w, stride, padding as in the forward.
-    """
-    op = "depthwise_conv2d_backward_cuda"
-    _require_gpu(op)
-    check_inputs(op, x, w, stride, padding)
-    arrays = [np.ascontiguousarray(a, dtype=x.dtype) for a in (dout, x, w)]
-    dx, dw = depthwise_conv2d_backward_device(*map(cuda.to_device, arrays), stride, padding,
-                                              method)
+def backward_cuda(dout, x, w, stride, pads):
+    """The public backward's GPU path: NumPy dout (N, C, Ho, Wo) in x's dtype, x, w ->
+    ``(dx, dw)`` shaped like x and w."""
+    dx, dw = _launch_backward(*(cuda.to_device(np.ascontiguousarray(a)) for a in (dout, x, w)),
+                              stride, pads, "tiled")
     return dx.copy_to_host(), dw.copy_to_host()
+
+
+# --- Device entry points: the arrays stay on the GPU ---------------------------------------
+
+def _require_gpu(op: str) -> None:
+    reason = backend.unavailable_reason("cuda")
+    if reason is not None:
+        raise RuntimeError(f"{op}: {reason}")
+
+
+def _check_device(op: str, method: str, **arrays) -> None:
+    """Validate device arrays: 4-D, float32/float64, one dtype; and the method name."""
+    if method not in METHODS:
+        raise ValueError(f"{op}: unknown method {method!r}; choose one of {METHODS}")
+    for name, a in arrays.items():
+        if isinstance(a, np.ndarray):  # would work, but copied to the GPU on every launch
+            raise ValueError(f"{op}: {name} is a NumPy array; copy it once with "
+                             "cuda.to_device(...), or call the public op under the \"cuda\" "
+                             "backend")
+        if a.ndim != 4:
+            raise ValueError(f"{op}: {name} must have 4 dimensions, got shape {a.shape}")
+        if a.dtype not in FLOAT_DTYPES:
+            raise ValueError(f"{op}: {name} must be float32 or float64, got dtype {a.dtype}")
+    check_same_dtype(op, **arrays)
+
+
+class DeviceCache(NamedTuple):
+    """What :func:`depthwise_conv2d_backward_device` needs: the forward's device arrays and
+    arguments."""
+    x: object             # numba.cuda device array (N, C, H, W)
+    w: object             # numba.cuda device array (C, 1, k, k)
+    stride: int
+    padding: str
+    method: str
+
+
+def depthwise_conv2d_forward_device(x, w, stride: int = 1, padding: str = "symmetric",
+                                    method: str = "tiled"):
+    """Forward on device arrays: x (N, C, H, W), w (C, 1, k, k) -> ``(out, cache)``.
+
+    Same semantics as :func:`minieffnet.ops.depthwise_conv2d_forward`, but out
+    (N, C, Ho, Wo) is a new device array and the cache holds device arrays, so nothing
+    leaves the GPU. method: ``"tiled"`` (shared memory; kernels up to 7x7) or ``"naive"``.
+    """
+    op = "depthwise_conv2d_forward_device"
+    _require_gpu(op)
+    _check_device(op, method, x=x, w=w)
+    stride, pads, out_hw = conv_shapes(op, x.shape, w.shape, stride, padding)
+    return (_launch_forward(x, w, stride, pads, out_hw, method),
+            DeviceCache(x, w, stride, padding, method))
+
+
+def depthwise_conv2d_backward_device(dout, cache: DeviceCache):
+    """Gradients of :func:`depthwise_conv2d_forward_device`: dout (N, C, Ho, Wo), a device
+    array of x's dtype -> ``(dx (N, C, H, W), dw (C, 1, k, k))``, both device arrays."""
+    op = "depthwise_conv2d_backward_device"
+    _require_gpu(op)
+    x, w, stride, padding, method = cache
+    _check_device(op, method, dout=dout, x=x)
+    _, pads, out_hw = conv_shapes(op, x.shape, w.shape, stride, padding)
+    check_shape(op, "dout", dout, x.shape[:2] + out_hw)
+    return _launch_backward(dout, x, w, stride, pads, method)

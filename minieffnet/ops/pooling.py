@@ -20,7 +20,7 @@ def _mean_hw_ref(x: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, parallel=True, fastmath={"reassoc"})
-def _mean_rows(x, out):
+def _mean_hw_kernel(x, out):
     """out[r] = mean of row r of the 2-D array x; one parallel task per row (an (n, c) plane)."""
     for r in prange(x.shape[0]):
         acc = 0.0
@@ -29,10 +29,10 @@ def _mean_rows(x, out):
         out[r] = acc / x.shape[1]
 
 
-def _mean_hw_fast(x: np.ndarray) -> np.ndarray:
+def _mean_hw_numba(x: np.ndarray) -> np.ndarray:
     N, C, H, W = x.shape
     out = np.empty((N, C), dtype=x.dtype)
-    _mean_rows(np.ascontiguousarray(x).reshape(N * C, H * W), out.reshape(N * C))
+    _mean_hw_kernel(np.ascontiguousarray(x).reshape(N * C, H * W), out.reshape(N * C))
     return out
 
 
@@ -42,7 +42,7 @@ def global_avg_pool_forward(x: np.ndarray):
     x: (N, C, H, W), float32 or float64. Returns ``(out (N, C), cache)``.
     """
     check_float_array("global_avg_pool_forward", "x", x, 4)
-    out = backend.pick(_mean_hw_ref, _mean_hw_fast)(x)
+    out = backend.pick(_mean_hw_ref, _mean_hw_numba)(x)
     return out, (x.shape, x.dtype)
 
 

@@ -49,7 +49,7 @@ def _sum_hw_product_ref(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # --- Numba fast path: one parallel task per (n, c) plane, planes flattened to rows ---------
 
 @njit(cache=True, parallel=True)
-def _scale_shift_rows(x, scale, shift, out):
+def _scale_shift_kernel(x, scale, shift, out):
     """out[r, :] = x[r, :] * scale[r] + shift[r] for every row r = (n, c)."""
     for r in prange(x.shape[0]):
         s = scale[r]
@@ -59,7 +59,7 @@ def _scale_shift_rows(x, scale, shift, out):
 
 
 @njit(cache=True, parallel=True, fastmath={"reassoc"})
-def _dot_rows(a, b, out):
+def _sum_hw_product_kernel(a, b, out):
     """out[r] = sum_i a[r, i] * b[r, i], accumulated in float64."""
     for r in prange(a.shape[0]):
         acc = 0.0
@@ -74,16 +74,16 @@ def _rows(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a).reshape(N * C, H * W)
 
 
-def _scale_shift_fast(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
+def _scale_shift_numba(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
     out = np.empty(x.shape, dtype=x.dtype)
-    _scale_shift_rows(_rows(x), np.ascontiguousarray(scale).reshape(-1),
+    _scale_shift_kernel(_rows(x), np.ascontiguousarray(scale).reshape(-1),
                       np.ascontiguousarray(shift).reshape(-1), _rows(out))
     return out
 
 
-def _sum_hw_product_fast(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _sum_hw_product_numba(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.empty(a.shape[:2], dtype=a.dtype)
-    _dot_rows(_rows(a), _rows(b), out.reshape(-1))
+    _sum_hw_product_kernel(_rows(a), _rows(b), out.reshape(-1))
     return out
 
 
@@ -115,7 +115,7 @@ def squeeze_excite_forward(x: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np
     e, fc2 = linear_forward(a, w2, b2)
     g, gate = sigmoid_forward(e)
     # The excite is the backward's per-plane affine map ``dout * g + ds / HW`` with no shift.
-    out = backend.pick(_scale_shift_ref, _scale_shift_fast)(x, g, np.zeros_like(g))
+    out = backend.pick(_scale_shift_ref, _scale_shift_numba)(x, g, np.zeros_like(g))
     return out, (x, g, fc1, act, fc2, gate)
 
 
@@ -129,11 +129,11 @@ def squeeze_excite_backward(dout: np.ndarray, cache):
     check_float_array("squeeze_excite_backward", "dout", dout)
     check_shape("squeeze_excite_backward", "dout", dout, x.shape)
     dout = dout.astype(x.dtype, copy=False)
-    dg = backend.pick(_sum_hw_product_ref, _sum_hw_product_fast)(dout, x)
+    dg = backend.pick(_sum_hw_product_ref, _sum_hw_product_numba)(dout, x)
     de = sigmoid_backward(dg, gate)
     da, dw2, db2 = linear_backward(de, fc2)
     dz = swish_backward(da, act)
     ds, dw1, db1 = linear_backward(dz, fc1)
     hw = x.shape[2] * x.shape[3]
-    dx = backend.pick(_scale_shift_ref, _scale_shift_fast)(dout, g, ds / hw)
+    dx = backend.pick(_scale_shift_ref, _scale_shift_numba)(dout, g, ds / hw)
     return dx, dw1, db1, dw2, db2

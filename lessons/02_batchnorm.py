@@ -27,6 +27,9 @@
 # * why a gradient check with a **constant** upstream gradient is worthless for BatchNorm:
 #   it lets a wrong backward pass, while a random one catches it.
 #
+# **Exercise version:** `exercises/02_batchnorm.ipynb` leaves the node-by-node backward and the
+# exercises to you; the `### CHECK` cells grade each gradient (see `lessons/README.md`).
+#
 # Reference: Ioffe & Szegedy, *Batch Normalization: Accelerating Deep Network Training by
 # Reducing Internal Covariate Shift* (ICML 2015), Algorithm 1. EfficientNet follows every
 # convolution with BatchNorm.
@@ -141,8 +144,10 @@ assert outs["train"] > 0.1 and outs["eval"] == 0.0
 
 # %%
 dy = rng.standard_normal(y.shape)
-S = lambda a: a.sum(axis=axes, keepdims=True)   # sum over n, h, w per channel
+S = lambda a: a.sum(axis=axes, keepdims=True)   # sum over n, h, w per channel, kept (1, C, 1, 1)
 
+# One line per row of the table, from the output back to x (dbeta, dgamma: shape (1, C, 1, 1)).
+### BEGIN SOLUTION
 dbeta = S(dy)
 dgamma = S(dy * xhat)
 dxhat = pc(gamma) * dy
@@ -152,6 +157,7 @@ dvar = -0.5 * (var + eps) ** -1.5 * distd
 dxc = dxc + 2.0 / m * xc * dvar         # path 2: through var
 dmu = -S(dxc)
 dx = dxc + dmu / m                      # x feeds xc directly and mu
+### END SOLUTION
 
 # %% [markdown]
 # ### Checking every intermediate
@@ -159,11 +165,15 @@ dx = dxc + dmu / m                      # x feeds xc directly and mu
 # How do we check $d\,\text{var}$ numerically? Treat `var` as if it were an input: write the
 # rest of the forward pass as a function *of it* (everything upstream held fixed), perturb
 # its entries, and difference $L$. The node's gradient from backprop must equal that
-# derivative — for every node of the graph.
+# derivative — for every node of the graph (and for the parameters $\gamma$, $\beta$).
+# A gradient still left as `...` (the exercise notebook's stub) is graded as not done.
 
 # %%
+### CHECK: every node's gradient against finite differences
 rest_of_forward = {
     # node: (its value, the forward pass from that node on, reading the node's array)
+    "beta": (pc(beta), lambda v: pc(gamma) * xhat + v),
+    "gamma": (pc(gamma), lambda v: v * xhat + pc(beta)),
     "xhat": (xhat, lambda v: pc(gamma) * v + pc(beta)),
     "istd": (istd, lambda v: pc(gamma) * (xc * v) + pc(beta)),
     "var":  (var,  lambda v: pc(gamma) * (xc * (v + eps) ** -0.5) + pc(beta)),
@@ -171,20 +181,24 @@ rest_of_forward = {
     "mu":   (mu,   lambda v: pc(gamma) * ((x - v) * (((x - v) ** 2).mean(axis=axes, keepdims=True) + eps) ** -0.5) + pc(beta)),
     "x":    (x,    lambda v: pc(gamma) * ((v - v.mean(axis=axes, keepdims=True)) * (v.var(axis=axes, keepdims=True) + eps) ** -0.5) + pc(beta)),
 }
-ours = {"xhat": dxhat, "istd": distd, "var": dvar, "xc": dxc, "mu": dmu, "x": dx}
+ours = {"beta": dbeta, "gamma": dgamma, "xhat": dxhat, "istd": distd, "var": dvar, "xc": dxc,
+        "mu": dmu, "x": dx}
 errors = {}
 for name, (value, f) in rest_of_forward.items():
     node = value.copy()                       # perturbed in place by numerical_gradient
     numeric = me.numerical_gradient(lambda: f(node), node, dy)
-    errors[name] = me.rel_error(ours[name], numeric)
+    errors[name] = np.inf if ours[name] is ... else me.rel_error(ours[name], numeric)
     print(me.compare(f"d{name}", ours[name], numeric, rtol=1e-6, atol=1e-8),
           f" rel.err {errors[name]:.1e}")
-assert all(e < 1e-7 for e in errors.values()), errors
+wrong = [f"d{name}" for name, e in errors.items() if not e < 1e-7]
+assert not wrong, f"wrong or not done yet: {wrong}"
 
 # %% [markdown]
 # And against the library (both backends), for the three gradients it returns:
 
 # %%
+### CHECK: the library's three gradients equal ours
+assert all(g is not ... for g in (dx, dgamma, dbeta)), "write dx, dgamma and dbeta first"
 for backend in ("numpy", "numba"):
     with me.use_backend(backend):
         dx_lib, dgamma_lib, dbeta_lib = me.ops.batchnorm2d_backward(dy, cache)
@@ -212,9 +226,10 @@ for backend in ("numpy", "numba"):
 # over memory, recomputing $\hat x$ instead of caching it).
 
 # %%
-dx_compact = pc(gamma) * istd / m * (m * dy - dbeta - xhat * dgamma)
+### CHECK: the compact formula equals the node-by-node dx
+dx_compact = pc(gamma) * istd / m * (m * dy - S(dy) - xhat * S(dy * xhat))
 print(me.compare("dx compact", dx_compact, dx))
-assert me.rel_error(dx_compact, dx) < 1e-12
+assert dx is not ... and me.rel_error(dx_compact, dx) < 1e-12
 
 # %% [markdown]
 # ## 5. A constant upstream gradient hides bugs
@@ -299,33 +314,142 @@ ax[0].legend()
 fig.tight_layout()
 
 # %% [markdown]
+# ## 7. Why it matters: training with and without BatchNorm
+#
+# A tiny network — six fully connected layers of 32 units with Swish, then a linear
+# classifier — learns a three-armed spiral in 2-D by plain SGD (300 steps, batch 128,
+# learning rate 0.2), all from the library's ops. Its weights start as He-initialised
+# Gaussians times a **scale**, from 0.25 to 4. With BatchNorm, one sits between each linear
+# layer and its Swish (a `(N, C)` batch is a `(N, C, 1, 1)` image; a normalised layer needs
+# no bias, $\beta$ takes its place).
+#
+# Without BatchNorm the scale compounds over the layers: too small and the signal, and with
+# it the gradient, fades before it reaches the first layer (the loss stays at
+# $\ln 3 \approx 1.10$, chance); too large and the logits blow up within a few steps. With
+# BatchNorm the forward pass does not depend on the weights' scale (each layer's output is
+# re-standardised; only $\epsilon$ breaks the tie), so every scale trains. (The gradient with respect to those
+# weights does, as $1/\text{scale}$: BatchNorm turns a bad initialisation into a different
+# effective learning rate, which is far more forgiving.)
+
+# %%
+def spiral(n, arms, rng):
+    """n points per arm of a noisy spiral; returns x (n * arms, 2) and labels."""
+    r = np.tile(np.linspace(0.05, 1.0, n), arms)
+    arm = np.repeat(np.arange(arms), n)
+    t = 2 * np.pi * arm / arms + 3.5 * r + rng.normal(0, 0.15, n * arms)
+    return np.c_[r * np.sin(t), r * np.cos(t)], arm
+
+
+def train_mlp(X, labels, scale, batchnorm, depth=6, width=32, steps=300, lr=0.2, seed=1):
+    """SGD on a depth-layer Swish MLP (optionally linear -> BN -> swish); the loss per step."""
+    g = np.random.default_rng(seed)
+    dims = [X.shape[1]] + [width] * depth
+    ws = [g.standard_normal((dims[i + 1], dims[i])) * scale * np.sqrt(2 / dims[i])
+          for i in range(depth)]
+    head = g.standard_normal((int(labels.max()) + 1, width)) / np.sqrt(width)
+    gammas, betas = [np.ones(width) for _ in ws], [np.zeros(width) for _ in ws]
+    losses = []
+    for _ in range(steps):
+        batch = g.integers(0, len(X), 128)
+        h, caches = X[batch], []
+        for i in range(depth):
+            z, c_lin = me.ops.linear_forward(h, ws[i], None)
+            c_bn = None
+            if batchnorm:
+                z, c_bn = me.ops.batchnorm2d_forward(z[:, :, None, None], gammas[i], betas[i],
+                                                     np.zeros(width), np.ones(width))
+                z = z[:, :, 0, 0]
+            h, c_sw = me.ops.swish_forward(z)
+            caches.append((c_lin, c_bn, c_sw))
+        logits, c_head = me.ops.linear_forward(h, head, None)
+        if not np.all(np.isfinite(logits)):        # diverged: stop, record it
+            losses.append(np.inf)
+            break
+        loss, d = me.ops.softmax_cross_entropy(logits, labels[batch])
+        losses.append(loss)
+        d, dhead, _ = me.ops.linear_backward(d, c_head)
+        head -= lr * dhead
+        for i in reversed(range(depth)):
+            c_lin, c_bn, c_sw = caches[i]
+            d = me.ops.swish_backward(d, c_sw)
+            if batchnorm:
+                d, dgamma_i, dbeta_i = me.ops.batchnorm2d_backward(d[:, :, None, None], c_bn)
+                d = d[:, :, 0, 0]
+                gammas[i] -= lr * dgamma_i
+                betas[i] -= lr * dbeta_i
+            d, dw_i, _ = me.ops.linear_backward(d, c_lin)
+            ws[i] -= lr * dw_i
+    return np.array(losses)
+
+
+X_sp, labels_sp = spiral(200, 3, np.random.default_rng(2))
+scales = (0.25, 0.5, 1.0, 2.0, 4.0)
+curves = {}
+with me.use_backend("numpy"), np.errstate(over="ignore", invalid="ignore"):  # tiny arrays
+    for batchnorm in (False, True):
+        for scale in scales:
+            curves[batchnorm, scale] = train_mlp(X_sp, labels_sp, scale, batchnorm)
+
+fig, ax = plt.subplots(1, 2, figsize=(11, 3.5), sharey=True)
+for k, batchnorm in enumerate((False, True)):
+    for scale in scales:
+        c = curves[batchnorm, scale]
+        line, = ax[k].semilogy(np.arange(len(c)), np.minimum(c, 1e3), label=f"scale {scale}")
+        if not np.isfinite(c[-1]):
+            ax[k].plot(len(c) - 1, 1e3, "x", ms=9, color=line.get_color())
+    ax[k].set_title("with BatchNorm" if batchnorm else "without BatchNorm")
+    ax[k].set_xlabel("SGD step")
+ax[0].set_ylabel("training loss (x: diverged)")
+ax[1].legend()
+fig.tight_layout()
+print(f"{'scale':>6} {'without BN':>22} {'with BN':>10}   (mean loss of the last 20 steps)")
+for scale in scales:
+    plain, normed = curves[False, scale], curves[True, scale]
+    plain_text = f"{plain[-20:].mean():.3f}" if np.isfinite(plain[-1]) else f"diverged at step {len(plain)}"
+    print(f"{scale:>6} {plain_text:>22} {normed[-20:].mean():>10.3f}")
+
+# %%
+final = {key: c[-20:].mean() for key, c in curves.items()}
+assert final[False, 1.0] < 0.2                                  # the right scale trains
+assert final[False, 0.25] > 1.0 and final[False, 0.5] > 1.0    # too small: stuck at chance
+assert not np.isfinite(final[False, 2.0]) and not np.isfinite(final[False, 4.0])  # diverged
+assert all(final[True, scale] < 0.1 for scale in scales)       # BatchNorm: every scale trains
+first_losses = [curves[True, scale][0] for scale in scales]
+assert np.ptp(first_losses) < 1e-2, first_losses               # same forward (up to eps)
+
+# %% [markdown]
 # ## Exercises
 #
-# 1. **Evaluation-mode backward.** Write `bn_eval_backward(dy, gamma, running_var, eps)`
-#    returning `(dx, dgamma, dbeta)` for evaluation mode (there $\hat x$ uses the running
-#    mean and variance, which are constants). Compare with the library.
+# 1. **Evaluation-mode backward.** Write
+#    `bn_eval_backward(dy, gamma, running_mean, running_var, x, eps)` returning
+#    `(dx, dgamma, dbeta)` for evaluation mode (there $\hat x$ uses the running mean and
+#    variance, which are constants: $dx$ needs only the variance, $d\gamma$ needs $\hat x$
+#    and so the mean and $x$ too). Compare with the library.
 # 2. **Momentum conventions.** Starting from `running_mean = ones(C)`, run one training
 #    forward pass with the library's `momentum=0.01`, and set `tf_style` to what TensorFlow's
 #    update with *its* momentum 0.99 would give:
 #    `tf_running = 0.99 · running + (1 − 0.99) · batch_mean`.
 
 # %%
-# --- solution (replace with your own) ---------------------------------------------------
+# Exercise 1: dy (N, C, H, W), gamma, running_mean, running_var (C,) -> dx, dgamma (C,), dbeta (C,)
 def bn_eval_backward(dy, gamma, running_mean, running_var, x, eps):
+    ### BEGIN SOLUTION
     istd_r = 1.0 / np.sqrt(running_var + eps)
     xhat_r = (x - pc(running_mean)) * pc(istd_r)
     dx = pc(gamma * istd_r) * dy
     dgamma = (dy * xhat_r).sum(axis=axes)
     dbeta = dy.sum(axis=axes)
     return dx, dgamma, dbeta
+    ### END SOLUTION
 
 
-rm_tf = np.ones(C)
-batch_mean = x.mean(axis=axes)
-tf_style = 0.99 * rm_tf + (1 - 0.99) * batch_mean
+# Exercise 2: TensorFlow's update of running_mean = ones(C) with the batch mean of x
+### BEGIN SOLUTION
+tf_style = 0.99 * np.ones(C) + (1 - 0.99) * x.mean(axis=axes)
+### END SOLUTION
 
 # %%
-# --- check ---------------------------------------------------------------------------------
+### CHECK: exercise 1, the evaluation-mode backward against the library
 rm, rv = rng.standard_normal(C), rng.random(C) + 0.5
 _, c_eval = me.ops.batchnorm2d_forward(x, gamma, beta, rm.copy(), rv.copy(), training=False,
                                        eps=eps)
@@ -334,8 +458,10 @@ for got, want, name in zip(bn_eval_backward(dy, gamma, rm, rv, x, eps),
     print(me.compare(name, got, want))
     assert me.rel_error(got, want) < 1e-12
 
+# %%
+### CHECK: exercise 2, PyTorch's momentum 0.01 is TensorFlow's 0.99
 rm_pt = np.ones(C)
 me.ops.batchnorm2d_forward(x, gamma, beta, rm_pt, np.ones(C), training=True, momentum=0.01)
 print(me.compare("running_mean", rm_pt, tf_style))
-assert np.allclose(rm_pt, tf_style, rtol=1e-12)
+assert tf_style is not ... and np.allclose(rm_pt, tf_style, rtol=1e-12)
 print("all exercises pass")

@@ -25,6 +25,9 @@
 #   $k^2$ times fewer parameters and multiply-adds than a dense convolution;
 # * why a pointwise (1×1) convolution is just a matrix product, and its backward two more.
 #
+# **Exercise version:** `exercises/03_depthwise_conv.ipynb` leaves the naive backward pass and
+# the exercises to you; the `### CHECK` cells grade them (see `lessons/README.md`).
+#
 # Depthwise-separable convolutions come from Sifre (2014), Chollet's *Xception* (2017) and
 # Howard et al.'s *MobileNets* (2017); EfficientNet's MBConv block inherits them from
 # Sandler et al., *MobileNetV2: Inverted Residuals and Linear Bottlenecks* (CVPR 2018).
@@ -83,7 +86,9 @@ def best_time(f, repeat=5):
 # %% [markdown]
 # ## 2. Naive loops
 #
-# Straight from the formulas: one Python loop per index. Slow, but obviously right.
+# Straight from the formulas: one Python loop per index. Slow, but obviously right. The
+# backward visits the same links as the forward: for every output element and every tap, it
+# sends the gradient back to the input element and to the weight that produced it.
 
 # %%
 def depthwise_forward_naive(x, w, stride=1):
@@ -113,6 +118,9 @@ def depthwise_backward_naive(dout, x, w, stride=1):
     dxpad = np.zeros_like(xpad)
     dw = np.zeros_like(w)
     Ho, Wo = dout.shape[2:]
+    # accumulate into dxpad and dw along every (output, tap) link; return (dx, dw), where
+    # dx (N, C, H, W) is dxpad without its padding
+    ### BEGIN SOLUTION
     for n in range(N):
         for c in range(C):
             for i in range(Ho):
@@ -123,8 +131,11 @@ def depthwise_backward_naive(dout, x, w, stride=1):
                             dxpad[n, c, stride * i + a, stride * j + b] += w[c, 0, a, b] * g
                             dw[c, 0, a, b] += g * xpad[n, c, stride * i + a, stride * j + b]
     return dxpad[:, :, p:p + H, p:p + W], dw
+    ### END SOLUTION
 
 
+# %%
+### CHECK: the naive forward and backward against the library
 x = rng.standard_normal((2, 4, 7, 7))
 w = rng.standard_normal((4, 1, 3, 3))
 for stride in (1, 2):
@@ -346,23 +357,34 @@ assert all(r.error < 1e-7 for r in res.values())
 #    fraction `depthwise_share` done by the depthwise conv.
 
 # %%
-# --- solution (replace with your own) ---------------------------------------------------
+# Exercise 1: the dense weights (O, C, k, k) of the separable conv dwf, then pwf
 C, O, k = 5, 7, 3
 x = rng.standard_normal((2, C, 9, 9))
 dwf = rng.standard_normal((C, 1, k, k))
 pwf = rng.standard_normal((O, C, 1, 1))
+### BEGIN SOLUTION
 w_dense = pwf[:, :, 0, 0][:, :, None, None] * dwf[:, 0][None, :, :, :]
-separable_out = me.ops.pointwise_conv2d_forward(me.ops.depthwise_conv2d_forward(x, dwf, 2)[0], pwf)[0]
-dense_out = me.ops.conv2d_forward(x, w_dense, None, 2)[0]
+### END SOLUTION
 
+# Exercise 2: multiply-adds of the three convolutions, and the depthwise conv's share
 hw = 28 * 28
+### BEGIN SOLUTION
 macs = {"expand": 40 * 240 * hw, "depthwise": 240 * 25 * hw, "project": 240 * 40 * hw}
 depthwise_share = macs["depthwise"] / sum(macs.values())
+### END SOLUTION
 
 # %%
-# --- check ---------------------------------------------------------------------------------
+### CHECK: exercise 1, a separable conv is a dense conv with rank-one filters
+assert w_dense is not ..., "build w_dense first"
+separable_out = me.ops.pointwise_conv2d_forward(me.ops.depthwise_conv2d_forward(x, dwf, 2)[0], pwf)[0]
+dense_out = me.ops.conv2d_forward(x, w_dense, None, 2)[0]
 print(me.compare("separable vs dense", separable_out, dense_out))
 assert me.rel_error(separable_out, dense_out) < 1e-12
+
+# %%
+### CHECK: exercise 2, nearly a quarter of an MBConv6 5x5 block is depthwise
+assert macs is not ... and depthwise_share is not ..., "compute macs and depthwise_share first"
 print({k: f"{v:,}" for k, v in macs.items()}, f"depthwise share {depthwise_share:.1%}")
+assert macs == {"expand": 7_526_400, "depthwise": 4_704_000, "project": 7_526_400}
 assert abs(depthwise_share - 25 / (25 + 80)) < 1e-12
 print("all exercises pass")

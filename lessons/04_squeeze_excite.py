@@ -26,6 +26,9 @@
 # * how EfficientNet sizes its SE bottleneck (from the block's *input* channels);
 # * what the gates look like.
 #
+# **Exercise version:** `exercises/04_squeeze_excite.ipynb` leaves the backward pass and the
+# exercises to you; the `### CHECK` cells grade each gradient (see `lessons/README.md`).
+#
 # Reference: Hu, Shen & Sun, *Squeeze-and-Excitation Networks* (CVPR 2018). MnasNet and
 # EfficientNet put SE inside every MBConv block, with Swish in place of the original ReLU.
 
@@ -92,6 +95,8 @@ assert me.rel_error(out_lib, out) < 1e-12
 
 # %%
 dout = rng.standard_normal(x.shape)
+# One line per gradient, from the output back to x (each has its forward value's shape).
+### BEGIN SOLUTION
 dg = (dout * x).sum(axis=(2, 3))
 de = dg * g * (1 - g)
 da = de @ w2
@@ -102,6 +107,7 @@ ds = dz @ w1
 dw1 = dz.T @ s
 db1 = dz.sum(axis=0)
 dx = dout * g[:, :, None, None] + ds[:, :, None, None] / (H * W)
+### END SOLUTION
 
 # %% [markdown]
 # ### Every intermediate against finite differences
@@ -110,6 +116,7 @@ dx = dout * g[:, :, None, None] + ds[:, :, None, None] / (H * W)
 # of it, and difference the loss $\sum \text{out}\odot d\text{out}$. Finite differences run
 # the forward hundreds of times on tiny arrays; we run them under the NumPy reference, which
 # is quickest there (each Numba parallel kernel pays a thread start-up cost per call).
+# A gradient still left as `...` (the exercise notebook's stub) is graded as not done.
 
 # %%
 def from_s(s_):
@@ -133,20 +140,26 @@ def from_g(g_):
     return x * g_[:, :, None, None]
 
 
+# %%
+### CHECK: every intermediate gradient against finite differences
 nodes = {"g": (g, from_g, dg), "e": (e, from_e, de), "a": (a, from_a, da),
          "z": (z, from_z, dz), "s": (s, from_s, ds)}
+errors = {}
 for name, (value, f, ours) in nodes.items():
     v = value.copy()
     with me.use_backend("numpy"):
         numeric = me.numerical_gradient(lambda: f(v), v, dout)
-    err = me.rel_error(ours, numeric)
-    print(me.compare(f"d{name}", ours, numeric, rtol=1e-6, atol=1e-8), f" rel.err {err:.1e}")
-    assert err < 1e-7
+    errors[name] = np.inf if ours is ... else me.rel_error(ours, numeric)
+    print(me.compare(f"d{name}", ours, numeric, rtol=1e-6, atol=1e-8),
+          f" rel.err {errors[name]:.1e}")
+wrong = [f"d{name}" for name, e in errors.items() if not e < 1e-7]
+assert not wrong, f"wrong or not done yet: {wrong}"
 
 # %% [markdown]
 # And the five gradients the library returns, under both backends, plus `check_gradients`:
 
 # %%
+### CHECK: the five gradients the library returns equal ours
 mine = {"dx": dx, "dw1": dw1, "db1": db1, "dw2": dw2, "db2": db2}
 for backend in ("numpy", "numba"):
     with me.use_backend(backend):
@@ -154,11 +167,14 @@ for backend in ("numpy", "numba"):
         res = me.check_gradients(me.ops.squeeze_excite_forward, me.ops.squeeze_excite_backward,
                                  {"x": x, "w1": w1, "b1": b1, "w2": w2, "b2": b2})
     print(f"--- {backend}")
+    errors = {name: np.inf if mine[name] is ... else me.rel_error(lib[name], mine[name])
+              for name in mine}
     for name in mine:
         print(me.compare(name, lib[name], mine[name]))
-        assert me.rel_error(lib[name], mine[name]) < 1e-10
     print("finite differences:", ", ".join(f"{n} {r.error:.1e}" for n, r in res.items()))
     assert all(r.error < 1e-7 for r in res.values())
+    wrong = [name for name, e in errors.items() if not e < 1e-10]
+    assert not wrong, f"wrong or not done yet: {wrong}"
 
 # %% [markdown]
 # ### Forgetting the squeeze path
@@ -166,16 +182,18 @@ for backend in ("numpy", "numba"):
 # It is tempting to treat the gate as a constant and write `dx = dout * g`. The missing term
 # is divided by $H\cdot W$, so it is *small* — which makes this bug dangerous: a loose
 # tolerance such as 1e-2, common in hand-written gradient checks, lets it through. A float64
-# check at 1e-7 catches it by orders of magnitude.
+# check at 1e-7 catches it by orders of magnitude (the right `dx` here is the library's,
+# which the cell above showed equal to ours).
 
 # %%
+dx_right = me.ops.squeeze_excite_backward(dout, cache)[0]
 dx_forgot = dout * g[:, :, None, None]
 xx = x.copy()
 with me.use_backend("numpy"):
     numeric_dx = me.numerical_gradient(
         lambda: me.ops.squeeze_excite_forward(xx, w1, b1, w2, b2)[0], xx, dout)
 err_forgot = me.rel_error(dx_forgot, numeric_dx)
-err_right = me.rel_error(dx, numeric_dx)
+err_right = me.rel_error(dx_right, numeric_dx)
 print(f"dx without the squeeze path: rel.err {err_forgot:.1e}   with it: {err_right:.1e}")
 print("passes a 1e-2 tolerance:", err_forgot < 1e-2, "  passes 1e-7:", err_forgot < 1e-7)
 assert err_forgot > 1e-4 and err_right < 1e-7
@@ -257,28 +275,36 @@ for n in range(N):
 #    compare with the 5×5 depthwise conv's multiply-adds on the same map.
 
 # %%
-# --- solution (replace with your own) ---------------------------------------------------
+# Exercise 1: predict the SE block's output and input gradient for W2 = 0, b2 = 0
 x = rng.standard_normal((2, 6, 4, 4))
 dout = rng.standard_normal(x.shape)
 w1, b1 = rng.standard_normal((3, 6)), rng.standard_normal(3)
 w2, b2 = np.zeros((6, 3)), np.zeros(6)
+### BEGIN SOLUTION
 out_predicted = 0.5 * x
 dx_predicted = 0.5 * dout          # da = de @ W2 = 0, so nothing flows through the squeeze
+### END SOLUTION
 
-e_in, e_sq = 40 * 6, max(1, int(0.25 * 40))
-se_macs = 2 * e_in * e_sq
-se_params = 2 * e_in * e_sq + e_sq + e_in
-depthwise_macs = e_in * 5 * 5 * 28 * 28
+# Exercise 2: B0's block with 40 input channels, expansion 6, on a 28x28 map
+### BEGIN SOLUTION
+expanded, squeezed = 40 * 6, max(1, int(0.25 * 40))
+se_macs = 2 * expanded * squeezed
+se_params = 2 * expanded * squeezed + squeezed + expanded
+depthwise_macs = expanded * 5 * 5 * 28 * 28
+### END SOLUTION
 
 # %%
-# --- check ---------------------------------------------------------------------------------
+### CHECK: exercise 1, a gate of one half everywhere
 out, cache = me.ops.squeeze_excite_forward(x, w1, b1, w2, b2)
 dx_lib = me.ops.squeeze_excite_backward(dout, cache)[0]
 print(me.compare("out", out, out_predicted))
 print(me.compare("dx", dx_lib, dx_predicted))
-assert np.allclose(out, out_predicted, rtol=0, atol=1e-15)
-assert np.allclose(dx_lib, dx_predicted, rtol=0, atol=1e-15)
+assert out_predicted is not ... and np.allclose(out, out_predicted, rtol=0, atol=1e-15)
+assert dx_predicted is not ... and np.allclose(dx_lib, dx_predicted, rtol=0, atol=1e-15)
+
+# %%
+### CHECK: exercise 2, SE's cost next to the depthwise conv's
+assert se_params == 5050 and se_macs == 4800 and depthwise_macs == 4_704_000
 print(f"SE: {se_params:,} parameters, {se_macs:,} multiply-adds; "
       f"depthwise: {depthwise_macs:,} multiply-adds ({depthwise_macs / se_macs:.0f}x more)")
-assert se_params == 5050 and se_macs == 4800
 print("all exercises pass")

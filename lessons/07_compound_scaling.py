@@ -221,8 +221,12 @@ exponents = {
     "width": math.log2(me.count_flops(me.make_config("b0", width=2.0)) / f0),
     "resolution": math.log2(me.count_flops(me.make_config("b0", resolution=448)) / f0),
 }
-# Width: the stem's 3 input channels and the 1000 classifier outputs do not scale, so those
-# layers grow only linearly in w; SE's FCs work on pooled vectors (no r^2) but scale as w^2.
+# Width: a layer grows as w^2 only if both its input and its output channels scale. The
+# depthwise convs have a single channel count (C * k^2 * H * W multiply-adds), so they grow
+# only linearly in w, and they are a large share of B0's FLOPs (about a quarter of an MBConv6
+# 5x5 block, lesson 03; lesson 10 splits B0 by layer kind). The stem (its 3 input channels do
+# not scale) and the classifier (its 1000 outputs do not) grow linearly too. The 1x1 expand,
+# project and head convs, and SE's two FCs (on pooled vectors, so no r^2), grow as w^2.
 
 # %%
 # --- check ---------------------------------------------------------------------------------

@@ -4,9 +4,16 @@ Each ``lessons/NN_*.py`` (jupytext percent format, the source of truth) is conve
 notebook and executed in a fresh kernel with ``lessons/`` as the working directory; a failing
 cell fails the test with that cell's error. The paired ``.ipynb`` must have the same cells
 (types and sources) and no outputs, so the two cannot drift apart.
+
+The exercise notebooks ``lessons/exercises/NN_*.ipynb`` are generated from the same sources by
+``lessons/make_exercises.py`` (solution regions become stubs). Each must equal what the
+generator writes now, and executing it once must make **every** ``### CHECK`` cell fail with
+``NotImplementedError`` or ``AssertionError`` while every other cell runs: the checks are not
+vacuous. (Running the lesson itself, above, is the proof that they pass on the solutions.)
 """
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -19,6 +26,18 @@ nbformat = pytest.importorskip("nbformat")
 LESSONS = Path(__file__).resolve().parent.parent / "lessons"
 SOURCES = sorted(LESSONS.glob("[0-9][0-9]_*.py"))
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _load_generator():
+    spec = importlib.util.spec_from_file_location("make_exercises", LESSONS / "make_exercises.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+mx = _load_generator()
+EXERCISED = mx.exercised_lessons()
+STUB_FAILURES = ("NotImplementedError", "AssertionError")
 
 
 def _cells(nb) -> list[tuple[str, str]]:
@@ -55,3 +74,111 @@ def test_notebook_matches_source(path: Path):
 def test_every_notebook_has_a_source():
     orphans = [p.name for p in LESSONS.glob("[0-9][0-9]_*.ipynb") if not p.with_suffix(".py").exists()]
     assert not orphans, f"notebooks without a .py source: {orphans}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise notebooks
+
+
+def _exercise_cells(nb) -> list[tuple[str, str, list]]:
+    return [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in nb.cells]
+
+
+def test_exercises_exist():
+    assert EXERCISED, "no lesson marks a solution region"
+    for path in EXERCISED:
+        assert any(mx.is_check_cell(c) for c in jupytext.read(path).cells), (
+            f"{path.name} has solution regions but no `### CHECK` cell")
+
+
+@pytest.mark.parametrize("path", EXERCISED, ids=lambda p: p.stem)
+def test_exercise_notebook_matches_source(path: Path):
+    target = mx.exercise_path(path)
+    assert target.exists(), f"{target.name} is missing: run `python lessons/make_exercises.py`"
+    committed = nbformat.read(target, as_version=4)
+    generated = mx.exercise_notebook(path)
+    assert _exercise_cells(committed) == _exercise_cells(generated), (
+        f"exercises/{target.name} differs from {path.name}: run `python lessons/make_exercises.py`")
+    assert committed.metadata == generated.metadata
+    with_output = [i for i, c in enumerate(committed.cells)
+                   if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count"))]
+    assert not with_output, f"exercises/{target.name}: cells {with_output} carry outputs"
+
+
+def test_every_exercise_notebook_has_a_lesson():
+    expected = {mx.exercise_path(p).name for p in EXERCISED}
+    orphans = sorted(p.name for p in mx.EXERCISES.glob("*.ipynb") if p.name not in expected)
+    assert not orphans, f"exercise notebooks without a lesson that marks solutions: {orphans}"
+
+
+@pytest.mark.parametrize("path", EXERCISED, ids=lambda p: p.stem)
+def test_exercise_checks_fail_on_the_stubs(path: Path):
+    """One execution of the stubbed notebook: each check cell must fail, everything else run.
+
+    The check cells carry the ``raises-exception`` tag, so nbclient runs past them; any other
+    cell that fails aborts the run (a stub broke a cell that is not a check).
+    """
+    nb = mx.exercise_notebook(path)
+    client = nbclient.NotebookClient(nb, timeout=180, kernel_name="python3",
+                                     resources={"metadata": {"path": str(mx.EXERCISES)}})
+    try:
+        client.execute()
+    except nbclient.exceptions.CellExecutionError as err:
+        pytest.fail(f"exercises/{path.stem}: a cell that is not a check failed on the stubs\n"
+                    f"{ANSI.sub('', str(err))}", pytrace=False)
+    checks = [(i, c) for i, c in enumerate(nb.cells) if mx.is_check_cell(c)]
+    assert checks
+    for i, cell in checks:
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        first_line = cell.source.splitlines()[0]
+        assert errors, f"exercises/{path.stem}, cell {i} ({first_line!r}) passed on the stubs"
+        assert errors[0].ename in STUB_FAILURES, (
+            f"exercises/{path.stem}, cell {i} ({first_line!r}) failed with {errors[0].ename}: "
+            f"{errors[0].evalue} (expected one of {STUB_FAILURES})")
+
+
+def test_stub_conventions():
+    source = "\n".join([
+        "a = 1",
+        "### BEGIN SOLUTION",
+        "b, c = 2, 3",
+        "b += a",
+        "d = [b]",
+        "### END SOLUTION",
+        "def f(x):",
+        "    y = x",
+        "    ### BEGIN SOLUTION",
+        "    y = 2 * x",
+        "    return y",
+        "    ### END SOLUTION",
+    ])
+    assert mx.stub_source(source).split("\n") == [
+        "a = 1",
+        "b = ...  # your code", "c = ...  # your code", "d = ...  # your code",
+        "def f(x):",
+        "    y = x",
+        "    raise NotImplementedError  # your code",
+    ]
+    for bad in ("### BEGIN SOLUTION\nx = 1",                        # never closed
+                "x = 1\n### END SOLUTION",                           # never opened
+                "### BEGIN SOLUTION\nprint(1)\n### END SOLUTION",    # assigns nothing
+                "### BEGIN SOLUTION\ndef g():\n    pass\n### END SOLUTION",
+                "if 1:\n    ### BEGIN SOLUTION\n    x = 1\n### END SOLUTION"):
+        with pytest.raises(ValueError):
+            mx.stub_source(bad)
+
+
+def test_compare_columns_stay_aligned():
+    """``me.compare``'s rows: labels longer than the column move to a line of their own."""
+    import numpy as np
+
+    import minieffnet as me
+
+    a = np.ones((2, 3))
+    rows = [me.compare(name, a, a + 1e-9) for name in ("dx", "x" * 16, "a much longer label")]
+    column = [row.splitlines()[-1].index("exact:") for row in rows]
+    assert column == [17, 17, 17], rows
+    assert rows[2].splitlines()[0] == "a much longer label"
+    assert "not done yet" in me.compare("dx", ..., a)
+    assert "not done yet" in me.compare("dx", a, ...)
+    assert "shape mismatch" in me.compare("dx", a, np.ones(3))

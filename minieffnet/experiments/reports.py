@@ -1,0 +1,183 @@
+"""What a study writes: CSV and Markdown tables, and the paper's figures (Figure 8, Figure 3,
+Figure 4 and learning curves)."""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import statistics
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .solver import STRATEGIES
+
+
+def write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> None:
+    """``rows`` as CSV with the given ``columns`` (other keys are left out)."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+TRIAL_COLUMNS = ("epochs", "flops", "params", "activations", "top1", "top5", "train_time_s",
+                 "run_dir")
+RESULT_COLUMNS = ("epochs", "flops", "params", "activations", "seeds", "top1_mean",
+                  "top1_std", "top1_ci95", "train_time_s")
+
+
+def write_tables(root: Path, rows: Sequence[dict], results: Sequence[dict],
+                 keys: Sequence[str], first: Sequence[str] = ("model",)) -> None:
+    """trials.csv (one row per trial) and results.csv (one per model, :func:`aggregate`),
+    with the study's own ``keys`` columns after the model's name."""
+    write_csv(root / "trials.csv", rows, ("model", "seed", *keys, *TRIAL_COLUMNS))
+    write_csv(root / "results.csv", results, (*first, *keys, *RESULT_COLUMNS))
+
+
+def pct(x: float) -> str:
+    """A fraction as a percentage with one decimal, "–" for NaN."""
+    return "–" if math.isnan(x) else f"{100 * x:.1f}"
+
+
+def markdown_table(rows: Sequence[dict],
+                   columns: Sequence[tuple[str, Callable[[dict], str]]]) -> str:
+    """A Markdown table: one ``(header, row -> cell text)`` pair per column."""
+    lines = ["| " + " | ".join(h for h, _ in columns) + " |",
+             "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(f(r) for _, f in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot_accuracy_vs_flops(rows: Sequence[dict], out_png: str | os.PathLike) -> Path:
+    """Top-1 (mean ± std over seeds) against FLOPs, one line per strategy through the base
+    model, as in the paper's Figure 8. ``rows`` are :func:`compare_scaling`'s aggregated rows."""
+    base = [r for r in rows if r["strategy"] == "base"]
+    lines = [dict(r, line=f"scale by {s}") for s in STRATEGIES
+             for r in base + [r for r in rows if r["strategy"] == s]
+             if any(r["strategy"] == s for r in rows)]
+    return plot_lines(lines, "line", out_png,
+                      "Scaling strategies at equal FLOPs (cf. Tan & Le 2019, Fig. 8)")
+
+
+def plot_lines(rows: Sequence[dict], group: str, out_png: str | os.PathLike,
+               title: str) -> Path:
+    """Top-1 (mean ± std over seeds) against FLOPs, one line per value of ``rows[i][group]``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for label in dict.fromkeys(r[group] for r in rows):
+        points = sorted((r for r in rows if r[group] == label), key=lambda r: r["flops"])
+        ax.errorbar([r["flops"] / 1e6 for r in points], [100 * r["top1_mean"] for r in points],
+                    yerr=[0 if math.isnan(r["top1_std"]) else 100 * r["top1_std"]
+                          for r in points], marker="o", capsize=3, label=label)
+    ax.set(xlabel="FLOPs (M multiply-adds)", ylabel="test top-1 (%)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    out = Path(out_png)
+    fig.savefig(out, dpi=100)
+    return out
+
+
+def plot_single_dimension(rows: Sequence[dict], out_png: str | os.PathLike) -> Path:
+    """The paper's Figure 3: top-1 against FLOPs when one dimension alone grows, one panel per
+    dimension (width, depth, resolution), each point labelled with its multiplier. ``rows``
+    are :func:`compare_scaling`'s aggregated rows; the base network starts every panel."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 3.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 3, sharey=True)
+    base = [r for r in rows if r["strategy"] == "base"]
+    panels = (("width", "w", lambda r, b: r["width"] / b["width"]),
+              ("depth", "d", lambda r, b: r["depth"] / b["depth"]),
+              ("resolution", "r", lambda r, b: r["resolution"]))
+    for ax, (strategy, letter, value) in zip(axes, panels):
+        points = sorted(base + [r for r in rows if r["strategy"] == strategy],
+                        key=lambda r: r["flops"])
+        ax.errorbar([r["flops_ratio"] for r in points], [100 * r["top1_mean"] for r in points],
+                    yerr=[0 if math.isnan(r["top1_std"]) else 100 * r["top1_std"]
+                          for r in points], marker="o", capsize=3)
+        for r in points:
+            v = value(r, base[0]) if base else math.nan
+            ax.annotate(f"{letter}={v:.3g}", (r["flops_ratio"], 100 * r["top1_mean"]),
+                        textcoords="offset points", xytext=(4, -12), fontsize=8)
+        ax.set(xlabel="FLOPs (x base)", title=f"scale {strategy} only")
+        ax.margins(x=0.2)  # room for the last point's label
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test top-1 (%)")
+    fig.suptitle("Single-dimension scaling (cf. Tan & Le 2019, Fig. 3)")
+    out = Path(out_png)
+    fig.savefig(out, dpi=100)
+    return out
+
+
+def thousands(n: float) -> str:
+    """A count in thousands (``12,345`` -> ``12``), "–" for NaN."""
+    return "–" if isinstance(n, float) and math.isnan(n) else f"{n / 1e3:,.0f}"
+
+
+def _signed_pct(d: dict, ref: str) -> str:
+    if f"vs_{ref}_diff" not in d:
+        return "–"
+    diff, ci = d[f"vs_{ref}_diff"], d[f"vs_{ref}_ci95"]
+    mark = " *" if d[f"vs_{ref}_distinguishable"] else ""
+    return f"{100 * diff:+.1f} ± {pct(ci)}{mark}"
+
+
+def write_differences(root: Path, differences: Sequence[dict]) -> None:
+    """differences.csv and differences.md from :func:`~.stats.paired_differences`' rows."""
+    columns = ["model", "strategy", "target", "epochs"] + [
+        f"vs_{ref}_{k}" for ref in ("base", "compound")
+        for k in ("pairs", "diff", "ci95", "distinguishable")]
+    write_csv(root / "differences.csv", differences, columns)
+    table = markdown_table(differences, [
+        ("model", lambda r: r["model"]), ("target", lambda r: f"{r['target']:g}x"),
+        ("epochs", lambda r: str(r["epochs"])),
+        ("vs base (points, 95 % CI)", lambda r: _signed_pct(r, "base")),
+        ("vs compound (points, 95 % CI)", lambda r: _signed_pct(r, "compound"))])
+    (root / "differences.md").write_text(
+        "# Paired differences in test top-1 (same seeds: same data order and augmentation)\n\n"
+        + table + "\n`*`: the 95 % interval of the paired difference excludes zero.\n",
+        encoding="utf-8")
+
+
+def plot_learning_curves(rows: Sequence[dict], study_root: str | os.PathLike,
+                         out_png: str | os.PathLike) -> Path:
+    """Test top-1 against epoch for every model (mean over its seeds), read from each trial's
+    ``metrics.jsonl`` (``run_dir`` is relative to ``study_root``). Evidence of convergence:
+    a curve still rising at its last epoch has not converged."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from ..viz import read_metrics
+
+    curves: dict[str, list[list[float]]] = {}
+    for r in rows:
+        path = Path(study_root) / r["run_dir"] / "metrics.jsonl"
+        if path.is_file():
+            curves.setdefault(r["model"], []).append([m["test_top1"] for m in read_metrics(path)])
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    strategies = ("base",) + STRATEGIES
+    colours = {s: f"C{i}" for i, s in enumerate(strategies)}
+    for r in {r["model"]: r for r in rows}.values():
+        runs = [c for c in curves.get(r["model"], []) if c]
+        if not runs:
+            continue
+        n = min(len(c) for c in runs)
+        mean = [100 * statistics.fmean(c[e] for c in runs) for e in range(n)]
+        style = "-" if r["target"] <= 2 else "--"
+        ax.plot(range(1, n + 1), mean, style, color=colours.get(r["strategy"], "k"),
+                label=r["model"], marker="." if n < 30 else None)
+    ax.set(xlabel="epoch", ylabel="test top-1 (%)",
+           title="Learning curves (mean over seeds; dashed: targets above 2x)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    out = Path(out_png)
+    fig.savefig(out, dpi=100)
+    return out

@@ -1,0 +1,142 @@
+"""Networks at equal FLOPs: scale a base by one strategy to a FLOPs target, and the grid of
+(α, β, γ) with α·β²·γ² ≈ 2 (Tan & Le 2019, Eq. 3 and §3.3 Step 1)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from ..scaling import PRESETS, EfficientNetConfig, count_flops, make_config
+
+STRATEGIES = ("depth", "width", "resolution", "compound")
+PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)  # α, β, γ found by the paper's grid search (§3.3)
+FLOPS_TOLERANCE = 0.05                 # the solved FLOPs must be within ±5 % of the target
+
+
+def _preset_of(config: EfficientNetConfig) -> str:
+    """The preset whose stem and stage strides ``config`` has (needed to rebuild it scaled)."""
+    strides = [s[0].stride for s in config.stages]
+    for preset in PRESETS:
+        ref = make_config("b0", 10, preset=preset)
+        if ref.stem_stride == config.stem_stride and [s[0].stride for s in ref.stages] == strides:
+            return preset
+    raise ValueError(f"{config.name}: its strides match no preset ({', '.join(PRESETS)})")
+
+
+def scale_config(base: EfficientNetConfig, depth: float = 1.0, width: float = 1.0,
+                 resolution: float = 1.0, name: str | None = None) -> EfficientNetConfig:
+    """``base`` with its depth and width multiplied by ``depth`` / ``width`` and its input size
+    by ``resolution`` (rounded to whole pixels); dropout, BatchNorm and padding are kept.
+
+    Channels round to multiples of 8 and repeats round up (:func:`~minieffnet.scaling.
+    round_filters`, :func:`~minieffnet.scaling.round_repeats`), so the FLOPs follow the
+    multipliers only in steps.
+    """
+    return dataclasses.replace(make_config(
+        "b0", base.num_classes, preset=_preset_of(base), width=base.width * width,
+        depth=base.depth * depth, resolution=max(1, round(base.resolution * resolution)),
+        dropout=base.dropout, drop_connect=base.drop_connect, padding=base.padding,
+        bn_eps=base.bn_eps, bn_momentum=base.bn_momentum), name=name or base.name)
+
+
+def _strategy_multipliers(strategy: str, t: float, alpha: float, beta: float,
+                          gamma: float) -> tuple[float, float, float]:
+    """(depth, width, resolution) multipliers at the strategy's continuous parameter ``t``.
+
+    Single dimensions grow as ``e^t``; compound as ``(α^t, β^t, γ^t)`` so ``t`` is φ (Eq. 3).
+    """
+    if strategy == "depth":
+        return math.exp(t), 1.0, 1.0
+    if strategy == "width":
+        return 1.0, math.exp(t), 1.0
+    if strategy == "resolution":
+        return 1.0, 1.0, math.exp(t)
+    return alpha ** t, beta ** t, gamma ** t
+
+
+def solve_strategy(base_config: EfficientNetConfig, strategy: str, target_multiplier: float,
+                   alpha: float = PAPER_COEFFICIENTS[0], beta: float = PAPER_COEFFICIENTS[1],
+                   gamma: float = PAPER_COEFFICIENTS[2], *,
+                   tolerance: float = FLOPS_TOLERANCE) -> EfficientNetConfig:
+    """Scale ``base_config`` by one ``strategy`` until its FLOPs are ``target_multiplier`` times
+    the base's (within ``tolerance``, default ±5 %), as the paper's Figure 8 / Table 3 compare
+    scaling methods at equal FLOPs.
+
+    ``strategy`` is ``"depth"``, ``"width"``, ``"resolution"`` (that multiplier alone) or
+    ``"compound"`` (Eq. 3: depth α^φ, width β^φ, resolution γ^φ, solving for φ; the paper's
+    ``α·β²·γ² ≈ 2`` makes φ ≈ log2 of the target before rounding).
+
+    FLOPs (:func:`~minieffnet.scaling.count_flops`) do not depend smoothly on the multipliers:
+    channels round to multiples of 8, repeats round up and the resolution to whole pixels. They
+    never decrease as the multiplier grows, so a bisection on the continuous multiplier finds
+    the two rounded networks on either side of the target; the closer one (in log ratio) is
+    returned. Its ``name`` records the strategy, the multiplier and the achieved ratio
+    (``count_flops(result) / count_flops(base_config)``). Raises ValueError if neither is
+    within the tolerance (the rounding step there is too coarse: use a wider, deeper or larger
+    base), or for an unknown strategy or a non-positive target.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+    if not target_multiplier > 0 or not math.isfinite(target_multiplier):
+        raise ValueError(f"target_multiplier must be a positive number, got {target_multiplier}")
+    if strategy == "compound" and alpha * beta ** 2 * gamma ** 2 <= 1:
+        raise ValueError(f"compound scaling needs α·β²·γ² > 1 to grow FLOPs, got "
+                         f"{alpha * beta ** 2 * gamma ** 2:.3g}")
+    base_flops = count_flops(base_config)
+
+    def build(t: float) -> EfficientNetConfig:
+        d, w, r = _strategy_multipliers(strategy, t, alpha, beta, gamma)
+        return scale_config(base_config, d, w, r)
+
+    def ratio(t: float) -> float:
+        return count_flops(build(t)) / base_flops
+
+    # Bracket the target: ratio(lo) <= target <= ratio(hi), widening geometrically.
+    lo, hi, direction = 0.0, 0.0, 1.0 if target_multiplier >= 1 else -1.0
+    step = 0.5
+    for _ in range(5):  # |t| up to 8: multipliers up to e^8 ≈ 3000
+        edge = direction * step
+        if (ratio(edge) >= target_multiplier) == (direction > 0):
+            lo, hi = (lo, edge) if direction > 0 else (edge, hi)
+            break
+        lo, hi = (edge, hi) if direction > 0 else (lo, edge)
+        step *= 2
+    else:
+        raise ValueError(f"{strategy} scaling cannot reach {target_multiplier:g}x the FLOPs")
+    for _ in range(60):  # shrink the bracket to the rounding step that crosses the target
+        mid = (lo + hi) / 2
+        if ratio(mid) >= target_multiplier:
+            hi = mid
+        else:
+            lo = mid
+    t = min((lo, hi), key=lambda x: abs(math.log(ratio(x) / target_multiplier)))
+    achieved = ratio(t)
+    if abs(achieved / target_multiplier - 1) > tolerance:
+        raise ValueError(
+            f"{strategy} scaling cannot reach {target_multiplier:g}x the FLOPs within "
+            f"±{100 * tolerance:g} %: the nearest rounded networks give {ratio(lo):.3f}x and "
+            f"{ratio(hi):.3f}x (channels round to 8, repeats up, resolution to pixels); use a "
+            "larger base network")
+    label = f"phi={t:.3f}" if strategy == "compound" else f"x{math.exp(t):.3f}"
+    return dataclasses.replace(build(t), name=f"{strategy} {label} ({achieved:.3f}x FLOPs)")
+
+
+# --- the grid of §3.3 Step 1 -------------------------------------------------------------------
+def grid_candidates(step: float = 0.05, tol: float = 0.1) -> list[tuple[float, float, float]]:
+    """Every (α, β, γ) on a grid of ``step`` from 1 with ``|α·β²·γ² − 2| <= tol``.
+
+    The paper's constraint (Eq. 3): α, β, γ ≥ 1 and α·β²·γ² ≈ 2, so that φ = 1 doubles the
+    FLOPs; its search found (1.2, 1.1, 1.15), product 1.92 (on the default grid with tol 0.1).
+    Values are rounded to 10 decimals so the grid is exact; sorted by α, then β, then γ.
+    """
+    if not step > 0:
+        raise ValueError(f"step must be positive, got {step}")
+    if not 0 <= tol < 1:
+        raise ValueError(f"tol must be in [0, 1), got {tol}")
+    top = 2 + tol
+
+    def axis(limit: float) -> list[float]:
+        return [round(1 + i * step, 10) for i in range(int((limit - 1) / step + 1e-9) + 1)]
+
+    return [(a, b, g) for a in axis(top) for b in axis(math.sqrt(top / a))
+            for g in axis(math.sqrt(top / (a * b * b)))
+            if abs(a * b * b * g * g - 2) <= tol + 1e-9]  # 1e-9: 1.9 - 2 is -0.10000000000000009

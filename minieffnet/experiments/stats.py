@@ -1,0 +1,87 @@
+"""Statistics of a study: per-model mean ± 95 % CI over seeds, and differences between
+models paired by seed."""
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Sequence
+
+# Two-sided 95 % Student-t quantiles by degrees of freedom (1..30); beyond, the normal 1.96.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def mean_std_ci(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean, sample standard deviation and the half-width of the two-sided 95 % Student-t
+    confidence interval of the mean (std and CI are NaN for a single value)."""
+    n = len(values)
+    mean = statistics.fmean(values)
+    if n < 2:
+        return mean, math.nan, math.nan
+    std = statistics.stdev(values)
+    t = _T975[n - 2] if n - 1 <= len(_T975) else 1.96
+    return mean, std, t * std / math.sqrt(n)
+
+
+def aggregate(rows: Sequence[dict], keys: Sequence[str]) -> list[dict]:
+    """One row per ``model`` (in first-seen order): the ``keys`` columns of its first trial,
+    FLOPs, params, activations, epochs, seeds, top-1 mean / std / 95 % CI and mean training
+    time."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["model"], []).append(r)
+    out = []
+    for model, trials in groups.items():
+        mean, std, ci = mean_std_ci([t["top1"] for t in trials])
+        first = trials[0]
+        out.append({"model": model, **{k: first[k] for k in keys},
+                    "flops": first["flops"], "params": first["params"],
+                    "activations": first.get("activations", math.nan),
+                    "epochs": first.get("epochs", first["train_config"]["epochs"]),
+                    "seeds": len(trials), "top1_mean": mean, "top1_std": std, "top1_ci95": ci,
+                    "train_time_s": statistics.fmean(t["train_time_s"] for t in trials)})
+    return out
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict[str, float]:
+    """``a - b`` paired by seed: the seeds both hold, the mean difference and the half-width
+    of its two-sided 95 % Student-t interval (NaN with one pair).
+
+    Pairing removes what a seed does to every model alike (the data order and augmentation
+    draws, shared by all models of a seed): the interval of the differences is narrower than
+    the two models' own intervals would suggest when the seed effect is large.
+    ``distinguishable`` is True when the interval excludes zero.
+    """
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return {"pairs": 0, "diff": math.nan, "ci95": math.nan, "distinguishable": False}
+    mean, _, ci = mean_std_ci([a[s] - b[s] for s in seeds])
+    return {"pairs": len(seeds), "diff": mean, "ci95": ci,
+            "distinguishable": bool(not math.isnan(ci) and abs(mean) > ci)}
+
+
+def paired_differences(rows: Sequence[dict]) -> list[dict]:
+    """For every scaled model of a :func:`compare_scaling` study, its top-1 minus the base's
+    (same epochs) and minus compound scaling's (same target and epochs), paired by seed
+    (:func:`paired_difference`). ``rows`` are trial rows (one per model and seed)."""
+    by_model: dict[tuple, dict[int, float]] = {}
+    meta: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r["strategy"], r["target"], r["epochs"])
+        by_model.setdefault(key, {})[r["seed"]] = r["top1"]
+        meta.setdefault(key, r)
+    out = []
+    for (strategy, target, epochs), scores in by_model.items():
+        if strategy == "base":
+            continue
+        row = {"model": meta[strategy, target, epochs]["model"], "strategy": strategy,
+               "target": target, "epochs": epochs}
+        references = (("base", ("base", 1.0, epochs)), ("compound", ("compound", target, epochs)))
+        for ref, key in references:
+            if ref == strategy or key not in by_model:
+                continue
+            d = paired_difference(scores, by_model[key])
+            row.update({f"vs_{ref}_{k}": v for k, v in d.items()})
+        out.append(row)
+    return out

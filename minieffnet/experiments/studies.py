@@ -1,0 +1,281 @@
+"""The studies: :func:`compare_scaling` (Figure 8 / Table 3), :func:`width_per_baseline`
+(Figure 4) and :func:`grid_search` (§3.3 Step 1), and the named protocols that set their
+defaults."""
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..scaling import count_flops
+from .reports import (RESULT_COLUMNS, markdown_table, pct, plot_lines, thousands, write_csv,
+                      write_differences, write_tables, plot_accuracy_vs_flops,
+                      plot_learning_curves, plot_single_dimension)
+from .solver import PAPER_COEFFICIENTS, STRATEGIES, grid_candidates, scale_config, solve_strategy
+from .stats import aggregate, paired_differences
+from .trials import TRIALS_DIR, Trial, base_model, train_config_for, run_trials
+
+# E of protocol v2: the base's test top-1 against its training budget (5, 10, 20, 40 epochs,
+# studies/cifar10-v2-budget) gains PENDING points from E to 2E.
+V2_EPOCHS = 10
+
+
+@dataclass(frozen=True)
+class StudyProtocol:
+    """A named, documented set of defaults for :func:`compare_scaling` (``--protocol``).
+
+    ``base``: :class:`~minieffnet.train.TrainConfig` fields of the base network and of the
+    recipe every trial shares; ``seeds``: seeds per model (0..seeds-1); ``targets``: FLOPs
+    multipliers; ``budgets``: epochs per trial (the first for every model, the others for the
+    base and the 2x models, see :func:`compare_scaling`).
+    """
+    name: str
+    summary: str
+    base: dict
+    seeds: int
+    targets: tuple[float, ...]
+    budgets: tuple[int, ...]
+
+
+PROTOCOLS = {
+    "v1": StudyProtocol(
+        "v1", "the first CIFAR-scale study: 32 px base (resolution scaling only upsamples), "
+        "2 epochs on a class-balanced 5,000-image subset, 2 seeds",
+        base=dict(dataset="cifar10", preset="cifar", width=0.25, depth=0.25, resolution=None,
+                  train_size=5000, test_size=2000),
+        seeds=2, targets=(2.0, 4.0), budgets=(2,)),
+    "v2": StudyProtocol(
+        "v2", "16 px base, so that resolution scaling up to 2x the side (4x the FLOPs) sees "
+        "real pixels of the 32 px images; all 50,000 training and 10,000 test images; 3 "
+        "paired seeds; every model at E epochs and the base and 2x models also at 2E",
+        base=dict(dataset="cifar10", preset="cifar", width=0.25, depth=0.25, resolution=16,
+                  train_size=None, test_size=None),
+        seeds=3, targets=(2.0, 4.0), budgets=(V2_EPOCHS, 2 * V2_EPOCHS)),
+}
+
+
+def _study_dirs(out_dir: str | os.PathLike) -> tuple[Path, Path]:
+    root = Path(out_dir)
+    (root / TRIALS_DIR).mkdir(parents=True, exist_ok=True)
+    return root, root / TRIALS_DIR
+
+
+# --- the two studies ---------------------------------------------------------------------------
+def _models_at_budgets(models: Sequence[tuple], budgets: Sequence[int],
+                       long_targets: Sequence[float]) -> list[tuple]:
+    """``(name, strategy, target, config, epochs)`` for every model at the first budget, and
+    for the models whose target is in ``long_targets`` at the later budgets too. Names carry
+    the epochs (``width-x2-20ep``) when there is more than one budget."""
+    several = len(budgets) > 1
+    return [(f"{name}-{epochs}ep" if several else name, strategy, target, config, epochs)
+            for i, epochs in enumerate(budgets)
+            for name, strategy, target, config in models
+            if i == 0 or target in long_targets]
+
+
+def compare_scaling(base_train, out_dir: str | os.PathLike,
+                    targets: Sequence[float] = (2.0, 4.0), seeds: Sequence[int] = (0, 1, 2),
+                    strategies: Sequence[str] = STRATEGIES,
+                    coefficients: tuple[float, float, float] = PAPER_COEFFICIENTS,
+                    jobs: int = 1, log: Callable[[str], None] = print,
+                    executor: concurrent.futures.Executor | None = None, *,
+                    budgets: Sequence[int] | None = None,
+                    long_targets: Sequence[float] = (1.0, 2.0)) -> list[dict]:
+    """Figure 8 / Table 3 of the paper: the base network of ``base_train`` (a
+    :class:`~minieffnet.train.TrainConfig`, whose recipe every trial shares) and, for each
+    target FLOPs multiplier and strategy, the network :func:`solve_strategy` finds, each trained
+    once per seed. Seed s gives every model the same data order and augmentation draws (the
+    loader's Generator depends on the seed only, and augmentation runs on the stored images
+    before each model's resize), so models can be compared pair by pair.
+
+    ``budgets``: epochs per trial (default ``(base_train.epochs,)``). Every model trains at the
+    first; the base (target 1) and the models whose target is in ``long_targets`` also train at
+    the later ones, to show whether the ranking holds with more training.
+
+    Writes in ``out_dir``: trials.csv, results.csv / results.md (one row per model),
+    differences.csv / differences.md (paired differences to the base and to compound scaling,
+    :func:`paired_differences`), accuracy_vs_flops.png (Figure 8, first budget; one more per
+    later budget, ``accuracy_vs_flops_<E>ep.png``), single_dimension.png (Figure 3, first
+    budget) and learning_curves.png (test top-1 against epoch, every model). Returns the
+    aggregated rows (columns: model, strategy, target, flops_ratio, width, depth, resolution,
+    flops, params, activations, epochs, seeds, top1_mean/std/ci95, train_time_s).
+
+    All networks are solved before anything trains, so an unreachable target fails at once.
+    """
+    budgets = tuple(budgets) if budgets is not None else (base_train.epochs,)
+    if not budgets or any(int(e) != e or e < 1 for e in budgets):
+        raise ValueError(f"budgets must be positive whole epochs, got {budgets}")
+    root, trials_dir = _study_dirs(out_dir)
+    base = base_model(base_train)
+    models = [("base", "base", 1.0, base)]
+    for target in targets:
+        for strategy in strategies:
+            config = solve_strategy(base, strategy, target, *coefficients)
+            models.append((f"{strategy}-x{target:g}", strategy, float(target), config))
+    base_flops = count_flops(base)
+    trials = [Trial(name, seed, train_config_for(dataclasses.replace(base_train, epochs=epochs),
+                                                 config, seed,
+                                                 trials_dir / f"{name}-seed{seed}"),
+                    {"strategy": strategy, "target": target,
+                     "flops_ratio": round(count_flops(config) / base_flops, 4)})
+              for name, strategy, target, config, epochs in
+              _models_at_budgets(models, budgets, long_targets) for seed in seeds]
+    rows = run_trials(trials, jobs, log, executor)
+    keys = ("strategy", "target", "flops_ratio", "width", "depth", "resolution")
+    results = aggregate(rows, keys)
+    write_tables(root, rows, results, keys)
+    table = markdown_table(results, [
+        ("strategy", lambda r: r["strategy"]), ("target", lambda r: f"{r['target']:g}x"),
+        ("epochs", lambda r: str(r["epochs"])),
+        ("FLOPs (M)", lambda r: f"{r['flops'] / 1e6:.2f} ({r['flops_ratio']:.3f}x)"),
+        ("params", lambda r: f"{r['params']:,}"),
+        ("activations (k/img)", lambda r: thousands(r["activations"])),
+        ("width / depth / res", lambda r: f"{r['width']:.3g} / {r['depth']:.3g} / "
+                                          f"{r['resolution']}"),
+        ("top-1 % (mean ± 95 % CI)",
+         lambda r: f"{pct(r['top1_mean'])} ± {pct(r['top1_ci95'])}"),
+        ("seeds", lambda r: str(r["seeds"])),
+        ("train time (s)", lambda r: f"{r['train_time_s']:.0f}")])
+    (root / "results.md").write_text(
+        "# Scaling strategies at equal FLOPs (Tan & Le 2019, Figure 8 / Table 3)\n\n" + table,
+        encoding="utf-8")
+    differences = paired_differences(rows)
+    write_differences(root, differences)
+    for i, epochs in enumerate(budgets):
+        at = [r for r in results if r["epochs"] == epochs]
+        if any(r["strategy"] != "base" for r in at):
+            suffix = "" if i == 0 else f"_{epochs}ep"
+            plot_accuracy_vs_flops(at, root / f"accuracy_vs_flops{suffix}.png")
+            if i == 0:
+                plot_single_dimension(at, root / "single_dimension.png")
+    plot_learning_curves(rows, root, root / "learning_curves.png")
+    return results
+
+
+FIGURE4_BASELINES = ((1.0, 1.0), (2.0, 1.0), (1.0, 1.3), (2.0, 1.3))  # (depth, resolution)
+FIGURE4_WIDTHS = (1.0, 1.5, 2.0)
+
+
+def width_per_baseline(base_train, out_dir: str | os.PathLike,
+                       baselines: Sequence[tuple[float, float]] = FIGURE4_BASELINES,
+                       widths: Sequence[float] = FIGURE4_WIDTHS, seeds: Sequence[int] = (0,),
+                       jobs: int = 1, log: Callable[[str], None] = print,
+                       executor: concurrent.futures.Executor | None = None) -> list[dict]:
+    """The paper's Figure 4 (Observation 2): scale the width of baselines with different
+    (depth, resolution) multipliers of the base of ``base_train``; one line per baseline,
+    top-1 against FLOPs. The paper finds that width pays more on deeper, larger-resolution
+    baselines, which is why the dimensions should be scaled together.
+
+    Writes trials.csv, results.csv, results.md and width_per_baseline.png in ``out_dir``;
+    returns the aggregated rows (columns as :func:`compare_scaling`'s, with ``baseline``
+    and the multipliers ``d_mult``, ``w_mult``, ``r_mult``).
+    """
+    root, trials_dir = _study_dirs(out_dir)
+    base = base_model(base_train)
+    trials = []
+    for d, r in baselines:
+        for w in widths:
+            config = scale_config(base, depth=d, width=w, resolution=r)
+            name = f"d{d:g}-r{r:g}-w{w:g}"
+            trials += [Trial(name, seed, train_config_for(base_train, config, seed,
+                                                          trials_dir / f"{name}-seed{seed}"),
+                             {"baseline": f"d={d:g}, r={r:g}", "d_mult": d, "w_mult": w,
+                              "r_mult": r}) for seed in seeds]
+    rows = run_trials(trials, jobs, log, executor)
+    keys = ("baseline", "d_mult", "w_mult", "r_mult", "width", "depth", "resolution")
+    results = aggregate(rows, keys)
+    write_tables(root, rows, results, keys)
+    (root / "results.md").write_text(
+        "# Width scaling of different baselines (Tan & Le 2019, Figure 4)\n\n" + markdown_table(
+            results, [("baseline", lambda r: r["baseline"]),
+                      ("width x", lambda r: f"{r['w_mult']:g}"),
+                      ("FLOPs (M)", lambda r: f"{r['flops'] / 1e6:.2f}"),
+                      ("width / depth / res", lambda r: f"{r['width']:.3g} / {r['depth']:.3g}"
+                                                        f" / {r['resolution']}"),
+                      ("top-1 % (mean ± 95 % CI)",
+                       lambda r: f"{pct(r['top1_mean'])} ± {pct(r['top1_ci95'])}"),
+                      ("seeds", lambda r: str(r["seeds"])),
+                      ("train time (s)", lambda r: f"{r['train_time_s']:.0f}")]),
+        encoding="utf-8")
+    plot_lines(results, "baseline", root / "width_per_baseline.png",
+               "Width scaling of different baselines (cf. Tan & Le 2019, Fig. 4)")
+    return results
+
+
+def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tuple] | None = None,
+                seeds: Sequence[int] = (0, 1), jobs: int = 1,
+                log: Callable[[str], None] = print,
+                executor: concurrent.futures.Executor | None = None, *,
+                rounds: int = 1) -> list[dict]:
+    """§3.3 Step 1 of the paper: with φ = 1, scale the base of ``base_train`` by each
+    (α, β, γ) of ``candidates`` (default :func:`grid_candidates`) — depth × α, width × β,
+    resolution × γ — train each once per seed with ``base_train``'s (short) recipe, and rank
+    by mean top-1.
+
+    ``rounds > 1`` spends the compute where it matters, by successive halving: round r trains
+    the candidates still in the race for ``base_train.epochs * 2**r`` epochs, and the better
+    half (at least two) goes on to the next round. The final ranking is the last round's.
+
+    Writes trials.csv, rounds.csv (every round's ranking), results.csv and results.md (the
+    final ranking with 95 % confidence intervals, the chosen α, β, γ and where the paper's
+    (1.2, 1.1, 1.15) ranked in each round it ran); returns the final ranked rows, best first.
+    """
+    if int(rounds) != rounds or rounds < 1:
+        raise ValueError(f"rounds must be a positive integer, got {rounds}")
+    root, trials_dir = _study_dirs(out_dir)
+    base = base_model(base_train)
+    survivors = grid_candidates() if candidates is None else list(candidates)
+    if not survivors:
+        raise ValueError("no (alpha, beta, gamma) candidate to try")
+    keys = ("alpha", "beta", "gamma", "constraint")
+    all_rows, ranked_rounds = [], []
+    for r in range(rounds):
+        epochs = base_train.epochs * 2 ** r
+        recipe = dataclasses.replace(base_train, epochs=epochs)
+        trials = []
+        for a, b, g in survivors:
+            config = scale_config(base, depth=a, width=b, resolution=g)
+            name = f"a{a:g}-b{b:g}-g{g:g}" + (f"-{epochs}ep" if rounds > 1 else "")
+            trials += [Trial(name, seed, train_config_for(recipe, config, seed,
+                                                          trials_dir / f"{name}-seed{seed}"),
+                             {"alpha": a, "beta": b, "gamma": g,
+                              "constraint": round(a * b * b * g * g, 4)}) for seed in seeds]
+        rows = run_trials(trials, jobs, log, executor)
+        results = sorted(aggregate(rows, keys), key=lambda row: -row["top1_mean"])
+        for rank, row in enumerate(results, 1):
+            row.update(rank=rank, round=r + 1)
+        all_rows += rows
+        ranked_rounds.append(results)
+        survivors = [(row["alpha"], row["beta"], row["gamma"])
+                     for row in results[:max(2, math.ceil(len(results) / 2))]]
+    results = ranked_rounds[-1]
+    write_tables(root, all_rows, results, keys, first=("rank", "model"))
+    write_csv(root / "rounds.csv", [row for rr in ranked_rounds for row in rr],
+              ("round", "rank", "model", *keys, *RESULT_COLUMNS))
+    best = results[0]
+    table = markdown_table(results, [
+        ("rank", lambda r: str(r["rank"])), ("α", lambda r: f"{r['alpha']:g}"),
+        ("β", lambda r: f"{r['beta']:g}"), ("γ", lambda r: f"{r['gamma']:g}"),
+        ("α·β²·γ²", lambda r: f"{r['constraint']:.3f}"),
+        ("FLOPs (M)", lambda r: f"{r['flops'] / 1e6:.2f}"),
+        ("epochs", lambda r: str(r["epochs"])),
+        ("top-1 % (mean ± 95 % CI)",
+         lambda r: f"{pct(r['top1_mean'])} ± {pct(r['top1_ci95'])}"),
+        ("seeds", lambda r: str(r["seeds"]))])
+    paper = [f"round {rr[0]['round']} ({rr[0]['epochs']} epochs): rank {row['rank']} of "
+             f"{len(rr)}" for rr in ranked_rounds for row in rr
+             if (row["alpha"], row["beta"], row["gamma"]) == PAPER_COEFFICIENTS]
+    (root / "results.md").write_text(
+        "# Grid search for α, β, γ at φ = 1 (Tan & Le 2019, §3.3 Step 1)\n\n" + table +
+        f"\nChosen: α = {best['alpha']:g}, β = {best['beta']:g}, γ = {best['gamma']:g} "
+        f"(α·β²·γ² = {best['constraint']:.3f}; the paper's: α = 1.2, β = 1.1, γ = 1.15).\n"
+        + (f"\nThe paper's (1.2, 1.1, 1.15): {'; '.join(paper)}.\n" if paper else "")
+        + (f"\nSuccessive halving over {rounds} rounds: {len(ranked_rounds[0])} candidates at "
+           f"{ranked_rounds[0][0]['epochs']} epochs down to {len(results)} at "
+           f"{results[0]['epochs']} (rounds.csv).\n" if rounds > 1 else ""),
+        encoding="utf-8")
+    return results

@@ -1,0 +1,171 @@
+"""One training run of a study (a :class:`Trial`), run once and recorded in ``trial.json``;
+many of them in processes or on any :class:`concurrent.futures.Executor` (a Dask cluster)."""
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..scaling import (EfficientNetConfig, count_activations, count_flops, count_parameters,
+                       make_config)
+
+TRIAL_FILE = "trial.json"
+TRIALS_DIR = "trials"
+
+
+# --- trials --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Trial:
+    """One training run of a study: ``model`` (the row it belongs to) trained with ``seed``.
+
+    ``train`` is the complete :class:`~minieffnet.train.TrainConfig` (its ``out_dir`` is the
+    trial's folder); ``info`` carries the study's own columns (strategy, target, α, β, γ ...).
+    """
+    model: str
+    seed: int
+    train: Any
+    info: dict
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.train.out_dir)
+
+
+def train_config_for(base_train, config: EfficientNetConfig, seed: int, out_dir: Path):
+    """``base_train`` with the model ``config`` (a scaled version of its own) and ``seed``."""
+    return dataclasses.replace(base_train, phi=None, width=config.width, depth=config.depth,
+                               resolution=config.resolution, seed=seed, out_dir=str(out_dir))
+
+
+def base_model(base_train) -> EfficientNetConfig:
+    """The network ``base_train`` describes (10 classes: a stand-in, the ratios do not care)."""
+    return make_config(base_train.variant, 10, preset=base_train.preset,
+                       **base_train.model_overrides())
+
+
+def _portable_train_config(train, study_root: Path | None) -> dict:
+    """``train.to_dict()`` with the locations made portable: ``out_dir`` relative to the study
+    folder and no ``data_dir``, so a record committed from one machine matches on another
+    (neither field takes part in :func:`~minieffnet.train.train_config_differences`)."""
+    d = train.to_dict()
+    d["data_dir"] = None
+    if study_root is not None:
+        d["out_dir"] = _relative_to(Path(train.out_dir), study_root)
+    return d
+
+
+def _relative_to(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` in POSIX form (both resolved first)."""
+    return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
+
+
+def run_trial(trial: Trial, progress: bool = False) -> dict:
+    """Train ``trial`` unless finished; return its result row (also in ``trial.json``).
+
+    Finished (``trial.json`` present): read back, after checking it is this trial's. Interrupted
+    (a checkpoint but no ``trial.json``): resumed from the checkpoint. Otherwise trained from
+    scratch (replacing the leftovers of a run that never saved a checkpoint).
+
+    The row names paths relative to the study folder (the parent of ``trials/``), never absolute
+    ones, so a study's records can be committed and resumed from another clone.
+    """
+    from ..checkpoint import CHECKPOINT_FILE
+    from ..train import Trainer
+    from ..train_config import TrainConfig, train_config_differences
+    done = trial.run_dir / TRIAL_FILE
+    study_root = trial.run_dir.parent.parent if trial.run_dir.parent.name == TRIALS_DIR else None
+    if done.is_file():
+        row = json.loads(done.read_text(encoding="utf-8"))
+        diffs = train_config_differences(TrainConfig.from_dict(row["train_config"]),
+                                         trial.train)
+        if diffs:
+            raise ValueError(f"{trial.run_dir} holds a different trial ({'; '.join(diffs)}); "
+                             "use a new study folder")
+        return {**row, "trained": False}
+    resume = (trial.run_dir / CHECKPOINT_FILE).is_file()
+    trainer = Trainer(trial.train, resume=resume, overwrite=not resume, progress=progress,
+                      verbose=False)
+    last = trainer.fit()[-1]
+    net = trainer.model.config
+    run_dir = (_relative_to(trial.run_dir, study_root) if study_root is not None
+               else str(trial.run_dir))
+    row = {"model": trial.model, "seed": trial.seed, **trial.info,
+           "epochs": trial.train.epochs, "flops": count_flops(net),
+           "params": count_parameters(net), "activations": count_activations(net),
+           "width": net.width, "depth": net.depth, "resolution": net.resolution,
+           "top1": last["test_top1"], "top5": last["test_top5"],
+           "train_time_s": last["elapsed_s"], "run_dir": run_dir,
+           "train_config": _portable_train_config(trial.train, study_root)}
+    tmp = done.with_name(f".{TRIAL_FILE}.tmp")
+    tmp.write_text(json.dumps(row, indent=1), encoding="utf-8")
+    os.replace(tmp, done)
+    return {**row, "trained": True}
+
+
+def _set_worker_threads(threads: int) -> None:
+    """Process-pool initializer: this worker's Numba kernels use ``threads`` threads."""
+    import numba
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
+def run_trials(trials: Sequence[Trial], jobs: int = 1,
+               log: Callable[[str], None] = print,
+               executor: concurrent.futures.Executor | None = None) -> list[dict]:
+    """Run every trial (see :func:`run_trial`), ``jobs`` at a time in separate processes, or
+    on ``executor`` when given (any :class:`concurrent.futures.Executor`, e.g. a Dask
+    cluster's ``distributed.Client(address).get_executor()``: trials are independent and
+    resumable, so an existing engine schedules them; see :func:`dask_executor`).
+
+    Processes are started with ``spawn``: Numba's threading layer is not safe to fork once it
+    has run. With ``jobs`` processes each uses ``cores // jobs`` Numba threads (at least one),
+    so ``jobs=2`` on two cores runs two single-threaded trials side by side, which keeps small
+    networks' cores busier than one two-threaded trial does (their kernels are too short to
+    split well). Results come back in the order of ``trials``; each row has ``trained`` telling
+    whether this call trained it.
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs}")
+    rows: list[dict | None] = [None] * len(trials)
+
+    def report(i: int, row: dict) -> None:
+        rows[i] = row
+        state = "trained" if row["trained"] else "already done"
+        log(f"[{sum(r is not None for r in rows)}/{len(trials)}] {row['model']} seed "
+            f"{row['seed']}: top-1 {100 * row['top1']:.1f} % ({state})")
+
+    def run_on(pool: concurrent.futures.Executor) -> None:
+        futures = {pool.submit(run_trial, t): i for i, t in enumerate(trials)}
+        for future in concurrent.futures.as_completed(futures):
+            report(futures[future], future.result())
+
+    if executor is not None:
+        run_on(executor)
+    elif jobs == 1:
+        for i, trial in enumerate(trials):
+            report(i, run_trial(trial))
+    else:
+        context = multiprocessing.get_context("spawn")
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context,
+                                                    initializer=_set_worker_threads,
+                                                    initargs=(threads,)) as pool:
+            run_on(pool)
+    return rows
+
+
+def dask_executor(address: str) -> concurrent.futures.Executor:
+    """A :class:`concurrent.futures.Executor` running on the Dask cluster at ``address``
+    (e.g. ``"tcp://scheduler:8786"``). Needs the ``cluster`` extra (``pip install
+    minieffnet[cluster]``); every worker needs minieffnet and the data (``--data-dir`` must
+    be a path the workers can read) and the study folder on a shared file system."""
+    try:
+        from distributed import Client
+    except ImportError as e:
+        raise ValueError("dispatching trials to Dask needs the 'distributed' package: "
+                         "pip install 'minieffnet[cluster]'") from e
+    return Client(address).get_executor()

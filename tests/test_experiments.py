@@ -271,3 +271,12 @@ def test_cli_compare_scaling_with_two_budgets_prints_the_paired_differences(tmp_
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "Paired differences" in out and "compound-x2-2ep" in out
+
+
+def test_trials_run_seed_by_seed_and_come_back_in_their_own_order(tmp_path):
+    lines = []
+    results = compare_scaling(TINY, tmp_path, targets=(2.0,), seeds=(0, 1),
+                              strategies=("width",), log=lines.append)
+    assert [line.split("]")[1].split(":")[0].strip() for line in lines] == [
+        "base seed 0", "width-x2 seed 0", "base seed 1", "width-x2 seed 1"]
+    assert [r["model"] for r in results] == ["base", "width-x2"]

@@ -125,8 +125,11 @@ def run_trials(trials: Sequence[Trial], jobs: int = 1,
     has run. With ``jobs`` processes each uses ``cores // jobs`` Numba threads (at least one),
     so ``jobs=2`` on two cores runs two single-threaded trials side by side, which keeps small
     networks' cores busier than one two-threaded trial does (their kernels are too short to
-    split well). Results come back in the order of ``trials``; each row has ``trained`` telling
-    whether this call trained it.
+    split well).
+
+    Trials run seed by seed, every model of the first seed before any of the second, so a long
+    study stopped part-way already holds a complete single-seed comparison. Results come back
+    in the order of ``trials``; each row has ``trained`` telling whether this call trained it.
     """
     if jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs}")
@@ -138,16 +141,18 @@ def run_trials(trials: Sequence[Trial], jobs: int = 1,
         log(f"[{sum(r is not None for r in rows)}/{len(trials)}] {row['model']} seed "
             f"{row['seed']}: top-1 {100 * row['top1']:.1f} % ({state})")
 
+    order = sorted(range(len(trials)), key=lambda i: trials[i].seed)  # stable: model order kept
+
     def run_on(pool: concurrent.futures.Executor) -> None:
-        futures = {pool.submit(run_trial, t): i for i, t in enumerate(trials)}
+        futures = {pool.submit(run_trial, trials[i]): i for i in order}
         for future in concurrent.futures.as_completed(futures):
             report(futures[future], future.result())
 
     if executor is not None:
         run_on(executor)
     elif jobs == 1:
-        for i, trial in enumerate(trials):
-            report(i, run_trial(trial))
+        for i in order:
+            report(i, run_trial(trials[i]))
     else:
         context = multiprocessing.get_context("spawn")
         threads = max(1, (os.cpu_count() or 1) // jobs)

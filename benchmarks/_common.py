@@ -205,11 +205,21 @@ TORCH_PEERS: dict[str, Callable] = {
 }
 
 
+def depthwise_bytes(x: int, w: int, out: int) -> dict[str, int]:
+    """The least traffic of depthwise conv, in bytes, from the sizes in bytes of x, w and out.
+
+    ``forward`` reads x, w and writes out; ``input gradient`` reads dout and writes dx;
+    ``weight gradient`` reads dout, x and writes dw; ``backward`` computes both gradients in
+    one pass (reads dout and x once, writes dx and dw). Reading w in a backward is negligible
+    and not counted.
+    """
+    return {"forward": x + w + out, "input gradient": out + x, "weight gradient": out + x + w,
+            "backward": out + 2 * x + w}
+
+
 def _depthwise_bytes(a: dict, out: np.ndarray) -> tuple[int, int]:
-    # The least a kernel can move: forward reads x, w and writes out; backward reads dout, x
-    # and writes dx, dw (reading w again is negligible and not counted).
-    x, w = a["x"], a["w"]
-    return x.nbytes + w.nbytes + out.nbytes, out.nbytes + x.nbytes + x.nbytes + w.nbytes
+    moved = depthwise_bytes(a["x"].nbytes, a["w"].nbytes, out.nbytes)
+    return moved["forward"], moved["backward"]
 
 
 MIN_BYTES: dict[str, Callable] = {"depthwise conv": _depthwise_bytes}
@@ -299,69 +309,151 @@ def time_torch(case: OpCase, repeats: int, stat) -> tuple[float, float]:
 
 
 # --- whole models, one process per case -------------------------------------------------------
-def torchvision_b0(preset: str, classes: int):
-    """torchvision's ``efficientnet_b0`` with minieffnet's ``preset`` applied.
+# The peers of a model case, as the table's columns name them. "torch eager": torchvision's
+# network as it comes (NCHW); "channels_last": the same with weights and input in NHWC memory
+# format; "torch.compile": the eager network compiled by inductor (the first step compiles);
+# "ONNX Runtime": the network exported by torch.onnx.export, run by onnxruntime's CPU provider.
+TORCH_IMPLS = ("torch eager", "channels_last", "torch.compile")
+ONNX_RUNTIME = "ONNX Runtime"
+
+
+def model_config(spec: dict):
+    """minieffnet's :class:`~minieffnet.scaling.EfficientNetConfig` of model case ``spec``
+    (``preset``, ``width``, ``depth``, ``resolution``, ``classes``): B0's block table scaled."""
+    from minieffnet.scaling import make_config
+    return make_config("b0", spec["classes"], preset=spec["preset"], width=spec["width"],
+                       depth=spec["depth"], resolution=spec["resolution"])
+
+
+def torchvision_twin(preset: str, classes: int, width: float = 1.0, depth: float = 1.0):
+    """torchvision's EfficientNet with B0's block table scaled by ``width`` and ``depth``
+    (``_efficientnet_conf``, the rule ``efficientnet_b0`` … ``b7`` use) and minieffnet's
+    ``preset`` applied; width = depth = 1 is ``efficientnet_b0``.
 
     The cifar preset (``minieffnet/scaling.py``) sets the stem's stride and the stride of Table
     1 stage 3 (the first stride-2 MBConv stage, torchvision's ``features[2]``; its depthwise
     conv is ``block[1][0]``) to 1; everything else is the same network, which is what lets
-    ``minieffnet.interop`` map weights between the two by name.
+    ``minieffnet.interop`` map weights between the two by name. torchvision decides whether a
+    block is residual when it builds it (stride 2 there: no); at stride 1 with as many
+    channels out as in (small widths round both to 8, as the study's 0.25 does) minieffnet's
+    block is residual, so the twin's is made so too.
     """
-    import torchvision
-    model = torchvision.models.efficientnet_b0(num_classes=classes)
+    from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
+    blocks, last_channel = _efficientnet_conf("efficientnet_b0", width_mult=width,
+                                              depth_mult=depth)
+    model = EfficientNet(blocks, dropout=0.2, last_channel=last_channel, num_classes=classes)
     if preset == "cifar":
         model.features[0][0].stride = (1, 1)
-        model.features[2][0].block[1][0].stride = (1, 1)
+        first = model.features[2][0]
+        first.block[1][0].stride = (1, 1)
+        first.use_res_connect = first.block[0][0].in_channels == first.out_channels
     return model
+
+
+def checked_twin(spec: dict):
+    """:func:`torchvision_twin` of model case ``spec``, after checking that it has exactly as
+    many parameters as minieffnet's network (``minieffnet.count_parameters``): a different
+    network would make every comparison meaningless. Raises RuntimeError if not."""
+    from minieffnet import count_parameters
+    model = torchvision_twin(spec["preset"], spec["classes"], spec["width"], spec["depth"])
+    theirs = sum(p.numel() for p in model.parameters())
+    ours = count_parameters(model_config(spec))
+    if theirs != ours:
+        raise RuntimeError(f"the torchvision twin of {spec} has {theirs:,} parameters, "
+                           f"minieffnet's network {ours:,}")
+    return model
+
+
+def export_onnx(model, spec: dict, path: str) -> None:
+    """Export torch ``model`` in evaluation mode at model case ``spec``'s input shape to
+    ``path`` (ONNX; weights may go to a ``.data`` file beside it) with ``torch.onnx.export``,
+    input ``x``, output ``logits``."""
+    import torch
+    r = spec["resolution"]
+    x = torch.zeros(spec["batch"], 3, r, r)
+    # verbose=False: the exporter would report its progress on stdout, the Markdown report.
+    torch.onnx.export(model.eval(), (x,), path, input_names=["x"], output_names=["logits"],
+                      verbose=False)
+
+
+def _minieffnet_step(spec: dict, x: np.ndarray, y: np.ndarray, train: bool) -> Callable:
+    import minieffnet as me
+    from minieffnet.optim import SGD
+    model = me.EfficientNet(model_config(spec)).train(train)
+    opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        logits = model(x)
+        if train:
+            _, dlogits = me.ops.softmax_cross_entropy(logits, y)
+            model.backward(dlogits)
+            opt.step()
+    return step
+
+
+def _torch_step(spec: dict, x: np.ndarray, y: np.ndarray, train: bool) -> Callable:
+    import torch
+    impl = spec["impl"]
+    model = torchvision_twin(spec["preset"], spec["classes"], spec["width"], spec["depth"])
+    model.train(train)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    if impl == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        xt = xt.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    run = torch.compile(model) if impl == "torch.compile" else model
+
+    def step():
+        if train:
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(run(xt), yt).backward()
+            opt.step()
+        else:
+            with torch.no_grad():
+                run(xt)
+    return step
+
+
+def _onnxruntime_step(spec: dict, x: np.ndarray, y: np.ndarray, train: bool) -> Callable:
+    import onnxruntime as ort
+    if train:
+        raise ValueError("ONNX Runtime runs inference cases only")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = spec["threads"]
+    session = ort.InferenceSession(spec["onnx"], options, providers=["CPUExecutionProvider"])
+    return lambda: session.run(None, {"x": x})
+
+
+_STEPS = {"minieffnet": _minieffnet_step, **dict.fromkeys(TORCH_IMPLS, _torch_step),
+          ONNX_RUNTIME: _onnxruntime_step}
 
 
 def run_model_case(spec: dict) -> dict:
     """Time one model case in this process; returns images/s and the process's peak RSS.
 
-    ``spec``: ``impl`` ("minieffnet" or "torch"), ``mode`` ("train": forward, backward, SGD
-    update; "infer": eval-mode forward), ``preset``, ``resolution``, ``batch``, ``classes``,
-    ``warmup`` and ``steps`` (untimed and timed steps), ``stat``, ``threads``. Run it in a
-    fresh process (see :func:`model_case_in_subprocess`), so that ``ru_maxrss`` is this case's
-    peak memory.
+    ``spec``: ``impl`` (``"minieffnet"``, one of :data:`TORCH_IMPLS` or :data:`ONNX_RUNTIME`,
+    which also needs ``onnx``, the path :func:`export_onnx` wrote), ``mode`` ("train":
+    forward, backward, SGD update; "infer": eval-mode forward), the network (``preset``,
+    ``width``, ``depth``, ``resolution``, ``classes``), ``batch``, ``warmup`` and ``steps``
+    (untimed and timed steps), ``threads``. Returns ``images_per_s`` and ``seconds`` as
+    (best, median) of the timed steps, ``first_step_s`` (the first warm-up step, which
+    compiles under torch.compile) and ``peak_rss_mb``. Run it in a fresh process (see
+    :func:`model_case_in_subprocess`), so that the peak is this case's own.
     """
-    is_torch = spec["impl"] == "torch"
-    configure_threads(spec["threads"], ours=not is_torch, pytorch=is_torch)
+    impl = spec["impl"]
+    configure_threads(spec["threads"], ours=impl == "minieffnet", pytorch=impl in TORCH_IMPLS)
     rng = np.random.default_rng(0)
-    n, r, classes = spec["batch"], spec["resolution"], spec["classes"]
+    n, r = spec["batch"], spec["resolution"]
     x = rng.standard_normal((n, 3, r, r), dtype=np.float32)
-    y = rng.integers(0, classes, n)
-    train = spec["mode"] == "train"
-    if is_torch:
-        import torch
-        model = torchvision_b0(spec["preset"], classes)
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-
-        def step():
-            if train:
-                opt.zero_grad()
-                torch.nn.functional.cross_entropy(model(xt), yt).backward()
-                opt.step()
-            else:
-                with torch.no_grad():
-                    model(xt)
-    else:
-        import minieffnet as me
-        from minieffnet.optim import SGD
-        model = me.efficientnet("b0", classes, preset=spec["preset"], resolution=r)
-        opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-        def step():
-            logits = model(x)
-            if train:
-                _, dlogits = me.ops.softmax_cross_entropy(logits, y)
-                model.backward(dlogits)
-                opt.step()
-    model.train(train)
-    for _ in range(spec["warmup"]):
+    y = rng.integers(0, spec["classes"], n)
+    step = _STEPS[impl](spec, x, y, spec["mode"] == "train")
+    first = wall_time(step)
+    for _ in range(spec["warmup"] - 1):
         step()
-    seconds = STATS[spec["stat"]]([wall_time(step) for _ in range(spec["steps"])])
-    return {"images_per_s": n / seconds, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+    times = [wall_time(step) for _ in range(spec["steps"])]
+    seconds = (min(times), statistics.median(times))
+    return {"images_per_s": [n / s for s in seconds], "seconds": list(seconds),
+            "first_step_s": first, "peak_rss_mb": peak_rss_mb()}
 
 
 def peak_rss_mb() -> float:

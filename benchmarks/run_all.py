@@ -1,8 +1,9 @@
-"""Every speed and memory benchmark of minieffnet in one Markdown table, beside PyTorch CPU.
+"""Every speed and memory benchmark of minieffnet in one Markdown table, beside its CPU peers.
 
-    python benchmarks/run_all.py                 # the full run (several minutes on 2 cores)
+    python benchmarks/run_all.py                 # the full run (minutes; see --no-compile)
+    python benchmarks/run_all.py --no-compile    # ... without torch.compile (~100 s a case)
     python benchmarks/run_all.py --write         # ... and replace the marked section of RESULTS.md
-    python benchmarks/run_all.py --quick         # smoke run: tiny sizes, seconds
+    python benchmarks/run_all.py --quick         # smoke run: tiny sizes, no torch.compile
 
 Rows (the header printed above the table says exactly how each is measured):
 
@@ -11,21 +12,30 @@ Rows (the header printed above the table says exactly how each is measured):
   conv (on Numba and, given a GPU, on CUDA), the evaluation-mode fused depthwise -> BN ->
   Swish, the stem conv, pointwise (1×1) conv, squeeze-excite, the classifier and global
   average pooling -- over every layer of B0 (imagenet preset, 64×64, batch 64, float32),
-  against the ``torch.nn.functional`` equivalent under autograd; depthwise also in GB/s
-  against this machine's memory bandwidth, its roofline;
-* models: a B0 training step (forward, backward, SGD update) at 64×64 and with the cifar preset
-  at 32×32, and B0 inference at 64×64, against torchvision's ``efficientnet_b0`` (with the
-  cifar preset's strides for that row), each case in a fresh process so peak RSS is its own;
+  against the ``torch.nn.functional`` equivalent under autograd (the "torch eager" column);
+  depthwise also in GB/s against this machine's copy bandwidth, its roofline;
+* models: training steps (forward, backward, SGD update) and inference of B0 (imagenet preset
+  at 64×64, cifar preset at 32×32, batch 64) and of the scaling study's base network (cifar
+  preset, width 0.25, depth 0.25; 32×32 and 16×16, batch 128), in img/s as best / median of
+  the timed steps, and each process's peak RSS;
 * start-up: from launching ``python -c`` to the end of its first training step, with Numba's
-  cache warm and cold.
+  cache warm and cold (an empty ``NUMBA_CACHE_DIR``).
 
-Targets (issue "Speed") stand beside the rows. PyTorch is optional: without it (or with
-``--no-torch``) its columns show "–". ``--threads`` applies to Numba and PyTorch alike.
+Peers, one column each, every case of every peer in a fresh process: torchvision's twin of the
+network (same width, depth and strides; its parameter count is checked against minieffnet's)
+in PyTorch eager (NCHW), in ``channels_last`` and, for training, under ``torch.compile``
+(inductor; the first step compiles, reported in the notes and not in the step times);
+for inference, ONNX Runtime (the twin exported with ``torch.onnx.export``,
+``CPUExecutionProvider``, ``--threads`` intra-op threads). A peer that is not installed
+(``pip install -e .[torch,bench]``) or is switched off shows "–" and the header says why.
+The ratio column compares with the fastest peer; the targets of issue 13 ("Speed II") stand
+beside the rows. ``--threads`` applies to Numba, PyTorch and ONNX Runtime alike.
 Timings taken while other jobs share the cores are noise; take final numbers on a quiet machine.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -33,7 +43,8 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -48,12 +59,37 @@ _T0 = time.perf_counter()
 RESULTS = Path(__file__).with_name("RESULTS.md")
 BEGIN, END = "<!-- run_all:begin -->", "<!-- run_all:end -->"
 
-# (mode, preset, which resolution argument) of each model row.
-MODEL_CASES = {"train B0 imagenet": ("train", "imagenet", "resolution"),
-               "train B0 cifar": ("train", "cifar", "cifar_resolution"),
-               "infer B0 imagenet": ("infer", "imagenet", "resolution")}
+ONNX_RUNTIME = common.ONNX_RUNTIME
+PEERS = (*common.TORCH_IMPLS, ONNX_RUNTIME)            # the peer columns, in order
+MODE_PEERS = {"train": common.TORCH_IMPLS,              # the peers each kind of case runs
+              "infer": ("torch eager", "channels_last", ONNX_RUNTIME)}
+ONNX_MODULES = ("onnx", "onnxscript", "onnxruntime")    # the bench extra: export and run
+STUDY = {"preset": "cifar", "width": 0.25, "depth": 0.25}  # the scaling study's base network
+STUDY_RESOLUTIONS = (32, 16)
 RSS_SUFFIX = " peak RSS"
 STARTUP_ROWS = ("start-up warm", "start-up cold")
+
+# One number, or (best, median) of the timed steps; None shows "–".
+Value = float | tuple[float, float] | None
+HIGHER_IS_BETTER = ("img/s",)  # every other unit (ms, MB, s) is better lower
+
+
+def model_cases(args) -> dict[str, dict]:
+    """Every model case: row name -> the network and input (``mode``, ``preset``, ``width``,
+    ``depth``, ``resolution``, ``batch``); the order of issue 13's table."""
+    b0 = {"width": 1.0, "depth": 1.0, "batch": args.batch}
+    b0_at = {"imagenet": args.resolution, "cifar": args.cifar_resolution}
+    cases = {}
+    for mode in MODE_PEERS:
+        for preset, resolution in b0_at.items():
+            cases[f"{mode} B0 {preset}"] = {**b0, "mode": mode, "preset": preset,
+                                            "resolution": resolution}
+    for mode in MODE_PEERS:
+        for resolution in STUDY_RESOLUTIONS:
+            cases[f"{mode} study {resolution} px"] = {**STUDY, "mode": mode,
+                                                      "resolution": resolution,
+                                                      "batch": args.study_batch}
+    return cases
 
 
 def op_benches() -> list[tuple]:
@@ -68,68 +104,117 @@ def op_benches() -> list[tuple]:
 def row_names() -> tuple[str, ...]:
     """Every row of the table, in order."""
     return (*(name for _, _, name in op_benches()),
-            *(n + s for n in MODEL_CASES for s in ("", RSS_SUFFIX)),
+            *(n + s for n in model_cases(parse_args([])) for s in ("", RSS_SUFFIX)),
             *STARTUP_ROWS)
 
-# Issue "Speed": row -> (threshold, kind). "ratio": the ratio column (above 1 = minieffnet
-# better) must reach the threshold; "at most": minieffnet's own value must not exceed it.
-TARGETS = {"depthwise conv": (2.0, "ratio"),
-           "train B0 imagenet": (1.5, "ratio"), "train B0 cifar": (1.5, "ratio"),
-           "infer B0 imagenet": (1.0, "ratio"),
-           "train B0 imagenet" + RSS_SUFFIX: (1.0, "ratio"),
-           "train B0 cifar" + RSS_SUFFIX: (1.0, "ratio"),
-           "start-up warm": (5.0, "at most")}
+
+@dataclass(frozen=True)
+class Target:
+    """A target of issue 13 ("Speed II"; the warm start-up one is issue "Speed"'s).
+
+    ``kind``: "ratio": the median ratio against the best of ``peers`` reaches ``threshold``;
+    "at most": minieffnet's value does not exceed it; "share": the row's kernels reach that
+    fraction of the measured copy bandwidth. ``text`` is the target column.
+    """
+    kind: str
+    threshold: float
+    text: str
+    peers: tuple[str, ...] = PEERS
+
+
+_TRAIN_B0 = Target("ratio", 2.0, "≥ 2× fastest PyTorch", common.TORCH_IMPLS)
+_TRAIN_STUDY = Target("ratio", 2.5, "≥ 2.5× fastest PyTorch", common.TORCH_IMPLS)
+_INFER_B0 = Target("ratio", 1.0, "≥ 1× ONNX Runtime", (ONNX_RUNTIME,))
+_MEMORY = Target("ratio", 1.0, "≤ torch eager's", ("torch eager",))
+_TRAIN_CASES = ("train B0 imagenet", "train B0 cifar", "train study 32 px", "train study 16 px")
+TARGETS = {
+    "depthwise conv": Target("share", 0.5, "≥ 50 % of copy bandwidth"),
+    "train B0 imagenet": _TRAIN_B0, "train B0 cifar": _TRAIN_B0,
+    "train study 32 px": _TRAIN_STUDY, "train study 16 px": _TRAIN_STUDY,
+    "infer B0 imagenet": _INFER_B0, "infer B0 cifar": _INFER_B0,
+    **{name + RSS_SUFFIX: _MEMORY for name in _TRAIN_CASES},
+    "start-up warm": Target("at most", 5.0, "≤ 5 s"),
+    "start-up cold": Target("at most", 10.0, "≤ 10 s"),
+}
 
 # The start-up rows time one small step so that they measure start-up (interpreter, imports,
 # loading or compiling Numba kernels), not the arithmetic of a big batch.
 STARTUP_BATCH = 8
 
 
+def _stats(v: float | tuple[float, float]) -> tuple[float, ...]:
+    return v if isinstance(v, tuple) else (v,)
+
+
 @dataclass
 class Row:
-    """One table row. ``ratio`` is oriented so that above 1 means minieffnet is better."""
+    """One table row: minieffnet's value and each peer's (``peers``: column -> value), all in
+    ``unit``; a peer absent from ``peers`` shows "–". ``share``: the fraction of the measured
+    copy bandwidth the row's kernels reach (the depthwise row)."""
     name: str
     unit: str
-    ours: float | None
-    torch: float | None = None
-    ratio: float | None = None
+    ours: Value
+    peers: dict[str, Value] = field(default_factory=dict)
     notes: str = ""
+    share: float | None = None
+
+    def ratio(self, among: tuple[str, ...] = PEERS) -> tuple[Value, str | None]:
+        """minieffnet against the best of the peers ``among`` that have a value, statistic by
+        statistic, oriented so that above 1 means minieffnet is better (our img/s ÷ theirs;
+        their ms, MB or s ÷ ours); and the peer with the best (median) value. ``(None, None)``
+        where no peer has one."""
+        have = {k: _stats(v) for k, v in self.peers.items() if k in among and v is not None}
+        if self.ours is None or not have:
+            return None, None
+        higher = self.unit in HIGHER_IS_BETTER
+        pick = max if higher else min
+        ours = _stats(self.ours)
+        best = [pick(v[i] for v in have.values()) for i in range(len(ours))]
+        ratios = tuple(o / b if higher else b / o for o, b in zip(ours, best, strict=True))
+        return (ratios if len(ratios) > 1 else ratios[0]), pick(have, key=lambda k: have[k][-1])
 
     def target(self) -> tuple[str, str]:
-        """(target text, met text) for this row; ("–", "–") where there is no target."""
+        """(target text, met text) for this row; ("–", "–") where there is no target. Met
+        compares the median; where a ratio target's peers are not the ratio column's, the
+        met text gives the ratio it used."""
         if self.name not in TARGETS:
             return "–", "–"
-        threshold, kind = TARGETS[self.name]
-        if kind == "at most":
-            text, value = f"≤ {threshold:g} {self.unit}", self.ours
-            met = None if value is None else value <= threshold
+        t, used = TARGETS[self.name], ""
+        if t.kind == "at most":
+            met = None if self.ours is None else _stats(self.ours)[-1] <= t.threshold
+        elif t.kind == "share":
+            met = None if self.share is None else self.share >= t.threshold
         else:
-            text = f"≥ {threshold:g}×" if "RSS" not in self.name else "≤ PyTorch's"
-            met = None if self.ratio is None else self.ratio >= threshold
-        return text, {None: "–", True: "yes", False: "**no**"}[met]
+            ratio, peer = self.ratio(t.peers)
+            met = None if ratio is None else _stats(ratio)[-1] >= t.threshold
+            if ratio is not None and (ratio, peer) != self.ratio():
+                used = f" ({_stats(ratio)[-1]:.2f}× vs {peer})"
+        return t.text, {None: "–", True: "yes", False: "**no**"}[met] + used
 
     def markdown(self) -> str:
         """The row as a Markdown table line."""
-        ratio = "–" if self.ratio is None else f"{self.ratio:.2f}×"
+        ratio, peer = self.ratio()
+        ratio_cell = "–" if ratio is None else " / ".join(f"{r:.2f}×" for r in _stats(ratio))
+        if sum(v is not None for v in self.peers.values()) > 1:
+            ratio_cell += f" vs {peer}"
         target, met = self.target()
-        cells = (self.name, self.unit, _num(self.ours), _num(self.torch), ratio, target, met,
-                 self.notes)
+        cells = (self.name, self.unit, _cell(self.ours),
+                 *(_cell(self.peers.get(p)) for p in PEERS), ratio_cell, target, met, self.notes)
         return "| " + " | ".join(cells) + " |"
 
 
-def _num(v: float | None) -> str:
-    if v is None:
-        return "–"
+def _cell(v: Value) -> str:
+    return "–" if v is None else " / ".join(_num(x) for x in _stats(v))
+
+
+def _num(v: float) -> str:
     return f"{v:.0f}" if abs(v) >= 100 else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
-
-
-def _ratio(num: float | None, den: float | None) -> float | None:
-    return None if num is None or den is None or den == 0 else num / den
 
 
 # --- measurements -----------------------------------------------------------------------------
 def op_rows(args, torch, bandwidth: float) -> list[Row]:
-    """The op-level rows: every registered op's forward+backward over all B0 layers, in ms."""
+    """The op-level rows: every registered op's forward+backward over all B0 layers, in ms;
+    ``bandwidth``: the machine's copy bandwidth in GB/s, the depthwise row's roofline."""
     from minieffnet.scaling import make_config
 
     config = make_config("b0", 10, resolution=args.resolution)
@@ -168,49 +253,87 @@ def _op_row(args, spec, backend: str, name: str, shapes, torch, bandwidth: float
             theirs += count * np.array(common.time_torch(case, args.repeats, stat))
     has_peer = torch is not None and spec.bench.row in common.TORCH_PEERS
     ms, ms_t = 1e3 * ours, 1e3 * theirs
-    total_t = ms_t.sum() if has_peer else None
     notes = f"fwd {ms[0]:.1f} + bwd {ms[1]:.1f}"
     if has_peer:
         notes += f" (PyTorch {ms_t[0]:.1f} + {ms_t[1]:.1f})"
     notes += f"; {sum(shapes.values())} layers, {len(shapes)} shapes"
+    share = None
     if backend == "cuda":
         notes += "; NumPy arrays in and out, so each call copies to the GPU and back"
     elif moved.any():
         gbs = moved / ours / 1e9
         achieved = moved.sum() / ours.sum() / 1e9
+        share = achieved / bandwidth
         notes += (f"; {achieved:.1f} GB/s (fwd {gbs[0]:.1f}, bwd {gbs[1]:.1f}) of "
-                  f"{bandwidth:.1f} GB/s measured = {100 * achieved / bandwidth:.0f} %")
-    return Row(name, "ms", ms.sum(), total_t, _ratio(total_t, ms.sum()), notes)
+                  f"{bandwidth:.1f} GB/s copy bandwidth = {100 * share:.0f} %")
+    peers = {"torch eager": ms_t.sum()} if has_peer else {}
+    return Row(name, "ms", ms.sum(), peers, notes, share)
 
 
-def model_rows(args, with_torch: bool) -> list[Row]:
-    """Training and inference throughput and peak memory, one fresh process per case."""
+def peers_missing(args, torch) -> dict[str, str]:
+    """Why each peer that does not run here is left out: peer -> reason."""
+    if torch is None:  # ONNX Runtime too: it runs the network PyTorch exports
+        return dict.fromkeys(PEERS, "--no-torch" if args.no_torch else "PyTorch not installed")
+    if importlib.util.find_spec("torchvision") is None:
+        return dict.fromkeys(PEERS, "torchvision not installed")
+    missing = {}
+    if args.no_compile:
+        missing["torch.compile"] = "--quick" if args.quick else "--no-compile"
+    absent = [m for m in ONNX_MODULES if importlib.util.find_spec(m) is None]
+    if absent:
+        missing[ONNX_RUNTIME] = f"{', '.join(absent)} not installed (the bench extra)"
+    return missing
+
+
+def model_rows(args, torch) -> list[Row]:
+    """Training and inference throughput and peak memory: every case, for minieffnet and each
+    peer that runs here, in a fresh process."""
     env = common.thread_env(args.threads, BASE_ENV)
+    missing = peers_missing(args, torch)
     rows = []
-    for name, (mode, preset, res_arg) in MODEL_CASES.items():
-        spec = {"mode": mode, "preset": preset, "resolution": getattr(args, res_arg),
-                "batch": args.batch, "classes": 10, "warmup": args.warmup,
-                "steps": args.repeats, "stat": args.stat, "threads": args.threads}
+    for name, case in model_cases(args).items():
+        spec = {**case, "classes": 10, "warmup": args.warmup, "steps": args.steps,
+                "threads": args.threads}
+        peers = [p for p in MODE_PEERS[case["mode"]] if p not in missing]
         results = {}
-        for impl in ("minieffnet", "torch") if with_torch else ("minieffnet",):
-            _progress(f"model {name}: {impl}")
-            results[impl] = common.model_case_in_subprocess(__file__, {**spec, "impl": impl},
-                                                            env)
-        ours, theirs = results["minieffnet"], results.get("torch", {})
-        if "error" in ours:
-            raise RuntimeError(f"{name}: minieffnet case failed: {ours['error']}")
-        size = f"{spec['resolution']}×{spec['resolution']}, batch {args.batch}"
-        notes = f"{size}; {1e3 * ours['seconds']:.0f} ms/step"
-        if "seconds" in theirs:
-            notes += f" vs {1e3 * theirs['seconds']:.0f}"
-        if "error" in theirs:
-            notes += f"; PyTorch case failed: {theirs['error']}"
-        ips, ips_t = ours["images_per_s"], theirs.get("images_per_s")
-        rss, rss_t = ours["peak_rss_mb"], theirs.get("peak_rss_mb")
-        rows.append(Row(name, "img/s", ips, ips_t, _ratio(ips, ips_t), notes))
-        rows.append(Row(name + RSS_SUFFIX, "MB", rss, rss_t, _ratio(rss_t, rss),
-                        "whole process, maximum resident set"))
+        with tempfile.TemporaryDirectory(prefix="minieffnet-onnx-") as tmp:
+            twin = common.checked_twin(spec) if peers else None
+            if ONNX_RUNTIME in peers:
+                _progress(f"model {name}: exporting torchvision's twin to ONNX")
+                spec["onnx"] = os.path.join(tmp, "twin.onnx")
+                try:
+                    common.export_onnx(twin, spec, spec["onnx"])
+                except Exception as e:  # noqa: BLE001  (one failing peer keeps the table)
+                    results[ONNX_RUNTIME] = {"error": f"export failed: {e!r}"}
+            for impl in ("minieffnet", *peers):
+                if impl not in results:
+                    _progress(f"model {name}: {impl}")
+                    results[impl] = common.model_case_in_subprocess(
+                        __file__, {**spec, "impl": impl}, env)
+        rows += _model_rows(name, spec, results)
     return rows
+
+
+def _model_rows(name: str, spec: dict, results: dict[str, dict]) -> list[Row]:
+    """The img/s and peak-RSS rows of one case from each implementation's result."""
+    ours = results.pop("minieffnet")
+    if "error" in ours:
+        raise RuntimeError(f"{name}: minieffnet case failed: {ours['error']}")
+    ran = {k: v for k, v in results.items() if "error" not in v}
+    steps = ", ".join(f"{k} {_num(1e3 * v['seconds'][1])}"
+                      for k, v in {"minieffnet": ours, **ran}.items())
+    r = spec["resolution"]
+    notes = f"{r}×{r}, batch {spec['batch']}; median ms/step: {steps}"
+    if "torch.compile" in ran:
+        notes += (f"; torch.compile's first step (compiling, not timed) "
+                  f"{ran['torch.compile']['first_step_s']:.0f} s")
+    notes += "".join(f"; {k} failed: {v['error']}" for k, v in results.items() if "error" in v)
+    peers = MODE_PEERS[spec["mode"]]
+    ips = {p: tuple(ran[p]["images_per_s"]) if p in ran else None for p in peers}
+    rss = {p: ran[p]["peak_rss_mb"] if p in ran else None for p in peers}
+    return [Row(name, "img/s", tuple(ours["images_per_s"]), ips, notes),
+            Row(name + RSS_SUFFIX, "MB", ours["peak_rss_mb"], rss,
+                "whole process, maximum resident set")]
 
 
 def startup_rows(args) -> list[Row]:
@@ -244,26 +367,30 @@ def header(args, torch, bandwidth: dict, load_start: str) -> list[str]:
         layer = numba.threading_layer()
     except ValueError:  # no parallel kernel has run in this process
         layer = "?"
-    pytorch = "PyTorch –"
-    if torch is not None:
-        pytorch = f"PyTorch {torch.__version__}"
+    versions = [f"Python {platform.python_version()}", f"NumPy {np.__version__} (BLAS "
+                f"{common.blas_name()})", f"Numba {numba.__version__}"]
+    for label, dist in (("PyTorch", "torch"), ("torchvision", "torchvision"),
+                        ("ONNX Runtime", "onnxruntime"), ("onnxscript", "onnxscript")):
         try:
-            import torchvision
-            pytorch += f", torchvision {torchvision.__version__}"
-        except ImportError:
-            pytorch += ", torchvision –"
-    versions = (f"Python {platform.python_version()}, NumPy {np.__version__} (BLAS "
-                f"{common.blas_name()}), Numba {numba.__version__}, {pytorch}")
+            versions.append(f"{label} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{label} –")
+    by_reason: dict[str, list[str]] = {}
+    for peer, why in peers_missing(args, torch).items():
+        by_reason.setdefault(why, []).append(peer)
+    not_run = "; ".join(f"{', '.join(p)} ({why})" for why, p in by_reason.items()) or "none"
     command = " ".join(["python benchmarks/run_all.py", *sys.argv[1:]])
     batch, res, cres = args.batch, args.resolution, args.cifar_resolution
+    study = ", ".join(f"{r}×{r}" for r in STUDY_RESOLUTIONS)
     return [
         f"### `{command}` ({time.strftime('%Y-%m-%d %H:%M %Z')})",
         "",
         f"- Machine: {common.cpu_name()}, {os.cpu_count()} logical cores; load average "
         f"{load_start} at start, {common.load_average()} at end.",
-        f"- Threads: {args.threads} for Numba (threading layer {layer}) and PyTorch; NumPy's "
-        "BLAS as minieffnet sets it (one OpenBLAS thread, minieffnet/_threads.py).",
-        f"- Versions: {versions}.",
+        f"- Threads: {args.threads} for Numba (threading layer {layer}), PyTorch and ONNX "
+        "Runtime (intra-op); NumPy's BLAS as minieffnet sets it (one OpenBLAS thread, "
+        "minieffnet/_threads.py).",
+        f"- Versions: {', '.join(versions)}.",
         f"- Memory bandwidth (NumPy, one thread, best of {args.repeats}): copy "
         f"{bandwidth['copy']:.1f} GB/s, triad {bandwidth['triad']:.1f} GB/s.",
         f"- Op rows: forward + backward in ms, float32, summed over the layers of B0 "
@@ -271,27 +398,37 @@ def header(args, torch, bandwidth: dict, load_start: str) -> list[str]:
         f"({args.stat} of {args.repeats} calls after a warm-up) and counted once per layer "
         "that has it. Every op of minieffnet's registry that B0 runs on its own, in training "
         "mode except the fused depthwise + BN + swish row (evaluation, as inference runs it); "
-        "Numba unless the row names another backend. PyTorch: `torch.nn.functional` under "
+        "Numba unless the row names another backend. torch eager: `torch.nn.functional` under "
         "autograd. Depthwise GB/s: the least traffic (forward reads x, w, writes out; "
-        "backward reads dout, x, writes dx, dw) over the time, against the larger bandwidth "
+        "backward reads dout, x, writes dx, dw) over the time, against the copy bandwidth "
         "above.",
-        f"- Model rows: batch {batch}, 10 classes, SGD with momentum; imagenet preset at "
-        f"{res}×{res}, cifar preset at {cres}×{cres} against torchvision's efficientnet_b0 "
-        f"with the same strides; {args.stat} of {args.repeats} steps after {args.warmup} "
-        "warm-up steps, each case in a fresh process.",
+        f"- Model rows: img/s as best / median of {args.steps} steps after {args.warmup} "
+        "warm-up steps, float32, 10 classes, SGD with momentum (training) or evaluation mode "
+        f"(inference); B0 with the imagenet preset at {res}×{res} and the cifar preset at "
+        f"{cres}×{cres}, batch {batch}; study: the scaling study's base network (cifar preset, "
+        f"width {STUDY['width']}, depth {STUDY['depth']}) at {study}, batch {args.study_batch}. "
+        "Each implementation of each case in a fresh process; peak RSS is that process's.",
+        "- Peers: torchvision's EfficientNet built by `_efficientnet_conf` with the same width, "
+        "depth and strides (its parameter count checked equal to minieffnet's): torch eager "
+        "(NCHW), channels_last (weights and input), torch.compile (training; inductor, "
+        "default mode; its first step compiles, given in the notes, not in the step times); "
+        "ONNX Runtime (inference; the network exported with `torch.onnx.export`, "
+        "CPUExecutionProvider). Not run here: " + not_run + ".",
+        "- Ratio: against the fastest peer that ran (named when several did), best / median; "
+        "above 1 means minieffnet is better (our img/s ÷ theirs; their ms, MB or s ÷ ours). "
+        "A target is met when the median meets it; issue 13 asks for two consecutive runs.",
         "- Start-up: a new `python -c` that imports minieffnet, builds the cifar-preset B0 and "
         "runs one training step; warm: Numba's cache filled by an identical earlier run, "
         "cold: an empty `NUMBA_CACHE_DIR`.",
-        "- Ratio: above 1 means minieffnet is better (PyTorch ms ÷ ours, our img/s ÷ "
-        "PyTorch's, PyTorch MB ÷ ours).",
         "",
     ]
 
 
 def table(rows: list[Row]) -> list[str]:
     """The Markdown table lines for ``rows``."""
-    return ["| benchmark | unit | minieffnet | PyTorch | ratio | target | met | notes |",
-            "|---|---|---|---|---|---|---|---|", *(r.markdown() for r in rows)]
+    columns = ("benchmark", "unit", "minieffnet", *PEERS, "ratio", "target", "met", "notes")
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
+            *(r.markdown() for r in rows)]
 
 
 def replace_section(text: str, body: str) -> str:
@@ -328,26 +465,33 @@ def parse_args(argv=None) -> argparse.Namespace:
     """Options of the command (see ``--help``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=None,
-                    help=f"threads for Numba and PyTorch (default: all {os.cpu_count()} "
-                         "cores; 1 with --quick)")
-    ap.add_argument("--repeats", type=int, default=7,
-                    help="timed calls per op shape and timed steps per model case")
+                    help="threads for Numba, PyTorch and ONNX Runtime (default: all "
+                         f"{os.cpu_count()} cores; 1 with --quick)")
+    ap.add_argument("--repeats", type=int, default=7, help="timed calls per op shape")
     ap.add_argument("--stat", choices=sorted(common.STATS), default="median",
-                    help="summary of the timed calls; 'min' is steadier on a shared machine, "
-                         "where noise only ever adds time")
+                    help="summary of the timed op calls; 'min' is steadier on a shared "
+                         "machine, where noise only ever adds time")
+    ap.add_argument("--steps", type=int, default=8,
+                    help="timed steps per model case (reported as best / median)")
     ap.add_argument("--quick", action="store_true",
-                    help="smoke run: 32×32, batch 4, 1 repeat, 1 thread, no cold start-up")
+                    help="smoke run: B0 at 32×32, batch 4, 1 repeat, 2 steps, 1 thread, no "
+                         "torch.compile, no cold start-up")
     ap.add_argument("--no-torch", action="store_true",
-                    help="leave PyTorch out, as if it were not installed")
+                    help="leave PyTorch (and so ONNX Runtime) out, as if it were not "
+                         "installed")
+    ap.add_argument("--no-compile", action="store_true",
+                    help="leave torch.compile out (compiling takes ~100 s per training case)")
     ap.add_argument("--write", action="store_true",
                     help=f"also replace the section between {BEGIN} and {END} in "
                          "benchmarks/RESULTS.md")
     ap.add_argument("--child", help=argparse.SUPPRESS)  # one model case, JSON in and out
     args = ap.parse_args(argv)
     args.batch, args.resolution, args.cifar_resolution, args.warmup = 64, 64, 32, 2
+    args.study_batch = 128
     args.bandwidth_floats = 32 * 2**20          # 128 MB arrays, far beyond any cache
     if args.quick:
-        args.batch, args.resolution, args.repeats, args.warmup = 4, 32, 1, 1
+        args.batch, args.study_batch, args.resolution, args.warmup = 4, 4, 32, 1
+        args.repeats, args.steps, args.no_compile = 1, 2, True
         args.bandwidth_floats = 2**20
     if args.threads is None:
         # One thread in the smoke run: on cores other jobs keep busy, two-thread OpenMP
@@ -369,8 +513,8 @@ def main(argv=None) -> None:
     torch = None if args.no_torch else common.optional_torch()
     _progress("memory bandwidth")
     bandwidth = common.memory_bandwidth(args.bandwidth_floats, args.repeats)
-    rows = op_rows(args, torch, max(bandwidth.values()))
-    rows += model_rows(args, with_torch=torch is not None)
+    rows = op_rows(args, torch, bandwidth["copy"])
+    rows += model_rows(args, torch)
     rows += startup_rows(args)
     report = "\n".join(header(args, torch, bandwidth, load_start) + table(rows))
     print(report)

@@ -28,7 +28,16 @@
 # * that `"cuda"` is a backend like `"numpy"` and `"numba"`: under
 #   `me.use_backend("cuda")` the same public `depthwise_conv2d_forward` / `_backward` run
 #   these kernels and agree with the CPU op; and how to pick the naive or tiled kernels on
-#   arrays that stay on the GPU.
+#   arrays that stay on the GPU;
+# * what makes a kernel fast once it is correct: **coalesced** memory access (the threads of
+#   a warp reading neighbouring addresses — our first kernel does not, and we fix it), the
+#   **idle threads** of 16×16 tiles on EfficientNet's 7×7 maps, and, on a real GPU, the
+#   kernels' measured bandwidth in GB/s next to the device's peak (lesson 11 does the same
+#   for the CPU).
+#
+# **Exercise version:** `exercises/09_cuda_depthwise.ipynb` leaves the bounds guard, the
+# tiled kernel with its barrier, the coalesced kernel and the exercises to you; the
+# `### CHECK` cells grade them, in the simulator (see `lessons/README.md`).
 #
 # **No GPU?** Numba ships a CUDA *simulator* that runs every thread as a Python thread on
 # the CPU. It must be switched on *before numba is first imported*, which is why the first
@@ -39,7 +48,11 @@
 # Read along in `minieffnet/ops/depthwise_cuda.py`; lesson 03 derives the operation itself.
 
 # %%
+import ast
+import inspect
 import os
+import textwrap
+import time
 
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")   # "0" on a machine with a CUDA GPU
 
@@ -49,6 +62,7 @@ from numba import cuda                                # noqa: E402
 
 import minieffnet as me                               # noqa: E402
 from minieffnet.ops import depthwise_cuda as dcuda    # noqa: E402
+from minieffnet.scaling import network_layers         # noqa: E402
 
 SIMULATOR = bool(numba_config.ENABLE_CUDASIM)
 print("CUDA simulator" if SIMULATOR else "real GPU", "| cuda.is_available():", cuda.is_available())
@@ -76,36 +90,48 @@ def conv_plane_spec(x, w):
 
 
 # %% [markdown]
-# Then the kernel. Thread `(i, j)` computes `out[i, j]`. We launch a whole number of
-# blocks of 4×4 threads, so a 6×6 output needs 2×2 blocks = 8×8 threads: 28 of them
-# have no output. Without the **guard** `if i < H and j < W` they would write past the end
-# of `out` — on a GPU that is silent memory corruption (or a crash much later).
+# Then the kernel. Thread `(i, j)` computes `out[i, j]`: it sums the $k^2$ taps
+# `w[ky, kx] * x[i - k//2 + ky, j - k//2 + kx]`, skipping the taps that fall into the zero
+# padding. We launch a whole number of blocks of 4×4 threads, so a 6×6 output needs 2×2
+# blocks = 8×8 threads: 28 of them have no output. Without the **guard**
+# `if i < H and j < W` they would write past the end of `out` — on a GPU that is silent
+# memory corruption (or a crash much later). *(Exercise version: write the body, guard
+# first.)*
 
 # %%
+x_plane = rng.standard_normal((6, 6))
+w_plane = rng.standard_normal((3, 3))
+threads = (4, 4)
+blocks = ((6 + threads[0] - 1) // threads[0], (6 + threads[1] - 1) // threads[1])
+
+
 @cuda.jit
 def conv_plane_kernel(x, w, out):
     i, j = cuda.grid(2)                 # = blockIdx * blockDim + threadIdx, per axis
     H, W = out.shape
     k = w.shape[0]
+    ### BEGIN SOLUTION
     if i < H and j < W:                 # the bounds guard
-        acc = 0.0
+        acc = x.dtype.type(0)           # accumulate in x's precision (float32 stays float32)
         for ky in range(k):
             for kx in range(k):
                 iy, ix = i - k // 2 + ky, j - k // 2 + kx
                 if 0 <= iy < H and 0 <= ix < W:      # zero padding: skip outside taps
                     acc += w[ky, kx] * x[iy, ix]
         out[i, j] = acc
+    ### END SOLUTION
 
 
-x_plane = rng.standard_normal((6, 6))
-w_plane = rng.standard_normal((3, 3))
+# %%
+### CHECK: the guarded kernel against the spec, on 6x6 and on a 5x7 plane (idle threads)
 out_plane = np.zeros((6, 6))
-threads = (4, 4)
-blocks = ((6 + threads[0] - 1) // threads[0], (6 + threads[1] - 1) // threads[1])
 conv_plane_kernel[blocks, threads](x_plane, w_plane, out_plane)   # NumPy in: copied both ways
 print(f"launched {blocks} blocks of {threads} threads for a 6x6 output")
 print(me.compare("kernel vs spec", out_plane, conv_plane_spec(x_plane, w_plane)))
 assert np.allclose(out_plane, conv_plane_spec(x_plane, w_plane), rtol=1e-12, atol=1e-12)
+x57, out57 = rng.standard_normal((5, 7)), np.zeros((5, 7))
+conv_plane_kernel[(2, 2), threads](x57, w_plane, out57)            # 8x8 threads, 35 outputs
+assert np.allclose(out57, conv_plane_spec(x57, w_plane), rtol=1e-12, atol=1e-12)
 
 # %% [markdown]
 # The same check on the library's CPU op (a channel is one `(1, 1, H, W)` slice; its
@@ -127,7 +153,7 @@ def conv_plane_unguarded(x, w, out):
     i, j = cuda.grid(2)
     H, W = out.shape
     k = w.shape[0]
-    acc = 0.0
+    acc = x.dtype.type(0)
     for ky in range(k):
         for kx in range(k):
             iy, ix = i - k // 2 + ky, j - k // 2 + kx
@@ -197,8 +223,63 @@ assert dcuda._PATCH >= (dcuda._TILE - 1) * 2 + 5     # the shared array fits k=5
 # shared memory halves the number of active threads each round (`if tid < half`), but the
 # `syncthreads()` of each round sits *outside* that `if`.
 #
+# The simulator cannot show this deadlock: it lets a block's remaining threads pass a
+# barrier once the others have returned. So we check the rule where it can always be
+# checked, in the source. `barrier_problems` reads a kernel's Python source and reports every
+# `cuda.syncthreads()` that sits inside an `if`, and every `return` that comes before one.
+# (A barrier inside a loop is fine when every thread runs the loop equally often, like the
+# reduction's `while half > 0`; a source check cannot tell that, so it allows loops.)
+
+# %%
+def barrier_problems(kernel):
+    """Places where `kernel` (a cuda.jit function) breaks the barrier rule, read from its
+    source: a cuda.syncthreads() inside an `if` or a conditional expression, a `return`
+    before a cuda.syncthreads(), or no barrier at all. An empty list: no problem found."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(kernel.py_func)))
+    problems, barriers, returns = [], [], []
+
+    def walk(node, branch):
+        for child in ast.iter_child_nodes(node):
+            if (isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute)
+                    and child.func.attr == "syncthreads"):
+                barriers.append(child.lineno)
+                if branch:
+                    problems.append(f"line {child.lineno}: syncthreads() inside an if")
+            if isinstance(child, ast.Return):
+                returns.append(child.lineno)
+            walk(child, branch or isinstance(child, (ast.If, ast.IfExp)))
+
+    walk(tree, False)
+    if not barriers:
+        problems.append("no cuda.syncthreads(): nothing orders the loads before the reads")
+    problems += [f"line {r}: return before the barrier on line {max(barriers)}"
+                 for r in returns if barriers and r < max(barriers)]
+    return problems
+
+
+@cuda.jit
+def bad_tiled_store(x, out):
+    tile = cuda.shared.array(8, dtype=np.float64)
+    i = cuda.grid(1)
+    if i >= x.shape[0]:
+        return                                   # the edge block's extra threads leave ...
+    tile[cuda.threadIdx.x] = x[i]
+    cuda.syncthreads()                           # ... and never arrive here
+    out[i] = tile[7 - cuda.threadIdx.x]
+
+
+for kernel in (dcuda._forward_tiled_kernel, dcuda._dx_tiled_kernel, dcuda._dw_reduce_kernel,
+               bad_tiled_store):
+    print(f"{kernel.py_func.__name__:>22}: {barrier_problems(kernel) or 'ok'}")
+    assert (barrier_problems(kernel) != []) == (kernel is bad_tiled_store)
+
+# %% [markdown]
 # Here is the idea in one dimension, small enough to read in full: a 1-D convolution with
-# a 3-tap filter, blocks of 8 threads, a shared tile of 8 + 2 halo values.
+# a 3-tap filter, blocks of 8 threads, a shared tile of 8 + 2 halo values. Thread `t` of
+# block `b` computes `out[b*8 + t]`. *(Exercise version: write the body.)* The block's
+# threads first copy `x[b*8 - 1 : b*8 + 9]` into `tile` (10 values with 8 threads: a strided
+# loop, zeros where the index falls outside `x`), wait at the barrier, and then each thread
+# whose output exists sums its three taps from `tile`.
 
 # %%
 TPB, K1 = 8, 3
@@ -210,6 +291,7 @@ def conv1d_tiled(x, w, out):
     t = cuda.threadIdx.x
     i = cuda.blockIdx.x * TPB + t                # this thread's output
     start = cuda.blockIdx.x * TPB - K1 // 2      # first input the block needs (padding 1)
+    ### BEGIN SOLUTION
     # load: TPB + K1 - 1 values with TPB threads -> a strided loop; zeros outside x
     for j in range(t, TPB + K1 - 1, TPB):
         src = start + j
@@ -220,6 +302,7 @@ def conv1d_tiled(x, w, out):
         for kk in range(K1):
             acc += w[kk] * tile[t + kk]
         out[i] = acc
+    ### END SOLUTION
 
 
 def conv1d_spec(x, w):
@@ -227,12 +310,17 @@ def conv1d_spec(x, w):
     return np.array([np.dot(xp[i:i + K1], w) for i in range(len(x))])
 
 
-x1 = rng.standard_normal(19)                     # not a multiple of TPB: 3 blocks, 5 idle threads
-w1 = rng.standard_normal(K1)
-out1 = np.zeros_like(x1)
-conv1d_tiled[(len(x1) + TPB - 1) // TPB, TPB](x1, w1, out1)
-print(me.compare("1-D tiled vs spec", out1, conv1d_spec(x1, w1)))
-assert np.allclose(out1, conv1d_spec(x1, w1), rtol=1e-12, atol=1e-12)
+# %%
+### CHECK: the 1-D tiled kernel keeps the barrier rule and matches the spec
+print("barrier rule:", barrier_problems(conv1d_tiled) or "ok")
+assert barrier_problems(conv1d_tiled) == [], barrier_problems(conv1d_tiled)
+for n in (19, 8, 3):                             # 19: 3 blocks, 5 idle threads
+    x1 = rng.standard_normal(n)
+    w1 = rng.standard_normal(K1)
+    out1 = np.zeros_like(x1)
+    conv1d_tiled[(len(x1) + TPB - 1) // TPB, TPB](x1, w1, out1)
+    print(me.compare(f"1-D tiled vs spec, n={n}", out1, conv1d_spec(x1, w1)))
+    assert np.allclose(out1, conv1d_spec(x1, w1), rtol=1e-12, atol=1e-12)
 
 # %% [markdown]
 # ## 3. The library's kernels behind the public op
@@ -254,13 +342,18 @@ assert np.allclose(out1, conv1d_spec(x1, w1), rtol=1e-12, atol=1e-12)
 #
 # We test the public op under `"cuda"` and both methods on device arrays, both paddings,
 # strides 1 and 2 and kernels 3 and 5 in float64, where the only difference from the CPU op
-# is the order of the additions.
+# is the order of the additions. The public op runs the tiled kernels, so of the `"tiled"`
+# device route we run only the forward: its backward is the one the public op just ran (and
+# its weight-gradient reduction, 128 threads for each of the C·k² weights, is the slowest
+# launch in the simulator, about a second).
 
 # %%
-def on_device(x, w, stride, padding, dout, method):
-    """Forward and backward through the device entry points, results copied back."""
+def on_device(x, w, stride, padding, dout, method, backward=True):
+    """Forward (and backward) through the device entry points, results copied back."""
     out_d, cache_d = dcuda.depthwise_conv2d_forward_device(
         cuda.to_device(x), cuda.to_device(w), stride, padding, method)
+    if not backward:
+        return out_d.copy_to_host(), None, None
     dx_d, dw_d = dcuda.depthwise_conv2d_backward_device(cuda.to_device(dout), cache_d)
     return out_d.copy_to_host(), dx_d.copy_to_host(), dw_d.copy_to_host()
 
@@ -277,15 +370,15 @@ for k, stride, padding in cases:
         gpu, gpu_cache = me.ops.depthwise_conv2d_forward(x, w, stride, padding)
         results = {"op/cuda": (gpu, *me.ops.depthwise_conv2d_backward(dout, gpu_cache))}
     for method in dcuda.METHODS:
-        results[method] = on_device(x, w, stride, padding, dout, method)
+        results[method] = on_device(x, w, stride, padding, dout, method,
+                                    backward=method != "tiled")
     for route, (out, dx, dw) in results.items():
         tag = f"k={k} s={stride} {padding:<9} {route:<7}"
-        print(me.compare(f"{tag} out", out, cpu))
-        print(me.compare(f"{tag} dx ", dx, dx_cpu))
-        print(me.compare(f"{tag} dw ", dw, dw_cpu))
-        assert out.shape == cpu.shape and dx.shape == x.shape and dw.shape == w.shape
-        for got, want in ((out, cpu), (dx, dx_cpu), (dw, dw_cpu)):
-            assert me.rel_error(got, want) < 1e-12, tag
+        for name, got, want in (("out", out, cpu), ("dx ", dx, dx_cpu), ("dw ", dw, dw_cpu)):
+            if got is None:                      # the tiled route's backward: see above
+                continue
+            print(me.compare(f"{tag} {name}", got, want))
+            assert got.shape == want.shape and me.rel_error(got, want) < 1e-12, (tag, name)
 
 # %% [markdown]
 # float32 works too (the kernels accumulate in the input's precision), and under `"cuda"`
@@ -310,10 +403,241 @@ print("refused:", refused)
 assert refused is not None
 
 # %% [markdown]
-# On a real GPU the tiled kernel pays off only at sizes the simulator cannot run
-# (EfficientNet's early layers: N·C in the thousands, 112×112 planes); time
-# `depthwise_conv2d_forward_device` there, on `cuda.to_device` arrays, with
-# `cuda.synchronize()` before stopping the clock.
+# ## 4. Coalescing: which thread reads which address
+#
+# Correct is not yet fast. A GPU runs threads in **warps** of 32, in the order of their
+# linear index in the block, `tid = threadIdx.x + blockDim.x * threadIdx.y`: `threadIdx.x`
+# varies fastest. A warp executes each load instruction for its 32 threads together, and
+# the memory system serves it in 32-byte **sectors**. If the 32 threads read 32 neighbouring
+# float32 values (128 bytes), that is 4 sectors and every byte fetched is used: the access is
+# *coalesced*. If they read 32 values a row apart, that is 32 sectors, each carrying 4
+# useful bytes out of 32 — an eighth of the bandwidth.
+#
+# Look at section 1's kernel again: `i, j = cuda.grid(2)` gives the **row** `i` from the x
+# dimension, so the threads of a warp, consecutive in `threadIdx.x`, take consecutive
+# *rows* of a row-major (C-order) plane: their addresses are `W` values apart. The library's
+# kernels do the opposite: the tiled kernels use `tx = cuda.threadIdx.x` as the output
+# column and load the patch with consecutive `tid` along a row (`_load_patch`), and the
+# naive kernel splits its flat index as `ox = i % Wo` (the column varies fastest).
+#
+# A small model makes it concrete: the sectors one warp's first tap load touches, for a
+# 16×16 block on a 112-wide float32 plane (B0's early maps at 224 px).
+
+# %%
+SECTOR = 32                                     # bytes per memory transaction unit
+
+
+def warp_sectors(rows, cols, width, itemsize=4):
+    """Distinct 32-byte sectors the 32 threads of a warp touch when thread t reads element
+    (rows[t], cols[t]) of a row-major plane `width` values wide."""
+    addresses = (np.asarray(rows) * width + np.asarray(cols)) * itemsize
+    return len(np.unique(addresses // SECTOR))
+
+
+W_plane, tid = 112, np.arange(32)               # the first warp of block (0, 0)
+tx, ty = tid % 16, tid // 16                    # a 16x16 block: threadIdx.x fastest
+span = (dcuda._TILE - 1) * 1 + 3                # the tiled forward's patch row, k = 3, stride 1
+patterns = {
+    "section 1: i, j = cuda.grid(2)  (x -> row)": (tx, ty),
+    "fixed:     j, i = cuda.grid(2)  (x -> col)": (ty, tx),
+    "library naive, 1-D: ox = i % Wo": (tid // W_plane, tid % W_plane),
+    "library tiled patch load": (tid // span, tid % span),
+}
+print(f"{'pattern':<45}{'sectors':>8}{'useful':>8}")
+sectors = {}
+for name, (rows, cols) in patterns.items():
+    sectors[name] = warp_sectors(rows, cols, W_plane)
+    print(f"{name:<45}{sectors[name]:>8}{128 / (SECTOR * sectors[name]):>8.0%}")
+assert sectors["section 1: i, j = cuda.grid(2)  (x -> row)"] == 16
+assert sectors["fixed:     j, i = cuda.grid(2)  (x -> col)"] <= 4
+assert sectors["library naive, 1-D: ox = i % Wo"] <= 5 and sectors["library tiled patch load"] <= 5
+
+# %% [markdown]
+# With 16-wide blocks a warp spans two rows of the block, so section 1's kernel touches 16
+# sectors (two useful values in each) where 4 would do; with 32-wide blocks it would be 32.
+# Caches soften this on real hardware (the neighbouring threads' later taps hit the lines
+# these loads brought in), but the first pass over the data pays it in full, and the
+# stores — one per thread, `out[i, j]` — are scattered the same way.
+#
+# The fix is to swap the roles: the x dimension of the grid indexes **columns**, and the
+# launch grid is laid out as (column blocks, row blocks). *(Exercise: write
+# `conv_plane_coalesced`, section 1's kernel with that mapping. The check launches it on a
+# 5×19 plane with blocks of 8×4 threads, a grid of 3 column blocks by 2 row blocks.)*
+
+# %%
+@cuda.jit
+def conv_plane_coalesced(x, w, out):
+    ### BEGIN SOLUTION
+    j, i = cuda.grid(2)                 # x -> column j: a warp reads along a row
+    H, W = out.shape
+    k = w.shape[0]
+    if i < H and j < W:
+        acc = x.dtype.type(0)
+        for ky in range(k):
+            for kx in range(k):
+                iy, ix = i - k // 2 + ky, j - k // 2 + kx
+                if 0 <= iy < H and 0 <= ix < W:
+                    acc += w[ky, kx] * x[iy, ix]
+        out[i, j] = acc
+    ### END SOLUTION
+
+
+# %%
+### CHECK: the coalesced kernel, x -> columns, on a plane that is not square
+x519, out519 = rng.standard_normal((5, 19)), np.zeros((5, 19))
+threads_c = (8, 4)                                           # (columns, rows) per block
+blocks_c = ((19 + threads_c[0] - 1) // threads_c[0], (5 + threads_c[1] - 1) // threads_c[1])
+conv_plane_coalesced[blocks_c, threads_c](x519, w_plane, out519)
+print(f"grid {blocks_c} of blocks {threads_c}")
+print(me.compare("coalesced kernel vs spec", out519, conv_plane_spec(x519, w_plane)))
+assert np.allclose(out519, conv_plane_spec(x519, w_plane), rtol=1e-12, atol=1e-12)
+
+# %% [markdown]
+# ## 5. Idle threads: 16×16 tiles on 7×7 maps
+#
+# The tiled kernel gives every (sample, channel) plane whole 16×16 tiles. At 224 px
+# EfficientNet-B0's depthwise layers produce maps of 112, 56, 28, 14 and 7 pixels a side:
+# a 112×112 map fills 7×7 tiles exactly, but a 7×7 map occupies 49 of a tile's 256 threads —
+# the other 207 only help load the patch and then wait. Count it for every depthwise layer
+# of B0 (`network_layers` lists each with its output size):
+
+# %%
+def tiled_threads_per_plane(h, w, tile=dcuda._TILE):
+    return -(-h // tile) * -(-w // tile) * tile * tile
+
+
+b0_dw = [p for p in network_layers(me.make_config("b0"), 224) if p.layer.kind == "depthwise_bn"]
+by_side = {}
+for p in b0_dw:
+    side = p.out_size[0]
+    busy, launched = by_side.get(side, (0, 0))
+    by_side[side] = (busy + p.layer.out_channels * side * side,
+                     launched + p.layer.out_channels * tiled_threads_per_plane(side, side))
+print(f"{'output side':>11}{'layers':>8}{'busy threads':>14}")
+for side, (busy, launched) in sorted(by_side.items(), reverse=True):
+    n_layers = sum(p.out_size[0] == side for p in b0_dw)
+    print(f"{side:>11}{n_layers:>8}{busy / launched:>14.0%}")
+busy_all = sum(b for b, _ in by_side.values())
+launched_all = sum(t for _, t in by_side.values())
+print(f"all 16 depthwise layers of B0 (per image): {busy_all / launched_all:.0%} of the "
+      f"launched threads have an output")
+assert by_side[7][0] / by_side[7][1] == 49 / 256 and by_side[112][0] == by_side[112][1]
+
+# %% [markdown]
+# Two ways to fill the block on small maps, counted for the 7×7 layers (B0's last five
+# depthwise layers, 1152 and 672 channels):
+#
+# * **smaller tiles**: 8×8 blocks of 64 threads hold a 7×7 map with 15 idle threads (77 %
+#   busy) — but a 64-thread block is small for a GPU scheduler, and large maps then need 4×
+#   more blocks, each loading its own halo;
+# * **several planes per block**: 256 threads hold ⌊256 / 49⌋ = 5 planes of 7×7 (96 %
+#   busy), one shared patch per plane — the same trick as the CPU kernel's channel tiles
+#   for the late stages (lesson 03).
+#
+# Idle threads cost less than the percentages suggest when the kernel is memory-bound (they
+# still help with the loads), but an SM holds a limited number of blocks, so 80 % idle
+# threads are 80 % of those slots doing nothing.
+
+# %%
+tile8 = 49 / tiled_threads_per_plane(7, 7, tile=8)
+packed = (256 // 49) * 49 / 256
+print(f"7x7 maps: 16x16 tiles {49 / 256:.0%}, 8x8 tiles {tile8:.0%}, "
+      f"{256 // 49} planes per 256-thread block {packed:.0%} busy")
+assert abs(tile8 - 49 / 64) < 1e-12 and abs(packed - 245 / 256) < 1e-12
+
+# %% [markdown]
+# ## 6. Measured bandwidth (on a real GPU)
+#
+# The depthwise convolution does $k^2$ multiply-adds per value it reads: like on the CPU
+# (lesson 11), it is memory-bound on a GPU, whose ridge point is even higher (tens of
+# FLOP/byte). So the number that says how good a kernel is is its **bandwidth**: the
+# compulsory bytes — read $x$ and $w$ once, write the output once — over the time, against
+# the device's peak (about 3.3 TB/s for an H100 SXM, 4.8 TB/s for an H200, 1 TB/s for an
+# RTX 4090).
+#
+# `gpu_seconds` times a launch the GPU way: launches are asynchronous, so synchronise
+# before starting and before stopping the clock, and discard the first launch (it
+# compiles). We launch the library's naive and tiled forward kernels directly, into a
+# preallocated output, because the device entry point allocates a new output on every call
+# and a `cudaMalloc` can take as long as the kernel. On a GPU this cell measures them on
+# B0's layer shapes at batch 32 and 224 px, and section 1's kernel against the coalesced one
+# on a 4096×4096 plane. In the simulator it runs the same code on tiny shapes, only to check
+# that it runs (and computes the right numbers): the simulator's times measure Python
+# threads, not memory.
+
+# %%
+def gpu_seconds(launch, repeat=20):
+    """Seconds per call of launch(), measured after a warm-up call, synchronised."""
+    launch()
+    cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        launch()
+    cuda.synchronize()
+    return (time.perf_counter() - t0) / repeat
+
+
+if SIMULATOR:
+    layer_shapes = [("tiny", (1, 2, 6, 6), 3, 1)]
+    plane_side, repeat = 20, 1
+else:
+    layer_shapes = [("blocks.1 dw 3x3 s2, 112 px", (32, 96, 112, 112), 3, 2),
+                    ("blocks.2 dw 3x3 s1, 56 px", (32, 144, 56, 56), 3, 1),
+                    ("blocks.3 dw 5x5 s2, 56 px", (32, 144, 56, 56), 5, 2),
+                    ("blocks.13 dw 5x5 s1, 7 px", (32, 1152, 7, 7), 5, 1)]
+    plane_side, repeat = 4096, 20
+
+def forward_launches(x_d, w_d, out_d, stride):
+    """{method: launch()} of the library's two forward kernels, symmetric padding, writing
+    into the preallocated out_d (the device entry point would allocate it on every call)."""
+    p = (w_d.shape[2] - 1) // 2
+    grid, block = dcuda._tiles(*out_d.shape)
+    naive_blocks = -(-out_d.size // dcuda._THREADS)
+    return {"tiled": lambda: dcuda._forward_tiled_kernel[grid, block](x_d, w_d, out_d, stride, p, p),
+            "naive": lambda: dcuda._forward_naive_kernel[naive_blocks, dcuda._THREADS](
+                x_d, w_d, out_d, stride, p, p)}
+
+
+bandwidths = {}
+for name, shape, k, stride in layer_shapes:
+    x_host = rng.standard_normal(shape).astype(np.float32)
+    w_host = rng.standard_normal((shape[1], 1, k, k)).astype(np.float32)
+    ref, _ = me.ops.depthwise_conv2d_forward(x_host[:1], w_host, stride)    # CPU, sample 0
+    x_d, w_d = cuda.to_device(x_host), cuda.to_device(w_host)
+    out_d = cuda.device_array((shape[0], shape[1]) + ref.shape[2:], dtype=np.float32)
+    nbytes = 4 * (x_d.size + w_d.size + out_d.size)          # compulsory: read once, write once
+    for method, launch in forward_launches(x_d, w_d, out_d, stride).items():
+        t = gpu_seconds(launch, repeat)
+        assert np.allclose(out_d[:1].copy_to_host(), ref, rtol=1e-4, atol=1e-4), (name, method)
+        bandwidths[name, method] = nbytes / t
+        if not SIMULATOR:
+            print(f"{name:<28} {method:<6} {1e3 * t:8.3f} ms {nbytes / t / 1e9:8.0f} GB/s")
+
+if not SIMULATOR:         # your kernels from sections 1 and 4 (the simulator skips them)
+    P = plane_side
+    xp_host = rng.standard_normal((P, P)).astype(np.float32)
+    wp_host = rng.standard_normal((3, 3)).astype(np.float32)
+    xp_d, wp_d = cuda.to_device(xp_host), cuda.to_device(wp_host)
+    op_d = cuda.device_array((P, P), dtype=np.float32)
+    grid16 = (-(-P // 16), -(-P // 16))
+    for name, kernel in (("section 1 (x -> row)", conv_plane_kernel),
+                         ("coalesced (x -> col)", conv_plane_coalesced)):
+        t = gpu_seconds(lambda: kernel[grid16, (16, 16)](xp_d, wp_d, op_d), repeat)
+        bandwidths[name] = 4 * 2 * P * P / t
+        print(f"{name:<28} {P}x{P} plane {1e3 * t:8.3f} ms {bandwidths[name] / 1e9:8.0f} GB/s")
+        corner = conv_plane_spec(xp_host[:9, :9], wp_host)[:8, :8]     # away from row/col 9
+        assert np.allclose(op_d.copy_to_host()[:8, :8], corner, rtol=1e-4, atol=1e-4), name
+else:
+    print(f"simulator: the timing code ran ({len(bandwidths)} measurements); its times measure "
+          f"Python threads, so no GB/s are shown. Run this lesson on a GPU for the real ones.")
+
+# %% [markdown]
+# What to expect on a GPU (measure, do not trust this paragraph): the coalesced plane
+# kernel several times faster than section 1's; the library's kernels at a good fraction
+# of the peak bandwidth on the large early maps, the tiled one ahead of the naive one where
+# the k² re-reads miss the caches; and both far from it on the 7×7 maps, where most of each
+# block idles (section 5) and the launch itself (a few microseconds) is a large part of the
+# time.
 #
 # ## Exercises
 #
@@ -324,43 +648,52 @@ assert refused is not None
 #    for one channel, stride 1, padding k // 2: thread `(i, j)` *gathers*
 #    $dx_{ij} = \sum_{k_y,k_x} w_{k_y k_x}\, dout_{i + p - k_y,\; j + p - k_x}$ over the taps
 #    whose output index is inside the image. (Gathering lets each thread write only its own
-#    element: no atomic additions.) Check it against the CPU op's `dx`.
+#    element: no atomic additions.) Map `threadIdx.x` to the column, so that it coalesces,
+#    and guard the store. Check it against the CPU op's `dx`.
 
 # %%
-# --- solution (replace with your own) ---------------------------------------------------
+# Exercise 1: threads launched and idle threads of the tiled forward on (2, 3, 20, 20)
 Ne, Ce, He, We = 2, 3, 20, 20
+### BEGIN SOLUTION
 tiles_per_plane = ((He + 15) // 16) * ((We + 15) // 16)
 tiled_threads = Ne * Ce * tiles_per_plane * 256
 tiled_idle = tiled_threads - Ne * Ce * He * We
+### END SOLUTION
 
 
+# Exercise 2: dx of one channel, one thread per input pixel (x -> column), gather form
 @cuda.jit
 def dx_plane_kernel(dout, w, dx):
-    i, j = cuda.grid(2)
+    ### BEGIN SOLUTION
+    j, i = cuda.grid(2)
     H, W = dx.shape
     k = w.shape[0]
     p = k // 2
     if i < H and j < W:
-        acc = 0.0
+        acc = dx.dtype.type(0)
         for ky in range(k):
             for kx in range(k):
                 oy, ox = i + p - ky, j + p - kx
                 if 0 <= oy < H and 0 <= ox < W:
                     acc += w[ky, kx] * dout[oy, ox]
         dx[i, j] = acc
+    ### END SOLUTION
 
 
 # %%
-# --- check ---------------------------------------------------------------------------------
+### CHECK: exercise 1, the idle threads of the tiled forward
+assert tiled_threads is not ... and tiled_idle is not ..., "compute tiled_threads and tiled_idle"
 grid_ex, block_ex = dcuda._tiles(Ne, Ce, He, We)
 assert tiled_threads == grid_ex[0] * grid_ex[1] * block_ex[0] * block_ex[1] == 6 * 4 * 256
 assert tiled_idle == 6 * (32 * 32 - 20 * 20)
 print(f"{tiled_threads} threads, {tiled_idle} idle ({tiled_idle / tiled_threads:.0%})")
 
-dout_plane = rng.standard_normal((6, 6))
-dx_mine = np.zeros((6, 6))
-dx_plane_kernel[blocks, threads](dout_plane, w_plane, dx_mine)
-_, cache = me.ops.depthwise_conv2d_forward(x_plane[None, None], w_plane[None, None])
+# %%
+### CHECK: exercise 2, the dx kernel against the CPU op (a 5x7 plane, blocks of 4x4)
+dout_plane = rng.standard_normal((5, 7))
+dx_mine = np.zeros((5, 7))
+dx_plane_kernel[(2, 2), (4, 4)](dout_plane, w_plane, dx_mine)
+_, cache = me.ops.depthwise_conv2d_forward(rng.standard_normal((1, 1, 5, 7)), w_plane[None, None])
 dx_ref, _ = me.ops.depthwise_conv2d_backward(dout_plane[None, None], cache)
 print(me.compare("dx kernel vs CPU op", dx_mine, dx_ref[0, 0]))
 assert np.allclose(dx_mine, dx_ref[0, 0], rtol=1e-12, atol=1e-12)

@@ -28,26 +28,37 @@ continue a run bit for bit:
   batches done in the current one and optimiser steps; the totals are the running sums of the
   epoch in progress; ``rng`` the bit-generator states of the model (dropout, stochastic depth)
   and of the training loader as it was when the epoch began.
+
+Reading: a checkpoint may come from anywhere, so every reader goes through
+:func:`read_checkpoint` (a ``.npz`` archive of real, finite arrays) and checks every metadata
+field it uses before building anything, including whether the stored network fits in memory
+(:func:`minieffnet.scaling.check_memory`). Whatever is wrong is a
+:class:`~minieffnet.errors.BadFileError` naming the file and the field
+(:func:`checkpoint_field`), never a KeyError or TypeError from deep inside.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
+import numbers
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .errors import BadFileError, NonFiniteError
 from .io import load_npz, save_npz_atomic
 from .model import EfficientNet
-from .ops._checks import NonFiniteError
-from .scaling import BlockSpec, EfficientNetConfig
+from .scaling import BlockSpec, EfficientNetConfig, check_memory, count_parameters
 
 MODEL_FORMAT = "minieffnet.model"
 MODEL_VERSION = 1
 TRAINING_FORMAT = "minieffnet.train"
 TRAINING_VERSION = 1
 CHECKPOINT_FILE = "checkpoint.npz"  # a run folder's training checkpoint
+DTYPES = ("float32", "float64")
 # The metadata each kind of file must hold besides its format and version.
 _MODEL_META = ("dtype", "config", "rng_state", "extra")
 _TRAINING_META = ("train_config", "model_config", "dtype", "class_names", "normalization",
@@ -78,16 +89,20 @@ def config_to_dict(config: EfficientNetConfig) -> dict[str, Any]:
 def config_from_dict(d: dict[str, Any]) -> EfficientNetConfig:
     """Rebuild an :class:`EfficientNetConfig` from :func:`config_to_dict`'s output.
 
-    Raises ValueError naming any missing or unknown field (of the config or of a block), and
-    whatever :class:`EfficientNetConfig` itself rejects (blocks that do not chain, ...).
+    Raises ValueError naming any missing or unknown field (of the config or of a block), a
+    value of the wrong type or range (:data:`_FIELD_RULES`), and whatever
+    :class:`EfficientNetConfig` itself rejects (blocks that do not chain, ...).
     """
     check_fields("config", d, EfficientNetConfig)
     blocks = d["blocks"]
-    if not isinstance(blocks, list):
-        raise ValueError(f"config: blocks must be a list of dicts, got {type(blocks).__name__}")
+    if not isinstance(blocks, list) or not blocks:
+        raise ValueError(f"config: blocks must be a non-empty list of dicts, got "
+                         f"{type(blocks).__name__}")
+    _check_values("config", d, EfficientNetConfig)
     specs = []
     for i, b in enumerate(blocks):
         check_fields(f"config block {i}", b, BlockSpec)
+        _check_values(f"config block {i}", b, BlockSpec)
         specs.append(BlockSpec(**b))
     return EfficientNetConfig(**{**d, "blocks": tuple(specs)})
 
@@ -100,6 +115,48 @@ def check_fields(what: str, d: Any, cls: type) -> None:
     missing, unknown = sorted(expected - set(d)), sorted(set(d) - expected)
     if missing or unknown:
         raise ValueError(f"{what}: missing fields {missing}, unknown fields {unknown}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# What a stored config's values must be, beyond their annotated type: every int field is a
+# count >= 1 unless listed here, every float finite. A config read from a file is checked
+# against this before a network is built from it, so a bad value is named instead of
+# surfacing as a TypeError deep inside a layer.
+_FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "stage": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "kernel": (lambda v: _is_int(v) and v >= 1 and v % 2 == 1, "an odd positive integer"),
+    "stride": (lambda v: _is_int(v) and v in (1, 2), "1 or 2"),
+    "stem_stride": (lambda v: _is_int(v) and v in (1, 2), "1 or 2"),
+    "width": (lambda v: _is_real(v) and v > 0, "a positive number"),
+    "depth": (lambda v: _is_real(v) and v > 0, "a positive number"),
+    "se_ratio": (lambda v: _is_real(v) and v > 0, "a positive number"),
+    "bn_eps": (lambda v: _is_real(v) and v > 0, "a positive number"),
+    "bn_momentum": (lambda v: _is_real(v) and 0 < v <= 1, "in (0, 1]"),
+    "dropout": (lambda v: _is_real(v) and 0 <= v < 1, "in [0, 1)"),
+    "drop_connect": (lambda v: _is_real(v) and 0 <= v < 1, "in [0, 1)"),
+    "drop_connect_rate": (lambda v: _is_real(v) and 0 <= v < 1, "in [0, 1)"),
+}
+_TYPE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "int": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "float": (_is_real, "a finite number"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _check_values(what: str, d: dict, cls: type) -> None:
+    """Raise ValueError naming the first field of ``d`` (a dict of dataclass ``cls``'s
+    fields) whose value breaks :data:`_FIELD_RULES` or its annotated type's rule."""
+    for f in dataclasses.fields(cls):
+        rule = _FIELD_RULES.get(f.name) or _TYPE_RULES.get(str(f.type))
+        if rule is not None and not rule[0](d[f.name]):
+            raise ValueError(f"{what}: {f.name} must be {rule[1]}, got {d[f.name]!r:.80}")
 
 
 def config_differences(a: EfficientNetConfig, b: EfficientNetConfig, *,
@@ -130,6 +187,112 @@ def config_differences(a: EfficientNetConfig, b: EfficientNetConfig, *,
 def _describe(config: EfficientNetConfig) -> str:
     return (f"{config.name} (width {config.width:g}, depth {config.depth:g}, "
             f"{len(config.blocks)} blocks, {config.num_classes} classes)")
+
+
+# --- reading any checkpoint -------------------------------------------------------------------
+@contextlib.contextmanager
+def checkpoint_field(path: str | os.PathLike, field: str):
+    """Turn any ValueError, TypeError or KeyError raised while reading metadata ``field`` of
+    checkpoint ``path`` into a :class:`~minieffnet.errors.BadFileError` naming both.
+
+    Stored metadata is untrusted input: whatever fails while interpreting it (a missing key,
+    a list where a dict belongs, a size too large to build) means the file is bad. Callers
+    that interpret fields of their own (``train_config``) read them inside this too.
+    """
+    try:
+        yield
+    except BadFileError:
+        raise
+    except (ValueError, TypeError, KeyError) as e:
+        detail = f"missing key {e}" if isinstance(e, KeyError) else str(e)
+        raise BadFileError(f"checkpoint {path}: metadata field {field!r} is invalid: "
+                           f"{detail}") from e
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    """``(arrays, meta)`` of any minieffnet checkpoint at ``path``, after checking that the
+    file is one and that every array holds finite real numbers.
+
+    A checkpoint is written only from finite weights (:func:`save_training_checkpoint`
+    refuses others), so NaN or infinity means a damaged or foreign file: refused here, before
+    it can print ``nan %`` or feed a run. Raises FileNotFoundError, or BadFileError naming the
+    file and, for a bad array, the array.
+    """
+    arrays, meta = load_npz(path)
+    if not isinstance(meta, dict):
+        raise BadFileError(f"checkpoint {path} has metadata of type {type(meta).__name__}, "
+                           "not a dict: not a minieffnet checkpoint")
+    for name, value in arrays.items():
+        if value.dtype.kind not in "biuf":
+            raise BadFileError(f"checkpoint {path}: array {name!r} has dtype {value.dtype}, "
+                               "not a real number type")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise BadFileError(f"checkpoint {path}: array {name!r} holds NaN or infinity "
+                               "(the file is damaged, or not written by minieffnet)")
+    return arrays, meta
+
+
+def _check_meta(meta: dict, path: str | os.PathLike, kind: str, expected_format: str,
+                version: int, keys: Sequence[str]) -> None:
+    """Raise BadFileError naming ``path`` unless ``meta`` is of ``expected_format``,
+    ``version``, holding every one of ``keys``; ``kind`` says which file was expected."""
+    found = meta.get("format")
+    if found != expected_format:
+        raise BadFileError(f"checkpoint {path} is not a minieffnet {kind} checkpoint "
+                           f"(format {found!r:.80}, expected {expected_format!r})")
+    if meta.get("version") != version:
+        raise BadFileError(f"checkpoint {path} has format version {meta.get('version')!r:.80}; "
+                           f"this minieffnet reads version {version}")
+    missing = [k for k in keys if k not in meta]
+    if missing:
+        raise BadFileError(f"checkpoint {path} lacks metadata {missing}")
+
+
+def _dtype(meta: dict, path: str | os.PathLike) -> np.dtype:
+    if meta["dtype"] not in DTYPES:
+        raise BadFileError(f"checkpoint {path} has dtype {meta['dtype']!r:.80}; expected "
+                           "'float32' or 'float64'")
+    return np.dtype(meta["dtype"])
+
+
+def _stored_config(meta: dict, field: str, path: str | os.PathLike) -> EfficientNetConfig:
+    """The config in metadata ``field``, checked, and refused if its network cannot fit."""
+    with checkpoint_field(path, field):
+        config = config_from_dict(meta[field])
+        check_memory(f"the network it describes ({config.name})", count_parameters(config),
+                     training=False)
+    return config
+
+
+def _load_arrays(model: EfficientNet, arrays: dict[str, np.ndarray],
+                 path: str | os.PathLike) -> None:
+    try:
+        model.load_state_dict(arrays)
+    except ValueError as e:
+        raise BadFileError(f"checkpoint {path}: {e}") from e
+
+
+def check_class_names(names: Any, num_classes: int, what: str) -> tuple[str, ...]:
+    """``names`` as a tuple, if it is a list of ``num_classes`` strings; else ValueError
+    naming ``what``."""
+    if not (isinstance(names, (list, tuple)) and len(names) == num_classes
+            and all(isinstance(n, str) for n in names)):
+        raise ValueError(f"{what} must be a list of {num_classes} class names (strings), got "
+                         f"{names!r:.80}")
+    return tuple(names)
+
+
+def check_statistics(mean: Any, std: Any, what: str
+                     ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``(mean, std)`` as tuples, if each holds 3 finite numbers (std positive); else
+    ValueError naming ``what``."""
+    for name, value in (("mean", mean), ("std", std)):
+        if not (isinstance(value, (list, tuple)) and len(value) == 3
+                and all(_is_real(v) for v in value)) or (name == "std" and min(value) <= 0):
+            positive = " positive" if name == "std" else ""
+            raise ValueError(f"{what} {name} must be 3 finite{positive} numbers (R, G, B), "
+                             f"got {value!r:.80}")
+    return tuple(map(float, mean)), tuple(map(float, std))
 
 
 # --- model files ----------------------------------------------------------------------
@@ -164,18 +327,12 @@ def load_model(path: str | os.PathLike, *, return_meta: bool = False
     mode (call ``.eval()`` for inference). With ``return_meta=True`` returns
     ``(model, extra_meta)``.
 
-    Raises FileNotFoundError if ``path`` does not exist and ValueError naming the file if it
-    is truncated, corrupt, holds pickled objects or is not a minieffnet model checkpoint.
+    Raises FileNotFoundError if ``path`` does not exist and BadFileError (a ValueError) naming
+    the file, and the field, if it is truncated, corrupt, holds pickled objects, NaN or
+    infinity, a malformed or oversized config, or is not a minieffnet model checkpoint.
     """
     arrays, meta = _read_model_file(path)
-    try:
-        config = config_from_dict(meta["config"])
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"checkpoint {path} has an invalid config: {e}") from e
-    if meta["dtype"] not in ("float32", "float64"):
-        raise ValueError(f"checkpoint {path} has dtype {meta['dtype']!r}; "
-                         "expected 'float32' or 'float64'")
-    model = EfficientNet(config, dtype=np.dtype(meta["dtype"]))
+    model = EfficientNet(_stored_config(meta, "config", path), dtype=_dtype(meta, path))
     _restore(model, arrays, meta, path)
     return (model, meta["extra"]) if return_meta else model
 
@@ -190,10 +347,7 @@ def load_weights(model: EfficientNet, path: str | os.PathLike) -> EfficientNet:
     Values are cast to the model's dtype. Returns ``model``.
     """
     arrays, meta = _read_model_file(path)
-    try:
-        stored = config_from_dict(meta["config"])
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"checkpoint {path} has an invalid config: {e}") from e
+    stored = _stored_config(meta, "config", path)
     diffs = config_differences(stored, model.config, ignore=_NON_ARCHITECTURE_FIELDS,
                                ignore_block=_NON_ARCHITECTURE_BLOCK_FIELDS)
     if diffs:
@@ -205,48 +359,32 @@ def load_weights(model: EfficientNet, path: str | os.PathLike) -> EfficientNet:
 
 def _read_model_file(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
     """Arrays and metadata of a model file, after checking its format, version and keys."""
-    arrays, meta = load_npz(path)
+    arrays, meta = read_checkpoint(path)
     _check_meta(meta, path, "model", MODEL_FORMAT, MODEL_VERSION, _MODEL_META)
+    if not isinstance(meta["extra"], dict):
+        raise BadFileError(f"checkpoint {path}: metadata field 'extra' must be a dict, got "
+                           f"{type(meta['extra']).__name__}")
     return arrays, meta
-
-
-def _check_meta(meta: Any, path: str | os.PathLike, kind: str, expected_format: str,
-                version: int, keys: Sequence[str]) -> None:
-    """Raise ValueError naming ``path`` unless ``meta`` is a dict of ``expected_format``,
-    ``version``, holding every one of ``keys``; ``kind`` says which file was expected."""
-    found = meta.get("format") if isinstance(meta, dict) else None
-    if found != expected_format:
-        raise ValueError(f"checkpoint {path} is not a minieffnet {kind} checkpoint "
-                         f"(format {found!r}, expected {expected_format!r})")
-    if meta.get("version") != version:
-        raise ValueError(f"checkpoint {path} has format version {meta.get('version')!r}; "
-                         f"this minieffnet reads version {version}")
-    missing = [k for k in keys if k not in meta]
-    if missing:
-        raise ValueError(f"checkpoint {path} lacks metadata {missing}")
 
 
 def _restore(model: EfficientNet, arrays: dict[str, np.ndarray], meta: dict,
              path: str | os.PathLike) -> None:
     """Copy weights and RNG state into ``model``; all checks run before anything changes."""
-    rng = _generator_from_state(meta["rng_state"], path)
-    try:
-        model.load_state_dict(arrays)
-    except ValueError as e:
-        raise ValueError(f"checkpoint {path}: {e}") from e
+    rng = _generator_from_state(meta["rng_state"], "rng_state", path)
+    _load_arrays(model, arrays, path)
     model.rng = rng
     model.set_rng(rng)
 
 
-def _generator_from_state(state: Any, path: str | os.PathLike) -> np.random.Generator:
+def _generator_from_state(state: Any, field: str, path: str | os.PathLike
+                          ) -> np.random.Generator:
     name = state.get("bit_generator") if isinstance(state, dict) else None
-    if name not in _BIT_GENERATORS:
-        raise ValueError(f"checkpoint {path} has an unknown RNG state (bit generator {name!r})")
+    if not isinstance(name, str) or name not in _BIT_GENERATORS:
+        raise BadFileError(f"checkpoint {path}: metadata field {field!r} is an unknown RNG "
+                           f"state (bit generator {name!r:.80})")
     bit_generator = _BIT_GENERATORS[name]()
-    try:
+    with checkpoint_field(path, field):
         bit_generator.state = state
-    except (ValueError, TypeError, KeyError) as e:
-        raise ValueError(f"checkpoint {path} has an invalid RNG state ({e})") from e
     return np.random.Generator(bit_generator)
 
 
@@ -291,29 +429,67 @@ def save_training_checkpoint(path: str | os.PathLike, model: EfficientNet,
 def read_training_checkpoint(path: str | os.PathLike
                              ) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
     """``(parts, meta)`` of the training checkpoint at ``path``: see
-    :func:`split_training_checkpoint`. Raises FileNotFoundError, or ValueError naming the file
-    if it is truncated, corrupt or not a training checkpoint of this version."""
-    arrays, meta = load_npz(path)
+    :func:`split_training_checkpoint`. Raises FileNotFoundError, or BadFileError naming the
+    file (and the field) if it is truncated, corrupt, not a training checkpoint of this
+    version, or holds malformed metadata or non-finite arrays."""
+    arrays, meta = read_checkpoint(path)
     return split_training_checkpoint(arrays, meta, path), meta
 
 
 def split_training_checkpoint(arrays: dict[str, np.ndarray], meta: Any,
                               path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
-    """The state dicts in a training checkpoint's ``arrays`` (as :func:`load_npz` returns
-    them), after checking that ``meta`` names this format and version and holds every key:
-    ``{"model": ..., "optimizer": ..., "ema": ...}``, keys without their prefix (``ema`` is
-    empty when the run kept no EMA). ``path`` names the file in errors (ValueError)."""
+    """The state dicts in a training checkpoint's ``arrays`` (as :func:`read_checkpoint`
+    returns them), after checking that ``meta`` names this format and version and that every
+    field but ``train_config`` (whose reader checks it, inside :func:`checkpoint_field`) is
+    well formed: ``{"model": ..., "optimizer": ..., "ema": ...}``, keys without their prefix
+    (``ema`` is empty when the run kept no EMA). ``path`` names the file in errors
+    (BadFileError)."""
     _check_meta(meta, path, "training", TRAINING_FORMAT, TRAINING_VERSION, _TRAINING_META)
+    _dtype(meta, path)
+    config = _stored_config(meta, "model_config", path)
+    with checkpoint_field(path, "class_names"):
+        check_class_names(meta["class_names"], config.num_classes, "class_names")
+    with checkpoint_field(path, "normalization"):
+        norm = meta["normalization"]
+        check_statistics(norm["mean"], norm["std"], "normalization")
+    with checkpoint_field(path, "position"):
+        _check_numbers(meta["position"], _is_int, "integers", ("epoch", "batch", "step"))
+    with checkpoint_field(path, "epoch_totals"):
+        _check_numbers(meta["epoch_totals"], _is_real, "finite numbers")
+    with checkpoint_field(path, "elapsed_s"):
+        _check_numbers(meta, _is_real, "a finite number", ("elapsed_s",))
+    for part in ("model", "loader_epoch_start"):
+        with checkpoint_field(path, "rng"):
+            state = meta["rng"][part]
+        _generator_from_state(state, f"rng.{part}", path)
     return {part: _strip(arrays, f"{part}.") for part in _TRAINING_PARTS}
 
 
+def _check_numbers(d: Any, ok: Callable[[Any], bool], what: str,
+                   keys: Sequence[str] | None = None) -> None:
+    """ValueError unless ``d`` is a dict whose ``keys`` (default: all) hold values >= 0 that
+    pass ``ok`` (``what`` says what they must be)."""
+    if not isinstance(d, dict):
+        raise ValueError(f"must be a dict, got {type(d).__name__}")
+    for k in d if keys is None else keys:
+        if not (ok(d[k]) and d[k] >= 0):
+            raise ValueError(f"{k} must be {what} >= 0, got {d[k]!r:.80}")
+
+
 def training_model_config(meta: dict, path: str | os.PathLike) -> EfficientNetConfig:
-    """The network a training checkpoint's ``meta`` describes; ValueError naming ``path`` if
-    its ``model_config`` is invalid."""
-    try:
-        return config_from_dict(meta["model_config"])
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"checkpoint {path} has an invalid model config: {e}") from e
+    """The network a training checkpoint's ``meta`` describes; BadFileError naming ``path``
+    if its ``model_config`` is invalid."""
+    return _stored_config(meta, "model_config", path)
+
+
+def training_model(meta: dict, parts: dict[str, dict[str, np.ndarray]],
+                   path: str | os.PathLike) -> EfficientNet:
+    """The network of a training checkpoint (as :func:`read_training_checkpoint` returns it)
+    with the weights it reports with (:func:`evaluation_weights`); BadFileError naming
+    ``path`` if they do not fit its stated architecture."""
+    model = EfficientNet(training_model_config(meta, path), dtype=_dtype(meta, path))
+    _load_arrays(model, evaluation_weights(parts), path)
+    return model
 
 
 def evaluation_weights(parts: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

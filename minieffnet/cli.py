@@ -2,8 +2,8 @@
 
 Each sub-command is a ``cmd_<name>(args) -> exit status``, chosen by argparse
 (``set_defaults(func=...)``); every list of choices is the library's own constant. Exit
-status: 0 done, 1 training diverged, 2 bad arguments, files or data (one line on stderr), 130
-training interrupted (Ctrl-C).
+status: 0 done, 1 training diverged, 2 bad arguments, files or data (one line on stderr), 3
+an internal error (a bug: one line, ``--debug`` for the traceback), 130 interrupted (Ctrl-C).
 """
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ from .experiments import (PAPER_COEFFICIENTS, PROTOCOLS, STRATEGIES, StudyProtoc
 from .inference import load_trained_model, predict, prepare_images, read_image, softmax
 from .opcheck import print_op_table
 from .optim import SCHEDULES
-from .scaling import (COEFFICIENTS, DROP_CONNECT, PRESETS, count_flops, count_parameters,
-                      make_config, stage_table)
+from .recipes import RECIPES, recipe_config
+from .scaling import (COEFFICIENTS, DROP_CONNECT, PRESETS, count_activations, count_flops,
+                      count_parameters, make_config, memory_estimate, stage_table)
 from .train import Trainer, TrainingDiverged, TrainingInterrupted, evaluate
 from .train_config import (DATASETS, OPTIMIZERS, SYNTHETIC_SIZES, TrainConfig, load_datasets,
                            load_train_config)
@@ -35,11 +36,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("variant", nargs="?", default="b0",
                    help=f"{VARIANTS[0]}..{VARIANTS[-1]} (default b0)")
     p.add_argument("--preset", choices=PRESETS, default="imagenet")
-    p.add_argument("--num-classes", type=int, default=None,
+    p.add_argument("--num-classes", type=positive_int, default=None,
                    help="default 1000 (imagenet preset) or 10 (cifar preset)")
     p.add_argument("--width", type=float, help="custom width multiplier")
     p.add_argument("--depth", type=float, help="custom depth multiplier")
-    p.add_argument("--resolution", type=int, help="input resolution (pixels)")
+    p.add_argument("--resolution", type=positive_int, help="input resolution (pixels)")
     alpha, beta, gamma = PAPER_COEFFICIENTS
     p.add_argument("--phi", type=float,
                    help=f"compound coefficient: d={alpha}^φ, w={beta}^φ, r={gamma}^φ")
@@ -67,6 +68,11 @@ def cmd_info(args) -> int:
     params, flops = count_parameters(cfg), count_flops(cfg)
     print(f"\nparameters: {params:,}   FLOPs: {flops / 1e9:.3f} B multiply-adds "
           f"at {cfg.resolution}x{cfg.resolution}")
+    # float32, the lower bounds minieffnet refuses networks by (scaling.memory_estimate)
+    weights = memory_estimate(params, training=False)
+    per_image = memory_estimate(0, count_activations(cfg), batch_size=1)
+    print(f"memory: {weights / 2**20:,.1f} MiB of weights; training keeps "
+          f"{per_image / 2**20:,.1f} MiB of activations per image")
     return 0
 
 
@@ -85,6 +91,14 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         shown = "" if explained else f" (default {default})"
         group.add_argument(flag, dest=dest, default=argparse.SUPPRESS, help=help + shown, **kw)
 
+    def or_none(kind):
+        """An argparse type: ``kind(text)``, or None for "none" (so that an option a recipe
+        sets can be switched off)."""
+        def parse(text: str):
+            return None if text.lower() == "none" else kind(text)
+        parse.__name__ = f"{kind.__name__} or none"
+        return parse
+
     m = p.add_argument_group("model")
     option(m, "--variant", "variant", f"{VARIANTS[0]}..{VARIANTS[-1]}")
     option(m, "--preset", "preset", "network preset", choices=PRESETS)
@@ -100,6 +114,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
            "variant's)", type=float)
     option(m, "--drop-connect", "drop_connect", "stochastic depth rate of the last block "
            f"(default {DROP_CONNECT})", type=float)
+    option(m, "--zero-init-residual", "zero_init_residual", "start every residual block's "
+           "last BatchNorm scale at 0, so the block starts as the identity (default: off)",
+           action=argparse.BooleanOptionalAction)
     g = p.add_argument_group("data")
     option(g, "--dataset", "dataset", "training data", choices=DATASETS)
     option(g, "--data-dir", "data_dir", "CIFAR root (default $MINIEFFNET_DATA, else the user "
@@ -108,10 +125,14 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
            f"classes (default all; synthetic: {SYNTHETIC_SIZES[0]})", type=int, metavar="N")
     option(g, "--test-size", "test_size", "use N test images, balanced over the classes "
            f"(default all; synthetic: {SYNTHETIC_SIZES[1]})", type=int, metavar="N")
+    option(g, "--val-size", "val_size", "hold N class-balanced training images out as a "
+           "validation split, evaluated after each epoch (the test set only after the last)",
+           type=int, metavar="N")
     option(g, "--no-augment", "augment", "no random crop and flip", action="store_false")
     option(g, "--cutout", "cutout", "cutout square side in pixels (0: none)", type=int)
     o = p.add_argument_group("optimisation")
-    option(o, "--epochs", "epochs", "epochs", type=int)
+    option(o, "--epochs", "epochs", "epochs (with --time-budget: the most it may fit)",
+           type=int)
     option(o, "--batch-size", "batch_size", "images per step", type=int)
     option(o, "--optimizer", "optimizer", "optimiser", choices=OPTIMIZERS)
     option(o, "--lr", "lr", "base (one_cycle: peak) learning rate", type=float)
@@ -120,19 +141,48 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     option(o, "--weight-decay", "weight_decay", "weight decay (not on BatchNorm or biases)",
            type=float)
     option(o, "--schedule", "schedule", "learning-rate schedule", choices=tuple(SCHEDULES))
-    option(o, "--warmup", "warmup_epochs", "warm-up epochs (default none; one_cycle: its "
-           "rising phase, default 30%% of the run)", type=float, metavar="EPOCHS")
+    option(o, "--warmup", "warmup_epochs", "warm-up epochs (default none; one_cycle, "
+           "triangular: their rising phase, default 30%% / 23%% of the run)", type=float,
+           metavar="EPOCHS")
     option(o, "--label-smoothing", "label_smoothing", "label smoothing", type=float)
     option(o, "--ema", "ema", "keep an EMA of the weights with this decay and evaluate it "
-           "(default: no EMA)", type=float, metavar="DECAY")
+           "(default: none, no EMA)", type=or_none(float), metavar="DECAY")
+    option(o, "--progressive-from", "progressive_from", "progressive learning: the first "
+           "training resolution, rising in stages to --resolution (default: none, off)",
+           type=or_none(int), metavar="PX")
+    option(o, "--progressive-stages", "progressive_stages", "progressive learning: stages",
+           type=int)
+    option(o, "--progressive-reg-from", "progressive_reg_from", "progressive learning: "
+           "dropout and stochastic depth scale at the first stage, rising to 1", type=float,
+           metavar="SCALE")
     option(o, "--seed", "seed", "seed of the model and the data order", type=int)
+    e = p.add_argument_group("evaluation and length")
+    option(e, "--tta", "tta", "test-time augmentation of the last evaluation, reported "
+           "beside the plain numbers: 0 none, 1 flip, 2 flip + 1-pixel shifts", type=int,
+           metavar="LEVEL")
+    option(e, "--eval-each-epoch", "eval_each_epoch", "evaluate after every epoch (default), "
+           "or only after the last", action=argparse.BooleanOptionalAction)
+    option(e, "--time-budget", "time_budget", "minutes for the whole run: --epochs becomes "
+           "the most epochs that fit, measured before the first step (default: none)",
+           type=or_none(float), metavar="MINUTES")
     r = p.add_argument_group("run")
+    r.add_argument("--recipe", metavar="NAME", help="a named recipe that sets the network "
+                   f"and every option ({', '.join(RECIPES)}); options given override it")
     option(r, "--out", "out_dir", "run folder (default runs/<dataset>-<date>-<time>)",
            metavar="RUN")
     r.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint, with its settings")
     r.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _top1(row: dict, split: str) -> str:
+    """``"83.5 %"``, or ``"83.5 % (84.1 % with TTA)"``: a metrics row's top-1 on ``split``
+    ("test" or "val"), plain and test-time augmented when it holds both."""
+    text = f"{100 * row[f'{split}_top1']:.1f} %"
+    if f"{split}_tta_top1" in row:
+        text += f" ({100 * row[f'{split}_tta_top1']:.1f} % with TTA)"
+    return text
 
 
 def cmd_train(args) -> int:
@@ -146,8 +196,13 @@ def cmd_train(args) -> int:
     if args.resume:
         if "out_dir" not in given:
             raise ValueError("--resume needs --out RUN_FOLDER")
+        if args.recipe is not None:
+            raise ValueError("--resume continues a run with its stored settings: drop "
+                             "--recipe")
         # The stored settings; any option given must agree (the Trainer says where not).
         config = dataclasses.replace(load_train_config(given["out_dir"]), **given)
+    elif args.recipe is not None:
+        config = recipe_config(args.recipe, **given)
     else:
         config = TrainConfig(**given)
     trainer = Trainer(config, resume=args.resume, overwrite=args.overwrite,
@@ -169,9 +224,12 @@ def cmd_train(args) -> int:
         print(f"\nminieffnet train: {e}", file=sys.stderr)
         return 130
     last = history[-1]
-    print(f"done: test top-1 {100 * last['test_top1']:.1f} %, top-5 "
+    print(f"done: test top-1 {_top1(last, 'test')}, top-5 "
           f"{100 * last['test_top5']:.1f} % after {last['epoch']} epochs "
           f"({last['elapsed_s']:.0f} s, {last['images_per_s']:.0f} training images/s)")
+    if "val_top1" in last:
+        print(f"validation ({len(trainer.val_set)} held-out training images): top-1 "
+              f"{_top1(last, 'val')}, top-5 {100 * last['val_top5']:.1f} %")
     print(f"checkpoint: {trainer.checkpoint_path}\nmetrics:    {trainer.metrics_path}\n"
           f"curves:     {trainer.curves_path}")
     print(f"next: minieffnet evaluate {trainer.run_dir}")
@@ -400,10 +458,32 @@ def cmd_check_ops(args) -> int:
     return print_op_table()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line errors: ``minieffnet predict: error: argument
+    --top: ...`` and exit status 2, without the usage block (``--help`` shows that)."""
+
+    def error(self, message: str):
+        # _one_line: a value typed with a newline or carriage return must not split the line
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--top 0`` or ``-3`` would print nothing or all)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``minieffnet`` parser; each sub-command sets ``func``, its ``cmd_*`` function."""
-    parser = argparse.ArgumentParser(prog="minieffnet",
-                                     description="EfficientNet from scratch in NumPy and Numba.")
+    parser = _Parser(prog="minieffnet",
+                     description="EfficientNet from scratch in NumPy and Numba.")
+    debug = "show the Python traceback of an error instead of one line"
+    parser.add_argument("--debug", action="store_true", help=debug)
     sub = parser.add_subparsers(dest="command", required=True)
     ops = sub.add_parser("check-ops", help="gradient-check every op in float64 and print a table")
     ops.set_defaults(func=cmd_check_ops)
@@ -419,13 +499,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("checkpoint", help="a run folder or a checkpoint .npz")
     ev.add_argument("--dataset", choices=DATASETS, help="default: the one it was trained on")
     ev.add_argument("--data-dir", help="CIFAR root (default: the run's, else $MINIEFFNET_DATA)")
-    ev.add_argument("--test-size", type=int, help="use N test images, balanced over the classes")
-    ev.add_argument("--batch-size", type=int, default=256)
+    ev.add_argument("--test-size", type=positive_int,
+                    help="use N test images, balanced over the classes")
+    ev.add_argument("--batch-size", type=positive_int, default=256)
     pr = sub.add_parser("predict", help="classify image files (PNG, RGB or RGBA, any size)")
     pr.set_defaults(func=cmd_predict)
     pr.add_argument("checkpoint", help="a run folder or a checkpoint .npz")
     pr.add_argument("images", nargs="+", help="image files")
-    pr.add_argument("--top", type=int, default=5, help="classes to show per image (default 5)")
+    pr.add_argument("--top", type=positive_int, default=5,
+                    help="classes to show per image (default 5)")
     cam = sub.add_parser("cam", help="class activation maps of one or more checkpoints, "
                          "side by side (paper Figure 7)")
     cam.set_defaults(func=cmd_cam)
@@ -438,17 +520,43 @@ def build_parser() -> argparse.ArgumentParser:
                         "images from the first checkpoint's test set")
     cam.add_argument("--out", default="cam.png", help="figure to write (default cam.png)")
     _add_study_commands(sub)
+    for command in sub.choices.values():  # also after the sub-command, where users type it
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help=debug)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``minieffnet`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    """Run ``minieffnet`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    Every failure is one line on stderr, never a traceback (``--debug`` re-raises instead):
+    bad arguments, files or data (ValueError, including every
+    :class:`~minieffnet.errors.MinieffnetError`; OSError; MemoryError; FloatingPointError,
+    weights whose logits overflow) exit 2; anything else is a bug, reported as an internal
+    error with exit status 3.
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, OSError) as e:  # bad arguments, files or data: one clear line
-        print(f"minieffnet {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except Exception as e:
+        if args.debug:
+            raise
+        known = isinstance(e, (ValueError, OSError, MemoryError, FloatingPointError))
+        what = "error" if known else f"internal error ({type(e).__name__})"
+        hint = "" if known else "; please report it, with the traceback of --debug"
+        print(f"minieffnet {args.command}: {what}: {_one_line(e)}{hint}", file=sys.stderr)
+        return 2 if known else 3
+    except KeyboardInterrupt:  # outside training, which handles its own Ctrl-C
+        if args.debug:
+            raise
+        print(f"\nminieffnet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(e: BaseException | str) -> str:
+    """A message (or an exception's) on one line (a MemoryError may carry none)."""
+    text = " ".join(str(e).split())
+    return text or type(e).__name__
 
 
 if __name__ == "__main__":

@@ -16,12 +16,15 @@ from typing import Sequence
 
 import numpy as np
 
-from .checkpoint import (CHECKPOINT_FILE, MODEL_FORMAT, evaluation_weights, load_model,
-                         split_training_checkpoint, training_model_config)
-from .data import resize_bilinear, to_float_nchw
-from .io import load_npz
+from .checkpoint import (CHECKPOINT_FILE, MODEL_FORMAT, check_class_names, check_statistics,
+                         checkpoint_field, load_model, read_checkpoint,
+                         split_training_checkpoint, training_model)
+from .data import read_image, resize_bilinear, to_float_nchw
 from .model import EfficientNet
 from .train_config import TrainConfig
+
+__all__ = ["TrainedModel", "load_trained_model", "predict", "prepare_images", "read_image",
+           "softmax"]
 
 
 @dataclass(frozen=True)
@@ -47,28 +50,29 @@ def load_trained_model(path: str | os.PathLike) -> TrainedModel:
     checkpoint written by :func:`minieffnet.checkpoint.save_model` (whose ``extra_meta`` may
     give ``class_names``, ``mean`` and ``std``).
 
-    Raises FileNotFoundError, or ValueError naming the file if it is truncated, corrupt, of
-    another format, or its weights do not fit its stated architecture.
+    Raises FileNotFoundError, or :class:`~minieffnet.errors.BadFileError` (a ValueError)
+    naming the file, and the field, if it is truncated, corrupt, of another format, holds
+    NaN or infinity or malformed metadata, or its weights do not fit its stated architecture.
     """
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_FILE
-    arrays, meta = load_npz(path)
-    if isinstance(meta, dict) and meta.get("format") == MODEL_FORMAT:
+    arrays, meta = read_checkpoint(path)
+    if meta.get("format") == MODEL_FORMAT:
         model, extra = load_model(path, return_meta=True)
         k = model.config.num_classes
-        names = tuple(extra.get("class_names") or (str(i) for i in range(k)))
-        mean, std = extra.get("mean"), extra.get("std")
-        return TrainedModel(model.eval(), names, None if mean is None else tuple(mean),
-                            None if std is None else tuple(std), None,
+        with checkpoint_field(path, "extra"):
+            names = check_class_names(extra.get("class_names") or [str(i) for i in range(k)],
+                                      k, "class_names")
+            mean, std = extra.get("mean"), extra.get("std")
+            if mean is not None or std is not None:
+                mean, std = check_statistics(mean, std, "normalization")
+        return TrainedModel(model.eval(), names, mean, std, None,
                             f"{path} ({model.config.name})")
     parts = split_training_checkpoint(arrays, meta, path)
-    model = EfficientNet(training_model_config(meta, path), dtype=meta["dtype"])
-    try:
-        model.load_state_dict(evaluation_weights(parts))
-    except ValueError as e:
-        raise ValueError(f"checkpoint {path}: {e}") from e
-    config = TrainConfig.from_dict(meta["train_config"])
+    model = training_model(meta, parts, path)
+    with checkpoint_field(path, "train_config"):
+        config = TrainConfig.from_dict(meta["train_config"])
     pos = meta["position"]
     weights = "EMA weights" if config.ema is not None else "weights"
     norm = meta["normalization"]
@@ -76,34 +80,6 @@ def load_trained_model(path: str | os.PathLike) -> TrainedModel:
                         tuple(norm["std"]), config,
                         f"{path} ({model.config.name}, {weights} after {pos['epoch']} of "
                         f"{config.epochs} epochs, step {pos['step']})")
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB, read with ``matplotlib.image.imread``.
-
-    Accepts (H, W, 3) or (H, W, 4) images (alpha is dropped), uint8 or float in [0, 1] (what
-    imread returns for PNG). Grayscale, other shapes and other dtypes raise ValueError naming
-    the file and what it holds.
-    """
-    import matplotlib.image
-    try:
-        img = matplotlib.image.imread(path)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: cannot read the image ({e})") from e
-    if img.ndim != 3 or img.shape[2] not in (3, 4):
-        kind = "grayscale " if img.ndim == 2 else ""
-        raise ValueError(f"{path}: expected an RGB or RGBA image of shape (H, W, 3) or "
-                         f"(H, W, 4), got a {kind}image of shape {img.shape}")
-    rgb = img[..., :3]
-    if rgb.dtype == np.uint8:
-        return np.ascontiguousarray(rgb)
-    if np.issubdtype(rgb.dtype, np.floating):
-        if not (np.isfinite(rgb).all() and rgb.min() >= 0 and rgb.max() <= 1):
-            raise ValueError(f"{path}: float pixels must lie in [0, 1], got "
-                             f"{rgb.min()}..{rgb.max()}")
-        return np.rint(rgb * 255).astype(np.uint8)
-    raise ValueError(f"{path}: pixels must be uint8 or float in [0, 1], got dtype {rgb.dtype} "
-                     f"(shape {img.shape})")
 
 
 def prepare_images(trained: TrainedModel, images: Sequence[np.ndarray], *,

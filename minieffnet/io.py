@@ -7,7 +7,9 @@ metadata (configuration, epoch, RNG states) is JSON text stored as a uint8 array
 
 Why atomic: a crash or Ctrl-C while writing must never leave a half-written checkpoint in
 place of the last good one. We write to a temporary file in the same folder, flush it to disk
-and ``os.replace`` it over the target, which is atomic on POSIX and Windows.
+and ``os.replace`` it over the target, which is atomic on POSIX and Windows. A process killed
+mid-write leaves its temporary file (``.<name>.<random>.tmp``) behind; the owner of the
+folder removes them with :func:`remove_temporaries` when it next starts.
 """
 from __future__ import annotations
 
@@ -19,7 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import BadFileError
+
 META_KEY = "__meta__"
+_TMP_SUFFIX = ".tmp"  # of the temporary files the atomic writes leave only when killed
 
 
 def save_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict) -> Path:
@@ -30,7 +35,7 @@ def save_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {k: np.asarray(v) for k, v in arrays.items()}
     payload[META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **payload)
@@ -51,23 +56,30 @@ def save_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta
 def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
     """Read a file written by :func:`save_npz_atomic`: ``(arrays, meta)``.
 
-    Raises FileNotFoundError if absent and ValueError, naming the file, if it is truncated,
-    corrupt, holds pickled objects or lacks the metadata.
+    Raises FileNotFoundError if absent and :class:`~minieffnet.errors.BadFileError` (a
+    ValueError), naming the file, if it is not a ``.npz`` archive (a ``.npy`` file, text),
+    is truncated or corrupt, holds pickled objects or lacks the metadata.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    # np.load reads a .npy file as one bare array and text as whatever it resembles: only a
+    # zip archive can be a .npz, so say so before NumPy guesses.
+    if not zipfile.is_zipfile(path):
+        raise BadFileError(f"checkpoint {path} is corrupt or truncated: not a .npz (zip) "
+                           "archive (a .npy file, text, a file cut short?)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-        raise ValueError(f"checkpoint {path} is corrupt or truncated ({e})") from e
+    except Exception as e:  # BadZipFile, zlib.error, EOFError, pickled arrays, bad headers...
+        raise BadFileError(f"checkpoint {path} is corrupt or truncated "
+                           f"({type(e).__name__}: {e})") from e
     if META_KEY not in arrays:
-        raise ValueError(f"checkpoint {path} has no metadata: not a minieffnet checkpoint")
+        raise BadFileError(f"checkpoint {path} has no metadata: not a minieffnet checkpoint")
     try:
         meta = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"checkpoint {path} has unreadable metadata ({e})") from e
+        raise BadFileError(f"checkpoint {path} has unreadable metadata ({e})") from e
     return arrays, meta
 
 
@@ -78,7 +90,19 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     sees the old file or the new one, never half of it.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}{_TMP_SUFFIX}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+
+def remove_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files a killed writer of ``path`` left beside it (``.<name>.tmp``
+    and ``.<name>.<random>.tmp``); returns them. Call it only where no other process is
+    writing ``path``: a run folder's owner does, when it starts or resumes."""
+    path = Path(path)
+    stale = [p for p in path.parent.glob(f".{path.name}*{_TMP_SUFFIX}") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale

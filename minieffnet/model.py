@@ -25,8 +25,8 @@ from .nn import Module, Sequential
 from .nn.layers import (BatchNorm2d, Conv2d, DepthwiseBN, DepthwiseConv2d, DropConnect, Dropout,
                         GlobalAvgPool, Linear, SqueezeExcite)
 from .ops._checks import check_finite, check_float_array
-from .scaling import (BlockSpec, EfficientNetConfig, LayerSpec, block_layers, head_layers,
-                      make_config, stem_layer)
+from .scaling import (BlockSpec, EfficientNetConfig, LayerSpec, block_layers, check_memory,
+                      count_parameters, head_layers, make_config, stem_layer)
 
 
 def build_layer(layer: LayerSpec, config: EfficientNetConfig, *, rng: np.random.Generator,
@@ -66,7 +66,7 @@ class MBConv(Module):
     """
 
     def __init__(self, spec: BlockSpec, config: EfficientNetConfig, *,
-                 rng: np.random.Generator, dtype=np.float32):
+                 rng: np.random.Generator, dtype=np.float32, zero_init_residual: bool = False):
         super().__init__()
         # Built in forward order, so a seed draws the same weights in the same order.
         built = {layer.name: build_layer(layer, config, rng=rng, dtype=dtype)
@@ -77,6 +77,11 @@ class MBConv(Module):
         self.project = built["project"]
         self.use_residual = spec.has_residual
         self.drop_connect = built.get("drop_connect")  # None without the residual
+        if zero_init_residual and self.use_residual:
+            # The projection BN's scale at 0: the branch outputs 0 and the block starts as the
+            # identity (Goyal et al. 2017, "zero gamma"; torchvision's zero_init_residual).
+            # Set after every draw, so the other weights equal the default build's.
+            self.project[1].weight.data[...] = 0
 
     def _branch(self) -> list[Module]:
         return [m for m in (self.expand, self.depthwise, self.se, self.project) if m is not None]
@@ -102,16 +107,23 @@ class EfficientNet(Module):
     x: (N, 3, H, W) float32 or float64 (the model's dtype) -> logits (N, num_classes).
     ``backward(dlogits)`` returns dx and fills ``p.grad`` for every parameter.
     ``features(x)`` and ``classify(features)`` are the two halves of ``forward``.
+    ``model(x)`` that raises leaves the model as it was (running statistics, random stream:
+    see :mod:`minieffnet.nn.module`); a config too large for this machine's memory is
+    refused before any weight is allocated (:func:`~minieffnet.scaling.check_memory`).
     """
 
     def __init__(self, config: EfficientNetConfig, *, seed: int | np.random.Generator = 0,
-                 dtype=np.float32):
+                 dtype=np.float32, zero_init_residual: bool = False):
         super().__init__()
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self.config = config
         self.dtype = np.dtype(dtype)
+        # A config from a file may describe any size (10^9 classes): refuse before allocating.
+        check_memory(f"EfficientNet {config.name}", count_parameters(config),
+                     itemsize=self.dtype.itemsize, training=False)
         self.stem = build_layer(stem_layer(config), config, rng=rng, dtype=dtype)
-        self.blocks = Sequential(*[MBConv(b, config, rng=rng, dtype=dtype)
+        self.blocks = Sequential(*[MBConv(b, config, rng=rng, dtype=dtype,
+                                          zero_init_residual=zero_init_residual)
                                    for b in config.blocks])
         self.head, self.pool, self.dropout, self.classifier = (
             build_layer(layer, config, rng=rng, dtype=dtype) for layer in head_layers(config))
@@ -133,8 +145,9 @@ class EfficientNet(Module):
         ``classify(features(x))``; class activation maps (:mod:`minieffnet.cam`) read it.
         """
         check_float_array("EfficientNet", "x", x, ndim=4)
-        if x.shape[1] != 3:
-            raise ValueError(f"EfficientNet: x must be (N, 3, H, W) RGB, got shape {x.shape}")
+        if x.shape[1] != 3 or 0 in x.shape:
+            raise ValueError(f"EfficientNet: x must be (N, 3, H, W) RGB with at least one "
+                             f"image, got shape {x.shape}")
         if x.dtype != self.dtype:
             raise ValueError(f"EfficientNet: x has dtype {x.dtype} but the model is "
                              f"{self.dtype}; convert one of them (model.astype)")
@@ -167,12 +180,15 @@ class EfficientNet(Module):
 
 def efficientnet(variant: str = "b0", num_classes: int = 1000, *, preset: str = "imagenet",
                  seed: int | np.random.Generator = 0, dtype=np.float32,
-                 **overrides) -> EfficientNet:
+                 zero_init_residual: bool = False, **overrides) -> EfficientNet:
     """Build EfficientNet-B0…B7 (or a custom / compound-scaled one) with TF initialisation.
 
     variant: "b0".."b7"; overrides: width, depth, resolution, phi, dropout, drop_connect, ...
     (see :func:`minieffnet.scaling.make_config`). preset "imagenet" is the paper's network,
     "cifar" the 32×32 adaptation documented in :mod:`minieffnet.scaling`.
+    zero_init_residual: start every residual block's projection BatchNorm with scale 0, so
+    each such block begins as the identity (off by default: the paper's and torchvision's
+    EfficientNet initialise it to 1).
     """
     config = make_config(variant, num_classes, preset=preset, **overrides)
-    return EfficientNet(config, seed=seed, dtype=dtype)
+    return EfficientNet(config, seed=seed, dtype=dtype, zero_init_residual=zero_init_residual)

@@ -72,9 +72,11 @@ import itertools
 import math
 import numbers
 import operator
+import os
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import TooLargeError
 from .ops.padding import PADDINGS, output_size
 
 
@@ -166,7 +168,7 @@ def round_filters(channels: int, width: float, divisor: int = 8) -> int:
     _check_positive("width", width)
     if divisor < 1:
         raise ValueError(f"round_filters: divisor must be a positive integer, got {divisor}")
-    scaled = channels * width
+    scaled = _finite_product("width", width, channels)
     rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
     if rounded < 0.9 * scaled:
         rounded += divisor
@@ -179,7 +181,7 @@ def round_repeats(repeats: int, depth: float) -> int:
     Rounding up (TF, torchvision) means every depth > 1 adds at least one block to each stage.
     """
     _check_positive("depth", depth)
-    return int(math.ceil(depth * repeats))
+    return int(math.ceil(_finite_product("depth", depth, repeats)))
 
 
 def compound_coefficients(phi: float, alpha: float = 1.2, beta: float = 1.1,
@@ -195,7 +197,11 @@ def compound_coefficients(phi: float, alpha: float = 1.2, beta: float = 1.1,
     phi = _check_finite("phi", phi)
     for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
         _check_positive(name, value)
-    return alpha ** phi, beta ** phi, gamma ** phi
+    try:
+        return alpha ** phi, beta ** phi, gamma ** phi
+    except OverflowError:
+        raise TooLargeError(f"phi={phi!r} scales B0 beyond any float (alpha^phi overflows)") \
+            from None
 
 
 # --- the resolved configuration -------------------------------------------------------------
@@ -309,10 +315,10 @@ def make_config(variant: str = "b0", num_classes: int = 1000, *, preset: str = "
     0.2; block ``i`` of ``n`` gets ``drop_connect * i / n`` (TF, torchvision), so the first
     block has 0. Raises ValueError naming the offending argument.
     """
-    key = variant.lower() if isinstance(variant, str) else variant
+    key = variant.lower() if isinstance(variant, str) else None
     if key not in COEFFICIENTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {tuple(COEFFICIENTS)}")
-    if preset not in _PRESETS:
+    if not isinstance(preset, str) or preset not in _PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
     if padding not in PADDINGS:
         raise ValueError(f"unknown padding {padding!r}; choose one of {PADDINGS}")
@@ -358,23 +364,35 @@ def make_config(variant: str = "b0", num_classes: int = 1000, *, preset: str = "
         raise ValueError(f"bn_momentum must be in (0, 1] (PyTorch's convention), "
                          f"got {bn_momentum}")
 
-    return EfficientNetConfig(
+    fields = dict(
         name=name, width=float(width), depth=float(depth), resolution=resolution,
         dropout=dropout, drop_connect=drop_connect, num_classes=num_classes,
         stem_channels=round_filters(STEM_CHANNELS, width),
         head_channels=round_filters(HEAD_CHANNELS, width), stem_stride=stem_stride,
         se_ratio=SE_RATIO, bn_eps=float(bn_eps), bn_momentum=float(bn_momentum),
-        padding=padding, blocks=_expand_blocks(stage_specs, width, depth, drop_connect))
+        padding=padding)
+    plan = [(spec, round_filters(spec.in_channels, width), round_filters(spec.out_channels, width),
+             round_repeats(spec.repeats, depth)) for spec in stage_specs]
+    # Refuse a network whose weights cannot fit before unrolling its blocks (depth 1e9 would
+    # list billions): count a copy with at most two blocks per stage, then add the missing
+    # repeats, which are alike (their stochastic-depth rates aside).
+    short = EfficientNetConfig(**fields, blocks=_expand_blocks(plan, drop_connect, 2))
+    missing = sum((repeats - 2) * sum(layer.params for layer in block_layers(blocks[-1]))
+                  for (*_, repeats), blocks in zip(plan, short.stages) if repeats > 2)
+    check_memory(f"EfficientNet {name}", count_parameters(short) + missing, training=False)
+    return EfficientNetConfig(**fields, blocks=_expand_blocks(plan, drop_connect))
 
 
-def _expand_blocks(stage_specs: tuple[StageSpec, ...], width: float, depth: float,
-                   drop_connect: float) -> tuple[BlockSpec, ...]:
-    """Scale the stage table and unroll it into one row per block (torchvision's loop)."""
+def _expand_blocks(plan: list[tuple[StageSpec, int, int, int]], drop_connect: float,
+                   max_repeats: int | None = None) -> tuple[BlockSpec, ...]:
+    """Unroll the scaled stage table into one row per block (torchvision's loop).
+
+    plan: per stage ``(spec, in_channels, out_channels, repeats)``, already scaled.
+    max_repeats: keep at most this many blocks per stage (for counting, see make_config).
+    """
     rows = []
-    for s, spec in enumerate(stage_specs):
-        in_ch = round_filters(spec.in_channels, width)
-        out_ch = round_filters(spec.out_channels, width)
-        for j in range(round_repeats(spec.repeats, depth)):
+    for s, (spec, in_ch, out_ch, repeats) in enumerate(plan):
+        for j in range(repeats if max_repeats is None else min(repeats, max_repeats)):
             stride, cin = (spec.stride, in_ch) if j == 0 else (1, out_ch)
             rows.append((spec.expand_ratio, spec.kernel, stride, cin, out_ch, s))
     n = len(rows)
@@ -611,6 +629,68 @@ def count_activations(config: Any, resolution: int | tuple[int, int] | None = No
     per_output = {"conv_bn": 2, "depthwise_bn": 2}
     return sum(per_output.get(p.layer.kind, 1) * p.layer.out_channels * p.out_size[0]
                * p.out_size[1] for p in network_layers(config, resolution))
+
+
+# --- memory --------------------------------------------------------------------------------
+# Training keeps per parameter its value, its gradient and up to two more copies (momentum,
+# Adam's two moments, the EMA's average).
+_TRAINING_COPIES = 4
+
+
+def memory_estimate(parameters: int, activations: int = 0, *, batch_size: int = 0,
+                    training: bool = True, itemsize: int = 4) -> int:
+    """Bytes a network needs, at least: ``parameters`` values (times 4 in training: value,
+    gradient and up to two optimiser or EMA slots) plus ``batch_size`` images'
+    ``activations`` (:func:`count_activations`, per image), ``itemsize`` bytes each.
+
+    Temporaries come on top, so this is a lower bound: a network it says does not fit cannot
+    run, which is what :func:`check_memory` refuses.
+    """
+    copies = _TRAINING_COPIES if training else 1
+    return itemsize * (copies * parameters + batch_size * activations)
+
+
+def physical_memory() -> int | None:
+    """This machine's RAM in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(what: str, parameters: int, activations: int = 0, *, batch_size: int = 0,
+                 training: bool = True, itemsize: int = 4) -> int:
+    """Refuse, before anything is allocated, what cannot fit in this machine's memory.
+
+    The one up-front check of the library (the model builder, :func:`make_config`, the
+    training configuration and ``minieffnet info`` call it): :func:`memory_estimate` of the
+    arguments against :func:`physical_memory`. ``what`` names the network in the message.
+    Returns the estimate in bytes; raises :class:`~minieffnet.errors.TooLargeError`.
+    """
+    need = memory_estimate(parameters, activations, batch_size=batch_size, training=training,
+                           itemsize=itemsize)
+    have = physical_memory()
+    if have is not None and need > have:
+        per_batch = (f" and {activations:,} activation values per image for a batch of "
+                     f"{batch_size}" if batch_size else "")
+        raise TooLargeError(f"{what} needs at least {_gib(need)} of memory ({parameters:,} "
+                            f"parameters{per_batch}{' in training' if training else ''}) but "
+                            f"this machine has {_gib(have)}: choose a smaller network, "
+                            "resolution or batch")
+    return need
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB"
+
+
+def _finite_product(name: str, value: float, factor: int) -> float:
+    """``value * factor`` for scaling a count; TooLargeError if it overflows a float."""
+    product = value * factor
+    if not math.isfinite(product):
+        raise TooLargeError(f"{name} {value!r} is too large: it scales {factor} beyond any "
+                            "float")
+    return product
 
 
 def _as_config(obj: Any) -> EfficientNetConfig:

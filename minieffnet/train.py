@@ -23,6 +23,16 @@ smoothing, backward, ``optimizer.lr = schedule(step)``, ``optimizer.step()``, th
 EMA (if enabled). Each epoch ends with an evaluation on the test set in eval mode (with the EMA
 weights when enabled), a row in ``metrics.jsonl``, a checkpoint and a fresh ``curves.png``.
 
+The short-run recipe options of :class:`TrainConfig` change this as follows. With
+``val_size`` the epochs are evaluated on the held-out validation split (``val_*`` columns)
+and the test set only after the last epoch; with ``eval_each_epoch=False`` only the last
+epoch is evaluated; with ``tta`` the last evaluation also reports the test-time-augmented
+numbers (``*_tta_*`` columns, :mod:`minieffnet.tta`). With ``progressive_from`` each epoch
+starts by setting the training loader's resolution and the model's dropout and
+stochastic-depth rates to its stage (:mod:`minieffnet.progressive`); evaluation is always at
+the network's resolution. With ``time_budget`` a new run first measures its speed and fits
+``epochs`` to the budget (:mod:`minieffnet.budget`); ``config.json`` records the fitted count.
+
 Exact resumption
 ----------------
 The checkpoint (its layout: :mod:`minieffnet.checkpoint`) holds the model's parameters and
@@ -32,9 +42,10 @@ the epoch, global step), the epoch's running totals, and both random streams: ``
 was when the epoch began*. Resuming restores all of it; to stand mid-epoch it re-draws the
 epoch's shuffle and re-makes the batches already trained on (a millisecond or so each, no
 training), which replays every random draw in the original order. The schedule is a pure
-function of the step. So a run interrupted at any step boundary and resumed, in a new process,
-ends with the same weights, bit for bit, as one that never stopped (same machine and thread
-count: BLAS results may differ between machines).
+function of the step, and the progressive stage a pure function of the epoch; a time-budgeted
+run resumes with the epochs it fitted (no new measurement). So a run interrupted at any step
+boundary and resumed, in a new process, ends with the same weights, bit for bit, as one that
+never stopped (same machine and thread count: BLAS results may differ between machines).
 
 Ctrl-C
 ------
@@ -69,17 +80,22 @@ from typing import Any, Callable
 import numpy as np
 from tqdm import tqdm
 
-from .checkpoint import (CHECKPOINT_FILE, config_differences, read_training_checkpoint,
-                         save_training_checkpoint, training_model_config)
-from .data import AugmentConfig, BatchLoader, Dataset
-from .io import write_text_atomic
+from .budget import RESERVE, Timing, fit_epochs, median_seconds, run_seconds
+from .checkpoint import (CHECKPOINT_FILE, checkpoint_field, config_differences,
+                         read_training_checkpoint, save_training_checkpoint,
+                         training_model_config)
+from .data import AugmentConfig, BatchLoader, Dataset, dataset_label
+from .errors import BadFileError
+from .io import remove_temporaries, write_text_atomic
 from .model import EfficientNet, efficientnet
 from .ops._checks import NonFiniteError
 from .ops.loss import softmax_cross_entropy
 from .optim import EMA
+from .progressive import apply_regularization
 from .train_config import (CONFIG_FILE, TrainConfig, build_optimizer, build_schedule,
-                           load_datasets, load_train_config, save_train_config,
+                           load_splits, load_train_config, save_train_config,
                            train_config_differences)
+from .tta import TTA_VIEWS, tta_logits
 from .viz import plot_training_curves, read_metrics
 
 METRICS_FILE = "metrics.jsonl"
@@ -105,13 +121,17 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 def evaluate(model: EfficientNet, dataset: Dataset, *, batch_size: int = 256,
-             label_smoothing: float = 0.0, mean=None, std=None) -> dict[str, float]:
+             label_smoothing: float = 0.0, mean=None, std=None,
+             tta: int = 0) -> dict[str, float]:
     """Loss, top-1 and top-5 accuracy of ``model`` on ``dataset``, in eval mode, in batches.
 
     Images are normalised with ``mean`` / ``std`` (default ``dataset.normalization()``, the
     training statistics for the built-in sets) and resized to ``model.config.resolution``.
     ``loss`` is the mean cross-entropy against targets smoothed by ``label_smoothing`` (pass
     the training value to compare with the training loss). Top-5 is top-``min(5, classes)``.
+    tta: a test-time augmentation level (:func:`~minieffnet.tta.tta_logits`); above 0 the
+    result also holds ``tta_loss``, ``tta_top1`` and ``tta_top5``, the same measures of the
+    averaged logits (the plain numbers are unchanged and reuse the plain forward pass).
     The model is left in the mode it was in. Raises FloatingPointError if the logits are not
     finite, ValueError if the class counts differ.
     """
@@ -121,21 +141,26 @@ def evaluate(model: EfficientNet, dataset: Dataset, *, batch_size: int = 256,
     loader = BatchLoader(dataset, batch_size, np.random.default_rng(0), shuffle=False,
                          resolution=model.config.resolution, mean=mean, std=std)
     k = min(5, model.config.num_classes)
-    loss_sum = top1 = top5 = 0.0
+    prefixes = ("", "tta_") if tta else ("",)
+    sums = {f"{prefix}{name}": 0.0 for prefix in prefixes for name in ("loss", "top1", "top5")}
     was_training = model.training
     model.eval()
     try:
         for x, y in loader:
             logits = _finite_forward(model, x)
-            loss, _ = softmax_cross_entropy(logits, y, label_smoothing)
-            loss_sum += loss * len(y)
-            best = np.argpartition(-logits, k - 1, axis=1)[:, :k]
-            top5 += float((best == y[:, None]).any(axis=1).sum())
-            top1 += float((logits.argmax(axis=1) == y).sum())
+            outputs = {"": logits}
+            if tta:
+                outputs["tta_"] = tta_logits(lambda v: _finite_forward(model, v), x, tta,
+                                             plain=logits)
+            for prefix, out in outputs.items():
+                loss, _ = softmax_cross_entropy(out, y, label_smoothing)
+                best = np.argpartition(-out, k - 1, axis=1)[:, :k]
+                sums[f"{prefix}loss"] += loss * len(y)
+                sums[f"{prefix}top5"] += float((best == y[:, None]).any(axis=1).sum())
+                sums[f"{prefix}top1"] += float((out.argmax(axis=1) == y).sum())
     finally:
         model.train(was_training)
-    n = len(dataset)
-    return {"loss": loss_sum / n, "top1": top1 / n, "top5": top5 / n}
+    return {key: total / len(dataset) for key, total in sums.items()}
 
 
 def _finite_forward(model: EfficientNet, x: np.ndarray) -> np.ndarray:
@@ -170,34 +195,42 @@ class Trainer:
     on_step: called as ``on_step(trainer)`` after every completed step (``trainer.step``
     counts them); raising ``KeyboardInterrupt`` there acts like Ctrl-C.
 
-    Attributes: ``config`` (``out_dir`` resolved), ``run_dir``, ``model``, ``optimizer``,
-    ``ema`` (or None), ``schedule``, ``loader`` (the training BatchLoader), ``train_set``,
-    ``test_set``, ``steps_per_epoch``; position ``epoch`` (completed epochs), ``batch``
-    (batches done in the current epoch), ``step`` (optimiser steps done).
+    Attributes: ``config`` (``out_dir`` resolved; with a time budget, ``epochs`` fitted),
+    ``run_dir``, ``model``, ``optimizer``, ``ema`` (or None), ``schedule``, ``loader`` (the
+    training BatchLoader), ``train_set``, ``val_set`` (None without ``val_size``),
+    ``test_set``, ``steps_per_epoch``, ``predicted_s`` (a new time-budgeted run's predicted
+    wall time, else None); position ``epoch`` (completed epochs), ``batch`` (batches done in
+    the current epoch), ``step`` (optimiser steps done).
     """
 
     def __init__(self, config: TrainConfig = TrainConfig(), *, resume: bool = False,
                  overwrite: bool = False, progress: bool = True, verbose: bool = True,
                  on_step: Callable[["Trainer"], None] | None = None):
+        started = time.perf_counter()  # a time budget counts from here
         if resume and overwrite:
             raise ValueError("choose resume or overwrite, not both")
         if config.out_dir is None:
             if resume:
                 raise ValueError("resume needs out_dir: the folder of the run to continue")
-            config = dataclasses.replace(config, out_dir=str(_new_run_dir(config.dataset)))
-        self.config = config
+            config = dataclasses.replace(config, out_dir=str(_new_run_dir(
+                dataset_label(config.dataset))))
         self.run_dir = Path(config.out_dir)
+        self.config = _with_fitted_epochs(config, self.run_dir) if resume else config
+        config = self.config
         self.progress, self.verbose = progress, verbose
         self.on_step = on_step
         self._overwrite = overwrite
         self._check_run_dir(resume, overwrite)
+        for name in RUN_FILES:  # the folder is this run's now: drop what a killed writer left
+            remove_temporaries(self.run_dir / name)
 
-        self.train_set, self.test_set = load_datasets(config)
+        self.train_set, self.val_set, self.test_set = load_splits(config)
         if self.test_set.class_names != self.train_set.class_names:
             raise ValueError(f"{self.test_set.name} and {self.train_set.name} name different "
                              "classes")
         self.model = efficientnet(config.variant, self.train_set.num_classes,
                                   preset=config.preset, seed=config.seed,
+                                  zero_init_residual=config.zero_init_residual,
                                   **config.model_overrides())
         # Both splits are normalised with the training statistics (stored in the checkpoint
         # for evaluate / predict).
@@ -229,8 +262,11 @@ class Trainer:
         self._in_step = False
         self._stop_requested = False
         self._interruptible = False
+        self.predicted_s = None
         if resume:
             self._load_checkpoint()
+        elif config.time_budget is not None:
+            self._fit_to_time_budget(started)
 
     # --- paths -------------------------------------------------------------------------------
     @property
@@ -260,7 +296,9 @@ class Trainer:
                 raise ValueError(f"{self.run_dir} holds a run with a different config "
                                  f"({'; '.join(diffs)}); resume it with its own settings")
             return
-        if overwrite or not (config_path.exists() or self.checkpoint_path.exists()):
+        # Any file a run writes counts: an unrelated metrics.jsonl is not overwritten either.
+        held = [name for name in RUN_FILES if (self.run_dir / name).exists()]
+        if overwrite or not held:
             return
         if config_path.is_file():
             diffs = train_config_differences(load_train_config(self.run_dir), self.config)
@@ -268,6 +306,10 @@ class Trainer:
                 raise ValueError(f"{self.run_dir} already holds a different run "
                                  f"({'; '.join(diffs)}); choose another output folder, or "
                                  "overwrite it (--overwrite)")
+        if not (config_path.is_file() or self.checkpoint_path.exists()):
+            raise ValueError(f"{self.run_dir} already holds {' and '.join(held)}, which a run "
+                             "would overwrite; choose another output folder, or replace them "
+                             "(--overwrite)")
         held = "this run" if config_path.is_file() else "a checkpoint"
         raise ValueError(f"{self.run_dir} already holds {held}; continue it (--resume) or "
                          "start again (--overwrite)")
@@ -316,6 +358,9 @@ class Trainer:
 
     def _run_epoch(self) -> None:
         epoch_number = self.epoch + 1
+        stage = self.config.stage(self.epoch)
+        self.loader.resolution = stage.resolution
+        apply_regularization(self.model, stage.regularization)
         batches = iter(self.loader)
         # Resuming mid-epoch: re-make the batches already trained on, which replays their
         # random draws, so the loader's Generator stands where the interrupted run left it.
@@ -343,8 +388,12 @@ class Trainer:
                     raise KeyboardInterrupt
 
         self._interruptible = True  # evaluation changes no state: Ctrl-C may stop it at once
+        evaluated, eval_time_s = {}, 0.0
         try:
-            test = self._evaluate_for_metrics(epoch_number)
+            for prefix, dataset, tta in self._evaluation_plan(epoch_number, self.config.epochs):
+                result = self._evaluate_for_metrics(epoch_number, dataset, tta)
+                eval_time_s += result.pop("time_s")
+                evaluated.update((f"{prefix}_{k}", v) for k, v in result.items())
         finally:
             self._interruptible = False
         t = self._totals
@@ -352,9 +401,9 @@ class Trainer:
         row = {
             "epoch": epoch_number, "step": self.step, "lr": self.optimizer.lr,
             "train_loss": t["loss_sum"] / t["seen"], "train_top1": t["correct"] / t["seen"],
-            "test_loss": test["loss"], "test_top1": test["top1"], "test_top5": test["top5"],
+            **evaluated,
             "images_per_s": t["seen"] / max(t["train_time_s"], 1e-9),
-            "epoch_time_s": t["train_time_s"] + test["time_s"], "elapsed_s": self._elapsed_s,
+            "epoch_time_s": t["train_time_s"] + eval_time_s, "elapsed_s": self._elapsed_s,
         }
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
@@ -364,11 +413,13 @@ class Trainer:
         self.save_checkpoint()
         plot_training_curves(self.metrics_path, self.curves_path)
         if self.verbose:
+            groups = dict.fromkeys(key.rsplit("_", 1)[0] for key in evaluated)  # test, test_tta
+            scores = "".join(f" | {g.replace('_', ' ')} loss {row[g + '_loss']:.3f} top-1 "
+                             f"{row[g + '_top1']:.3f} top-5 {row[g + '_top5']:.3f}"
+                             for g in groups)
             tqdm.write(f"epoch {epoch_number}/{self.config.epochs}: train loss "
-                       f"{row['train_loss']:.3f} top-1 {row['train_top1']:.3f} | test loss "
-                       f"{row['test_loss']:.3f} top-1 {row['test_top1']:.3f} top-5 "
-                       f"{row['test_top5']:.3f} | {row['images_per_s']:.0f} img/s, "
-                       f"{row['epoch_time_s']:.0f} s")
+                       f"{row['train_loss']:.3f} top-1 {row['train_top1']:.3f}{scores} | "
+                       f"{row['images_per_s']:.0f} img/s, {row['epoch_time_s']:.0f} s")
         if self._stop_requested:
             raise KeyboardInterrupt
 
@@ -381,16 +432,7 @@ class Trainer:
     def _train_step(self, x: np.ndarray, y: np.ndarray) -> None:
         """One optimiser step; the position and totals advance only once it is complete."""
         self._in_step = True
-        try:
-            logits = _finite_forward(self.model, x)
-        except FloatingPointError as e:
-            raise self._diverged(str(e)) from None
-        loss, dlogits = softmax_cross_entropy(logits, y, self.config.label_smoothing)
-        if not math.isfinite(loss):
-            raise self._diverged("the loss is not finite")
-        self.model.backward(dlogits)
-        self.optimizer.lr = self.schedule(self.step)
-        self.optimizer.step()
+        loss, logits = self._optimizer_step(x, y)
         if self.ema is not None:
             self.ema.update()
         t = self._totals
@@ -401,6 +443,21 @@ class Trainer:
         self.batch += 1
         self._in_step = False
 
+    def _optimizer_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Forward in training mode, the loss, backward and the optimiser's update at
+        ``schedule(step)``: ``(loss, logits)``. Raises :class:`TrainingDiverged`."""
+        try:
+            logits = _finite_forward(self.model, x)
+        except FloatingPointError as e:
+            raise self._diverged(str(e)) from None
+        loss, dlogits = softmax_cross_entropy(logits, y, self.config.label_smoothing)
+        if not math.isfinite(loss):
+            raise self._diverged("the loss is not finite")
+        self.model.backward(dlogits)
+        self.optimizer.lr = self.schedule(self.step)
+        self.optimizer.step()
+        return loss, logits
+
     def _diverged(self, what: str) -> TrainingDiverged:
         epoch, step = self.epoch + 1, self.step + 1
         return TrainingDiverged(
@@ -408,18 +465,34 @@ class Trainer:
             f"of {self.steps_per_epoch}); {self.checkpoint_path} still holds the last good "
             "state. Try a lower learning rate (--lr) or warm-up (--warmup).", epoch, step)
 
-    def evaluate(self) -> dict[str, float]:
-        """:func:`evaluate` on the test set with the weights used for reporting (the EMA's
-        when enabled): ``{"loss", "top1", "top5"}``."""
+    def evaluate(self, dataset: Dataset | None = None, *, tta: int = 0) -> dict[str, float]:
+        """:func:`evaluate` on ``dataset`` (default the test set) with the weights used for
+        reporting (the EMA's when enabled): ``{"loss", "top1", "top5"}``, and the ``tta_``
+        ones with a TTA level."""
         with self.ema.applied() if self.ema is not None else contextlib.nullcontext():
-            return evaluate(self.model, self.test_set, batch_size=self.config.batch_size,
+            return evaluate(self.model, self.test_set if dataset is None else dataset,
+                            batch_size=self.config.batch_size,
                             label_smoothing=self.config.label_smoothing, mean=self.mean,
-                            std=self.std)
+                            std=self.std, tta=tta)
 
-    def _evaluate_for_metrics(self, epoch_number: int) -> dict[str, float]:
+    def _evaluation_plan(self, epoch_number: int, epochs: int
+                         ) -> list[tuple[str, Dataset, int]]:
+        """What epoch ``epoch_number`` (1-based) of ``epochs`` evaluates: ``(column prefix,
+        data set, TTA level)`` rows (module docstring). The last epoch evaluates the
+        validation split (if any) and the test set, with TTA; other epochs the validation
+        split, else the test set, without TTA, or nothing without ``eval_each_epoch``."""
+        last = epoch_number == epochs
+        monitor = ("test", self.test_set) if self.val_set is None else ("val", self.val_set)
+        plan = [(*monitor, self.config.tta if last else 0)]
+        if last and self.val_set is not None:
+            plan.append(("test", self.test_set, self.config.tta))
+        return plan if last or self.config.eval_each_epoch else []
+
+    def _evaluate_for_metrics(self, epoch_number: int, dataset: Dataset,
+                              tta: int) -> dict[str, float]:
         started = time.perf_counter()
         try:
-            result = self.evaluate()
+            result = self.evaluate(dataset, tta=tta)
         except FloatingPointError as e:  # the weights are broken
             raise TrainingDiverged(
                 f"training diverged: {e} when evaluating after epoch {epoch_number} (step "
@@ -441,6 +514,63 @@ class Trainer:
         return TrainingInterrupted(
             f"interrupted at epoch {epoch} step {step}; saved {self.checkpoint_path}; resume "
             f"with: {self._resume_hint()}", epoch, step, True)
+
+    # --- time budget -------------------------------------------------------------------------
+    def _fit_to_time_budget(self, started: float) -> None:
+        """Set ``config.epochs`` to the most epochs (up to its value) that fit what is left of
+        ``config.time_budget`` after ``started`` (:mod:`minieffnet.budget`), and the schedule
+        to that length."""
+        timing = self._measure()
+        budget_s = 60 * self.config.time_budget
+        available = budget_s * (1 - RESERVE) - (time.perf_counter() - started)
+
+        def predicted_s(epochs: int) -> float:
+            evaluated = [sum(len(data) * TTA_VIEWS[tta]
+                             for _, data, tta in self._evaluation_plan(e + 1, epochs))
+                         for e in range(epochs)]
+            return run_seconds(epochs, steps_per_epoch=self.steps_per_epoch, timing=timing,
+                               resolutions=[self.config.stage(e, epochs).resolution
+                                            for e in range(epochs)],
+                               eval_images=evaluated)
+
+        epochs = fit_epochs(available, self.config.epochs, predicted_s)
+        self.config = dataclasses.replace(self.config, epochs=epochs)
+        self.schedule = build_schedule(self.config, self.steps_per_epoch)
+        self.predicted_s = predicted_s(epochs)
+        if self.verbose:
+            print(f"time budget {self.config.time_budget:g} min: {epochs} epochs fit "
+                  f"(predicted {self.predicted_s / 60:.1f} min of the "
+                  f"{available / 60:.1f} left)")
+
+    def _measure(self) -> Timing:
+        """Time training steps at the first and the last training resolution and an
+        evaluation batch on this run's model, optimiser and data; then put back every state
+        they touched (weights, BatchNorm statistics, optimiser state, both random streams, the
+        loader's resolution), so the run itself is unchanged."""
+        model_state, optimizer_state = self.model.state_dict(), self.optimizer.state_dict()
+        rngs = (self.model.rng.bit_generator.state, self.loader.rng.bit_generator.state)
+
+        def forever():
+            while True:
+                yield from self.loader
+
+        try:
+            step_s = {}
+            first, last = (self.config.stage(e).resolution for e in (0, self.config.epochs - 1))
+            for resolution in sorted({first, last}):  # the final (largest) one last
+                self.loader.resolution = resolution
+                batches = forever()
+                step_s[resolution] = median_seconds(lambda: self._optimizer_step(*next(batches)))
+            x, _ = next(batches)
+            self.model.eval()
+            eval_image_s = median_seconds(lambda: _finite_forward(self.model, x)) / len(x)
+        finally:
+            self.model.train()
+            self.model.load_state_dict(model_state)
+            self.optimizer.load_state_dict(optimizer_state)
+            self.model.rng.bit_generator.state, self.loader.rng.bit_generator.state = rngs
+            self.loader.resolution = self.model.config.resolution
+        return Timing(step_s, eval_image_s)
 
     # --- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
@@ -467,7 +597,8 @@ class Trainer:
     def _load_checkpoint(self) -> None:
         path = self.checkpoint_path
         parts, meta = read_training_checkpoint(path)
-        stored = TrainConfig.from_dict(meta["train_config"])
+        with checkpoint_field(path, "train_config"):
+            stored = TrainConfig.from_dict(meta["train_config"])
         diffs = train_config_differences(stored, self.config)
         if diffs:
             raise ValueError(f"checkpoint {path} belongs to a different run: {'; '.join(diffs)}")
@@ -493,7 +624,7 @@ class Trainer:
             self._totals = {k: float(totals[k]) for k in _fresh_totals()}
             self._elapsed_s = float(meta["elapsed_s"])
         except (ValueError, TypeError, KeyError) as e:
-            raise ValueError(f"checkpoint {path} cannot be resumed: {e}") from e
+            raise BadFileError(f"checkpoint {path} cannot be resumed: {e}") from e
         self._loader_epoch_state = self.loader.rng.bit_generator.state
         if not 0 <= self.batch <= self.steps_per_epoch:
             raise ValueError(f"checkpoint {path} stands at batch {self.batch} of an epoch of "
@@ -513,6 +644,18 @@ class Trainer:
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a line cut short by the interruption
         write_text_atomic(self.metrics_path, "".join(kept))
+
+
+def _with_fitted_epochs(config: TrainConfig, run_dir: Path) -> TrainConfig:
+    """``config`` with the epochs that the time-budgeted run in ``run_dir`` fitted, so that
+    resuming it with its original settings continues the same schedule; unchanged when
+    ``config`` has no time budget or the folder holds no run with the same budget."""
+    if config.time_budget is None or not (run_dir / CONFIG_FILE).is_file():
+        return config
+    stored = load_train_config(run_dir)
+    if stored.time_budget != config.time_budget:
+        return config
+    return dataclasses.replace(config, epochs=stored.epochs)
 
 
 def _new_run_dir(dataset: str) -> Path:

@@ -39,9 +39,10 @@ def plot_training_curves(metrics_jsonl_path: str | os.PathLike,
     """Plot loss and accuracy per epoch, train against test, from a run's metrics file.
 
     Left panel: ``train_loss`` and ``test_loss`` (log scale); right panel: ``train_top1``,
-    ``test_top1`` and ``test_top5`` (as percentages). Writes ``out_png`` (replacing it
-    atomically, so an image viewer never reads half a file) and returns its path. Raises
-    ValueError if the file holds no epoch.
+    ``test_top1`` and ``test_top5`` (as percentages). A run with a validation split plots its
+    ``val_*`` columns instead of the test ones; epochs that were not evaluated are skipped.
+    Writes ``out_png`` (replacing it atomically, so an image viewer never reads half a file)
+    and returns its path. Raises ValueError if the file holds no epoch.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -50,21 +51,27 @@ def plot_training_curves(metrics_jsonl_path: str | os.PathLike,
     rows = read_metrics(metrics_jsonl_path)
     if not rows:
         raise ValueError(f"{metrics_jsonl_path} holds no epoch to plot")
-    epochs = [r["epoch"] for r in rows]
+    held = "val" if any("val_loss" in r for r in rows) else "test"
+
+    def curve(key):
+        """(epochs, values) of the rows that hold ``key``."""
+        kept = [r for r in rows if key in r]
+        return [r["epoch"] for r in kept], [r[key] for r in kept]
 
     fig = Figure(figsize=(10, 4), layout="constrained")
     FigureCanvasAgg(fig)
     loss_ax, acc_ax = fig.subplots(1, 2)
-    loss_ax.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
-    loss_ax.plot(epochs, [r["test_loss"] for r in rows], "s-", label="test")
+    loss_ax.plot(*curve("train_loss"), "o-", label="train")
+    loss_ax.plot(*curve(f"{held}_loss"), "s-", label=held)
     # log scale: the first epochs' losses (often far higher) must not flatten the rest
     loss_ax.set(xlabel="epoch", ylabel="loss (training objective)", title="Loss", yscale="log")
     for axis in (loss_ax.yaxis.set_major_formatter, loss_ax.yaxis.set_minor_formatter):
         axis(FormatStrFormatter("%g"))  # 2, 3, 4 rather than 2×10^0, 3×10^0, ...
     for key, style, label in (("train_top1", "o-", "train top-1"),
-                              ("test_top1", "s-", "test top-1"),
-                              ("test_top5", "^--", "test top-5")):
-        acc_ax.plot(epochs, [100 * r[key] for r in rows], style, label=label)
+                              (f"{held}_top1", "s-", f"{held} top-1"),
+                              (f"{held}_top5", "^--", f"{held} top-5")):
+        epochs, values = curve(key)
+        acc_ax.plot(epochs, [100 * v for v in values], style, label=label)
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy", ylim=(0, 100))
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)

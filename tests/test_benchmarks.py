@@ -1,10 +1,13 @@
-"""benchmarks/run_all.py: the smoke run, the shapes it times, the RESULTS.md section writer.
+"""benchmarks/run_all.py and bench_cuda.py: the smoke runs, the shapes they time, the ratios
+and targets, the RESULTS.md section writer.
 
 The timings themselves are not tested (they depend on the machine and its load); what is
-tested is that the command runs end to end, reports every row, times the shapes the model
-really has, compares against an equivalent torchvision network, and edits only its own
-section of RESULTS.md.
+tested is that the commands run end to end, report every row and peer, time the shapes the
+model really has, compare against an equivalent torchvision network, judge the targets as
+stated, and edit only their own section of RESULTS.md.
 """
+import importlib.util
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -28,8 +31,15 @@ EXPECTED_ROWS = (
     "train B0 imagenet", "train B0 imagenet peak RSS",
     "train B0 cifar", "train B0 cifar peak RSS",
     "infer B0 imagenet", "infer B0 imagenet peak RSS",
+    "infer B0 cifar", "infer B0 cifar peak RSS",
+    "train study 32 px", "train study 32 px peak RSS",
+    "train study 16 px", "train study 16 px peak RSS",
+    "infer study 32 px", "infer study 32 px peak RSS",
+    "infer study 16 px", "infer study 16 px peak RSS",
     "start-up warm", "start-up cold",
 )
+COLUMNS = ("benchmark", "unit", "minieffnet", "torch eager", "channels_last", "torch.compile",
+           "ONNX Runtime", "ratio", "target", "met", "notes")
 
 
 @pytest.fixture
@@ -40,28 +50,51 @@ def run_all(monkeypatch):
     return run_all
 
 
-def table_rows(report: str) -> dict[str, list[str]]:
-    """``{benchmark: cells}`` for every row of the Markdown table in ``report``."""
-    rows = {}
-    for line in report.splitlines():
-        if line.startswith("| ") and not line.startswith("| benchmark "):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            rows[cells[0]] = cells[1:]
-    return rows
+def cells(line: str) -> dict[str, str]:
+    """``{column: cell}`` of one Markdown table line of run_all's table."""
+    return dict(zip(COLUMNS, (c.strip() for c in line.strip().strip("|").split("|")),
+                    strict=True))
 
 
-def test_quick_run_reports_every_row(run_all):
+def table_rows(report: str) -> dict[str, dict[str, str]]:
+    """``{benchmark: {column: cell}}`` for every row of the Markdown table in ``report``."""
+    lines = [line for line in report.splitlines() if line.startswith("| ")]
+    assert lines[0] == "| " + " | ".join(COLUMNS) + " |", lines[0]
+    return {row["benchmark"]: row for row in map(cells, lines[1:])}
+
+
+def installed(*modules: str) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def test_quick_run_reports_every_row_and_peer(run_all):
     assert run_all.row_names() == EXPECTED_ROWS
     out = subprocess.run([sys.executable, str(BENCHMARKS / "run_all.py"), "--quick"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     rows = table_rows(out.stdout)
     assert tuple(rows) == EXPECTED_ROWS, out.stdout
-    for name in ("depthwise conv", "train B0 imagenet", "start-up warm"):
-        assert float(rows[name][1]) > 0, rows[name]  # minieffnet's column holds a number
-    assert rows["start-up cold"][1] == "–"          # skipped in quick mode
-    assert "not timed" in rows["depthwise conv (cuda)"][-1]  # the simulator times nothing
-    for line in ("- Machine:", "- Threads: 1 ", "- Versions:", "- Memory bandwidth"):
+    for name in ("depthwise conv", "start-up warm"):
+        assert float(rows[name]["minieffnet"]) > 0, rows[name]
+    for name in EXPECTED_ROWS[11:27:2]:  # the model rows: best / median img/s
+        best, median = map(float, rows[name]["minieffnet"].split(" / "))
+        assert best >= median > 0, rows[name]
+        assert rows[name]["torch.compile"] == "–"  # compiling takes minutes: not in --quick
+        target = run_all.TARGETS.get(name)
+        assert rows[name]["target"] == ("–" if target is None else target.text)
+    torch_ran = installed("torch", "torchvision")
+    for name in ("train B0 cifar", "infer study 16 px"):
+        for peer in ("torch eager", "channels_last"):
+            assert (rows[name][peer] != "–") == torch_ran, (peer, rows[name])
+        assert (" / " in rows[name]["ratio"]) == torch_ran, rows[name]
+    ort_ran = torch_ran and installed(*run_all.ONNX_MODULES)
+    for name in ("infer B0 imagenet", "infer study 32 px peak RSS"):
+        assert (rows[name]["ONNX Runtime"] != "–") == ort_ran, rows[name]
+    assert rows["train B0 imagenet"]["ONNX Runtime"] == "–"  # inference only
+    assert rows["start-up cold"]["minieffnet"] == "–"        # skipped in quick mode
+    assert "not timed" in rows["depthwise conv (cuda)"]["notes"]  # the simulator times nothing
+    for line in ("- Machine:", "- Threads: 1 ", "- Versions:", "- Memory bandwidth",
+                 "- Peers:", "torch.compile (--quick)"):
         assert line in out.stdout
 
 
@@ -71,14 +104,46 @@ def test_without_pytorch_its_columns_show_a_dash(run_all):
     # does not list are not timed: those rows hold no number.
     rows = [r for r in run_all.op_rows(args, None, bandwidth=20.0)
             if not r.notes.startswith("not timed")]
-    rows.append(run_all.Row("train B0 imagenet", "img/s", 80.0))
+    rows.append(run_all.Row("train B0 imagenet", "img/s", (80.0, 70.0)))
     for row in rows:
-        name, unit, ours, torch, ratio, target, met, notes = [
-            c.strip() for c in row.markdown().strip("|").split("|")]
-        assert float(ours) > 0 and (torch, ratio, met) == ("–", "–", "–"), row.markdown()
-    assert "GB/s" in next(r for r in rows if r.name == "depthwise conv").markdown()
-    warm = run_all.Row("start-up warm", "s", 1.0)  # an absolute target needs no PyTorch
-    assert warm.target() == ("≤ 5 s", "yes")
+        c = cells(row.markdown())
+        assert float(c["minieffnet"].split(" / ")[0]) > 0, row.markdown()
+        assert all(c[p] == "–" for p in run_all.PEERS), row.markdown()
+        assert c["ratio"] == "–", row.markdown()
+        if row.name != "depthwise conv":  # its bandwidth target needs no PyTorch
+            assert c["met"] == "–", row.markdown()
+    depthwise = next(r for r in rows if r.name == "depthwise conv")
+    assert "GB/s" in depthwise.notes and depthwise.share > 0
+    assert depthwise.target()[1] == ("yes" if depthwise.share >= 0.5 else "**no**")
+    assert run_all.Row("start-up warm", "s", 1.0).target() == ("≤ 5 s", "yes")
+    assert run_all.Row("start-up cold", "s", 12.0).target() == ("≤ 10 s", "**no**")
+    assert run_all.peers_missing(args, None) == dict.fromkeys(run_all.PEERS,
+                                                              "PyTorch not installed")
+
+
+def test_ratio_against_the_fastest_peer_and_the_targets(run_all):
+    peers = {"torch eager": (100.0, 80.0), "channels_last": (90.0, 85.0), "torch.compile": None}
+    row = run_all.Row("train B0 imagenet", "img/s", (220.0, 170.0), peers)
+    ratio, peer = row.ratio()  # best against the best 100, median against the best 85
+    assert ratio == pytest.approx((2.2, 2.0)) and peer == "channels_last"
+    c = cells(row.markdown())
+    assert c["minieffnet"] == "220 / 170" and c["torch.compile"] == "–"
+    assert c["ratio"] == "2.20× / 2.00× vs channels_last"
+    assert (c["target"], c["met"]) == ("≥ 2× fastest PyTorch", "yes")  # the median counts
+    row.ours = (230.0, 160.0)
+    assert row.target()[1] == "**no**"
+    # Inference is judged against ONNX Runtime alone, whichever peer is fastest.
+    infer = run_all.Row("infer B0 cifar", "img/s", (500.0, 450.0),
+                        {"torch eager": (300.0, 280.0), "channels_last": (600.0, 560.0),
+                         "ONNX Runtime": (480.0, 440.0)})
+    assert infer.ratio()[1] == "channels_last"
+    assert infer.target() == ("≥ 1× ONNX Runtime", "yes (1.02× vs ONNX Runtime)")
+    # Memory: lower is better, judged against torch eager.
+    rss = run_all.Row("train B0 cifar peak RSS", "MB", 1400.0,
+                      {"torch eager": 2300.0, "channels_last": 2100.0})
+    assert rss.ratio() == (pytest.approx(1.5), "channels_last")
+    assert rss.target()[1].startswith("yes (1.64× vs torch eager)")
+    assert run_all.Row("infer study 16 px", "img/s", (1.0, 1.0)).target() == ("–", "–")
 
 
 def test_op_shapes_are_the_shapes_the_model_runs(run_all, monkeypatch):
@@ -123,13 +188,15 @@ def test_op_shapes_are_the_shapes_the_model_runs(run_all, monkeypatch):
 
 
 @pytest.mark.torch
-def test_torchvision_model_matches_the_cifar_preset(run_all):
+@pytest.mark.parametrize("width, depth", [(1.0, 1.0), (0.25, 0.25)])
+def test_torchvision_twin_matches_the_cifar_preset(run_all, width, depth):
     torch = pytest.importorskip("torch")
     pytest.importorskip("torchvision")
     from minieffnet.interop import to_torchvision
 
-    ours = minieffnet.efficientnet("b0", 10, preset="cifar").eval()
-    theirs = run_all.common.torchvision_b0("cifar", 10).eval()
+    spec = {"preset": "cifar", "width": width, "depth": depth, "resolution": 32, "classes": 10}
+    ours = minieffnet.efficientnet("b0", 10, preset="cifar", width=width, depth=depth).eval()
+    theirs = run_all.common.checked_twin(spec).eval()  # raises unless the counts agree
     result = theirs.load_state_dict(
         {k: torch.from_numpy(v) for k, v in to_torchvision(ours, strict=False).items()},
         strict=False)  # torchvision's num_batches_tracked counters are not exported
@@ -160,3 +227,24 @@ def test_write_replaces_only_the_marked_section(run_all, tmp_path):
                    f"{run_all.BEGIN}{run_all.BEGIN}{run_all.END}"):
         with pytest.raises(ValueError):
             run_all.replace_section(broken, "body")
+
+
+def test_bench_cuda_runs_in_the_simulator():
+    # Every thread of the simulated GPU is a Python thread, so one tiny shape: a 16×16 tile
+    # block and the weight gradient's 9 blocks of 128 threads are a few thousand threads.
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    out = subprocess.run([sys.executable, str(BENCHMARKS / "bench_cuda.py"), "--shape",
+                          "2", "4", "3", "1", "--batch", "1", "--repeats", "1", "--copy-mb",
+                          "1"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "- Device: Numba's CUDA simulator" in out.stdout
+    lines = [line.strip("|").split("|") for line in out.stdout.splitlines()
+             if line.startswith("| ") and not line.startswith("| C ")]
+    parts = ("forward", "input gradient", "weight gradient")
+    assert [(c[0].strip(), c[5].strip()) for c in lines] == [
+        *(("2", p) for p in parts), *(("all", p) for p in parts)]
+    for c in lines:
+        tiled, naive, torch_ms = (v.strip() for v in c[6:9])
+        assert float(tiled) > 0 and float(naive) > 0 and torch_ms == "–", c
+        assert c[-1].strip().endswith("%"), c  # the tiled kernels' share of the copy
+

@@ -1,8 +1,10 @@
 """Checkpoints (minieffnet.checkpoint): model files' and training checkpoints' round trips,
 config validation, refusal of foreign, corrupt, pickled and non-finite files, and atomic
 writes."""
+import dataclasses
 import json
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -10,7 +12,9 @@ import pytest
 from minieffnet.checkpoint import (config_from_dict, config_to_dict, evaluation_weights,
                                    load_model, load_weights, read_training_checkpoint,
                                    save_model, save_training_checkpoint, training_model_config)
-from minieffnet.io import save_npz_atomic
+from minieffnet.errors import BadFileError
+from minieffnet.inference import load_trained_model
+from minieffnet.io import load_npz, remove_temporaries, save_npz_atomic
 from minieffnet.model import EfficientNet
 from minieffnet.ops._checks import NonFiniteError
 from minieffnet.optim import EMA, SGD
@@ -237,3 +241,132 @@ def test_checkpoint_file_gets_ordinary_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+# --- untrusted files: non-finite arrays, malformed metadata, other formats (issue 17) --------
+def _rewrite(src, dst, edit):
+    """Copy checkpoint ``src`` to ``dst`` with ``edit(arrays, meta)`` applied (in place)."""
+    arrays, meta = load_npz(src)
+    edit(arrays, meta)
+    return save_npz_atomic(dst, arrays, meta)
+
+
+def test_non_finite_arrays_are_refused_by_every_reader(tmp_path):
+    model_file = save_model(tmp_path / "model.npz", small())
+    training, _ = save_training(tmp_path / "checkpoint.npz", small())
+
+    def poison(key):
+        return lambda arrays, meta: arrays[key].flat.__setitem__(0, np.nan)
+
+    momentum = "optimizer.momentum_buffer.stem.0.weight"
+    for path, key, read in [(model_file, "classifier.weight", load_model),
+                            (training, "model.classifier.weight", read_training_checkpoint),
+                            (training, momentum, load_trained_model)]:
+        bad = _rewrite(path, tmp_path / "bad.npz", poison(key))
+        with pytest.raises(BadFileError, match=rf"bad\.npz: array '{re.escape(key)}' holds NaN"):
+            read(bad)
+
+
+def _set(path, value):
+    """An edit that sets the metadata at ``path`` (a tuple of keys) to ``value``."""
+    def edit(arrays, meta):
+        d = meta
+        for k in path[:-1]:
+            d = d[k]
+        d[path[-1]] = value
+    return edit
+
+
+def _delete(path):
+    def edit(arrays, meta):
+        d = meta
+        for k in path[:-1]:
+            d = d[k]
+        del d[path[-1]]
+    return edit
+
+
+TRAINING_META_CASES = [
+    (_set(("position",), "x"), "'position' is invalid: must be a dict"),
+    (_set(("position", "epoch"), -1), "'position' is invalid: epoch must be integers >= 0"),
+    (_delete(("normalization", "mean")), "'normalization' is invalid: missing key 'mean'"),
+    (_set(("normalization", "std"), [1, 0, 1]), "std must be 3 finite positive numbers"),
+    (_set(("class_names",), ["a"]), "'class_names' is invalid: class_names must be a list of 7"),
+    (_set(("dtype",), ["float32"]), "has dtype \\['float32'\\]"),
+    (_set(("model_config", "blocks", 0, "kernel"), "3"), "kernel must be an odd positive"),
+    (_set(("model_config", "blocks", 0, "stride"), 3), "stride must be 1 or 2"),
+    (_set(("model_config", "width"), None), "width must be a positive number"),
+    (_set(("model_config", "blocks"), {}), "blocks must be a non-empty list"),
+    (_set(("model_config", "num_classes"), 10**9), "'model_config' is invalid: the network it "
+                                                  "describes .* needs at least"),
+    (_set(("rng",), []), "'rng' is invalid"),
+    (_set(("rng", "model"), {"bit_generator": "os.system"}), "'rng.model' is an unknown RNG"),
+    (_set(("rng", "model", "state"), "x"), "'rng.model' is invalid"),
+    (_set(("epoch_totals", "seen"), float("inf")), "'epoch_totals' is invalid: seen must be"),
+    (_set(("elapsed_s",), "1"), "'elapsed_s' is invalid"),
+    (_delete(("rng",)), "lacks metadata \\['rng'\\]"),
+]
+
+
+@pytest.mark.parametrize("edit, message", TRAINING_META_CASES)
+def test_malformed_training_metadata_is_named_with_its_file(tmp_path, edit, message):
+    training, _ = save_training(tmp_path / "checkpoint.npz", small())
+    bad = _rewrite(training, tmp_path / "bad.npz", edit)
+    with pytest.raises(BadFileError, match=rf"checkpoint .*bad\.npz.*{message}"):
+        read_training_checkpoint(bad)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_set(("extra",), []), "'extra' must be a dict"),
+    (_set(("extra",), {"class_names": [1] * 7}), "'extra' is invalid: class_names must be"),
+    (_set(("extra",), {"mean": [0, 0, 0]}), "'extra' is invalid: normalization std must be"),
+    (_set(("rng_state",), None), "'rng_state' is an unknown RNG state"),
+    (_set(("config", "num_classes"), 2.5), "num_classes must be a positive integer"),
+])
+def test_malformed_model_file_metadata_is_named_with_its_file(tmp_path, edit, message):
+    bad = _rewrite(save_model(tmp_path / "model.npz", small()), tmp_path / "bad.npz", edit)
+    with pytest.raises(BadFileError, match=rf"checkpoint .*bad\.npz.*{message}"):
+        load_trained_model(bad)
+
+
+def test_a_train_config_that_is_not_one_is_named(tmp_path):
+    training, _ = save_training(tmp_path / "checkpoint.npz", small())
+    with pytest.raises(BadFileError, match=r"'train_config' is invalid: TrainConfig: missing"):
+        load_trained_model(training)  # save_training stores {"lr": 0.1}
+
+
+def test_files_that_are_not_npz_archives_are_refused(tmp_path):
+    npy = tmp_path / "weights.npy"
+    np.save(npy, np.zeros(3))
+    text = tmp_path / "notes.npz"
+    text.write_text("hello")
+    for path in (npy, text):
+        with pytest.raises(BadFileError, match=rf"{path.name} is corrupt or truncated: not a "
+                                               r"\.npz \(zip\) archive"):
+            load_model(path)
+
+
+def test_temporaries_of_killed_writers_are_removed_only_beside_their_file(tmp_path):
+    path = save_npz_atomic(tmp_path / "checkpoint.npz", {"a": np.zeros(2)}, {})
+    stale = [tmp_path / ".checkpoint.npz.abc123.tmp", tmp_path / ".checkpoint.npz.tmp"]
+    keep = [tmp_path / ".other.npz.abc.tmp", tmp_path / "checkpoint.npz.tmp"]
+    for p in stale + keep:
+        p.write_bytes(b"half")
+    assert sorted(remove_temporaries(path)) == sorted(stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["checkpoint.npz", *(p.name for p in keep)])
+
+
+def test_a_run_removes_what_a_killed_checkpoint_write_left(tmp_path):
+    """kill -9 during save_npz_atomic leaves .checkpoint.npz.<random>.tmp: the next session
+    of that run folder (new, resumed or overwritten) removes it; other files stay."""
+    from minieffnet.train import Trainer
+    from test_train import TINY
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    leftover = run_dir / ".checkpoint.npz.k9x2.tmp"
+    leftover.write_bytes(b"PK half a zip")
+    (run_dir / "notes.txt").write_text("mine")
+    Trainer(dataclasses.replace(TINY, out_dir=str(run_dir)), progress=False, verbose=False)
+    assert sorted(p.name for p in run_dir.iterdir()) == ["notes.txt"]

@@ -2,11 +2,21 @@
 sub-command dispatches through its parser and takes its choices from the library; the
 package's public submodules are attributes of ``import minieffnet``."""
 import argparse
+import dataclasses
+import json
 import re
+import shutil
 import subprocess
 import sys
+import urllib.error
 
+import numpy as np
+import pytest
+from PIL import Image
+
+from minieffnet.checkpoint import CHECKPOINT_FILE
 from minieffnet.cli import build_parser, main
+from minieffnet.io import load_npz, save_npz_atomic
 from minieffnet.experiments import PROTOCOLS, STRATEGIES
 from minieffnet.optim import SCHEDULES
 from minieffnet.scaling import PRESETS
@@ -71,3 +81,117 @@ def test_public_submodules_are_attributes_of_the_package():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+# --- every bad case of issue 17: one line naming the file or option, status 2, nothing changed
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory):
+    """A trained run and, beside it, the broken files of issue 17's report."""
+    from test_train import TINY, run
+
+    root = tmp_path_factory.mktemp("bad_inputs")
+    good = run(root / "run", dataclasses.replace(TINY, epochs=1)).run_dir
+    arrays, meta = load_npz(good / CHECKPOINT_FILE)
+
+    def variant(name, edit):
+        folder = root / name
+        shutil.copytree(good, folder)
+        a, m = {k: v.copy() for k, v in arrays.items()}, json.loads(json.dumps(meta))
+        edit(a, m)
+        save_npz_atomic(folder / CHECKPOINT_FILE, a, m)
+        return folder
+
+    variant("nan", lambda a, m: a["model.classifier.weight"].flat.__setitem__(0, np.nan))
+    variant("position", lambda a, m: m.__setitem__("position", "x"))
+    variant("huge", lambda a, m: m["model_config"].__setitem__("num_classes", 10**9))
+    variant("kernel", lambda a, m: m["model_config"]["blocks"][0].__setitem__("kernel", "3"))
+    config = json.loads((variant("config", lambda a, m: None) / "config.json").read_text())
+    (root / "config" / "config.json").write_text(json.dumps({**config, "variant": ["b0"]}))
+    np.save(root / "weights.npy", np.zeros(3))
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "ok.png")
+    png = (root / "ok.png").read_bytes()
+    (root / "broken.png").write_bytes(png[:len(png) // 2])
+    (root / "text.png").write_text("not an image")
+    (root / "empty.png").write_bytes(b"")
+    (root / "other").mkdir()
+    (root / "other" / "metrics.jsonl").write_text('{"mine": 1}\n')
+    return root
+
+
+TINY_TRAIN = ["train", "--width", "0.1", "--depth", "0.1", "--resolution", "16",
+              "--train-size", "128", "--test-size", "64", "--batch-size", "64", "--epochs", "1",
+              "--no-progress"]
+BAD_CASES = [
+    (["predict", "nan", "ok.png"], "array 'model.classifier.weight' holds NaN"),
+    (["cam", "nan", "--images", "ok.png", "--out", "cam.png"], "holds NaN"),
+    (["evaluate", "nan"], "nan/checkpoint.npz: array 'model.classifier.weight' holds NaN"),
+    (["train", "--resume", "--out", "nan", "--no-progress"], "holds NaN or infinity"),
+    (["predict", "position", "ok.png"], "metadata field 'position' is invalid"),
+    (["train", "--resume", "--out", "config"], "config/config.json: unknown variant ['b0']"),
+    (["predict", "huge", "ok.png"], "'model_config' is invalid: the network it describes"),
+    (["evaluate", "kernel"], "kernel must be an odd positive integer, got '3'"),
+    (["predict", "weights.npy", "ok.png"], "weights.npy is corrupt or truncated: not a .npz"),
+    (["predict", "run", "text.png"], "text.png: cannot read the image"),
+    (["predict", "run", "empty.png"], "empty.png: cannot read the image"),
+    (["predict", "run", "broken.png"], "broken.png: cannot read the image"),
+    (["predict", "run", "ok.png", "--top", "-3"], "argument --top: must be a positive integer"),
+    ([*TINY_TRAIN, "--cutout", "40", "--out", "new"], "cutout 40 must be smaller than the images"),
+    ([*TINY_TRAIN, "--depth", "1e9", "--out", "new"], "needs at least"),
+    ([*TINY_TRAIN, "--resolution", "100000", "--out", "new"], "at 100000 px needs at least"),
+    (["info", "--phi", "100"], "EfficientNet phi=100 needs at least"),
+    ([*TINY_TRAIN, "--out", "other"], "other already holds metrics.jsonl"),
+    ([*TINY_TRAIN, "--dataset", "cifar10", "--data-dir", "typo/cifar", "--out", "new"],
+     "CIFAR-10 not found under typo/cifar"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_CASES, ids=[" ".join(a[:3]) for a, _ in BAD_CASES])
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_bad_input_gives_one_line_and_changes_nothing(bad_inputs, argv, message, capsys,
+                                                      monkeypatch):
+    monkeypatch.chdir(bad_inputs)
+    monkeypatch.setattr("urllib.request.urlopen", _no_network)
+    before = _fingerprint(bad_inputs)
+    try:
+        status = main(argv)
+    except SystemExit as e:  # argparse's refusals
+        status = e.code
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+    assert _fingerprint(bad_inputs) == before
+
+
+def _no_network(url, timeout=None):
+    raise urllib.error.URLError("no network in the tests")
+
+
+def _fingerprint(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()} | {str(p.relative_to(root)) + "/": b"" for p in root.rglob("*")
+                               if p.is_dir()}
+
+
+def test_debug_shows_the_traceback_and_bugs_say_internal_error(capsys, monkeypatch):
+    with pytest.raises(ValueError, match="unknown variant 'b9'"):
+        main(["--debug", "info", "b9"])
+    with pytest.raises(ValueError, match="unknown variant 'b9'"):
+        main(["info", "b9", "--debug"])  # after the sub-command too
+
+    def bug(args):
+        raise KeyError("oops")
+
+    monkeypatch.setattr("minieffnet.cli.cmd_info", bug)  # main builds its parser anew
+    assert main(["info"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("minieffnet info: internal error (KeyError): 'oops'")
+    assert "--debug" in err and len(err.strip().splitlines()) == 1
+
+
+def test_argparse_refusals_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", "ckpt", "--top", "x"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith("minieffnet predict: error: argument --top: expected a positive "
+                          "integer, got 'x'")

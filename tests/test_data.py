@@ -27,8 +27,9 @@ from minieffnet import use_backend
 from minieffnet.data import (CIFAR10_CLASSES, AugmentConfig, BatchLoader, Dataset, DownloadError, channel_stats,
                              crop_flip, cutout, default_data_dir, download_url, iterate_batches, load_cifar10,
                              load_cifar100, load_synthetic, make_synthetic, random_crop_flip, resize_bilinear,
-                             to_float_nchw)
+                             read_image, to_float_nchw)
 from minieffnet.data.synthetic import CLASS_NAMES
+from minieffnet.errors import BadFileError, BadOptionError
 
 
 def _images(rng, n, h=32, w=32):
@@ -704,3 +705,69 @@ def test_real_cifar10_npz():
     assert train.class_counts().tolist() == [5000] * 10 and test.class_counts().tolist() == [1000] * 10
     np.testing.assert_allclose(train.mean, (125.31, 122.95, 113.87), atol=0.006)
     np.testing.assert_allclose(train.std, (62.99, 62.09, 66.71), atol=0.006)
+
+
+# --- edges (issue 17): mistyped data paths, cutout vs image size, image files ---------------------
+
+def test_failed_download_into_a_mistyped_path_creates_no_folder(tmp_path, monkeypatch):
+    _serve(monkeypatch, None)
+    typo = tmp_path / "dta" / "cifra"
+    with pytest.raises(FileNotFoundError, match="download failed"):
+        load_cifar10(typo, download=True)
+    assert list(tmp_path.iterdir()) == []  # not even tmp_path/dta
+    # A folder that existed before stays, with what was in it.
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "notes.txt").write_text("mine")
+    with pytest.raises(FileNotFoundError):
+        load_cifar10(tmp_path / "kept", download=True)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["kept", "notes.txt"]
+
+
+def test_cutout_must_be_smaller_than_the_images(rng):
+    data = Dataset(_images(rng, 4, 12, 20), np.zeros(4, np.int64), ("a",), "twelve")
+    for size in (12, 40):
+        with pytest.raises(BadOptionError, match=rf"cutout {size} must be smaller than the images "
+                                                 r"of twelve \(12x20 px\)"):
+            BatchLoader(data, 2, np.random.default_rng(0), augment=AugmentConfig(cutout=size))
+    x, _ = next(iter(BatchLoader(data, 2, np.random.default_rng(0), augment=AugmentConfig(cutout=11))))
+    assert (x != 0).any(axis=(1, 2, 3)).all()  # every image keeps some of itself
+
+
+def _png_bytes(array) -> bytes:
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"hello, not an image", "cannot read the image"),
+    (b"", "cannot read the image"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "cannot read the image"),
+    ("half-png", "cannot read the image"),
+    ("gray", r"grayscale image of shape \(5, 7\)"),
+])
+def test_read_image_refuses_what_is_not_an_rgb_image(tmp_path, rng, content, match):
+    if content == "half-png":
+        data = _png_bytes(_images(rng, 1, 9, 9)[0])
+        content = data[:len(data) // 2]
+    elif content == "gray":
+        content = _png_bytes(np.zeros((5, 7), np.uint8))
+    path = tmp_path / "x.png"
+    path.write_bytes(content)
+    with pytest.raises(BadFileError, match=rf"x\.png: .*{match}"):
+        read_image(path)
+    with pytest.raises(FileNotFoundError, match="cannot read the image"):
+        read_image(tmp_path / "absent.png")
+
+
+def test_read_image_gives_rgb_uint8_from_rgba_palette_and_jpeg(tmp_path, rng):
+    from PIL import Image
+    rgb = _images(rng, 1, 6, 8)[0]
+    Image.fromarray(np.dstack([rgb, np.full((6, 8), 7, np.uint8)])).save(tmp_path / "a.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), rgb)  # alpha dropped
+    Image.fromarray(rgb).convert("P").save(tmp_path / "p.png")
+    assert read_image(tmp_path / "p.png").shape == (6, 8, 3)
+    Image.fromarray(rgb).save(tmp_path / "j.jpg", quality=95)
+    out = read_image(tmp_path / "j.jpg")
+    assert out.dtype == np.uint8 and out.shape == (6, 8, 3)

@@ -7,7 +7,7 @@ import pytest
 
 from minieffnet.nn import Parameter
 from minieffnet.optim import (EMA, SGD, AdamW, RMSProp, constant, exponential_staircase,
-                              make_schedule, one_cycle, warmup_cosine)
+                              make_schedule, one_cycle, triangular, warmup_cosine)
 
 # A tiny problem: a decayed weight, an exempt bias, and a parameter that gets a gradient only
 # on even steps (so "grad is None" is exercised mid-run).
@@ -282,6 +282,22 @@ def test_one_cycle_matches_torch():
             opt.param_groups[0]["lr"], rel=1e-13, abs=1e-18), step
         opt.step()
         sched.step()
+
+
+def test_triangular_key_steps():
+    """Linear from 0.2 of the peak up to the peak at 25 of 100 steps, linear down to 0 at 100."""
+    lr = lambda s, **kw: triangular(s, total_steps=100, base_lr=0.4, pct_start=0.25, **kw)
+    assert lr(0) == pytest.approx(0.08, rel=1e-15)
+    assert lr(12.5) == pytest.approx(0.24, rel=1e-15)  # half-way up
+    assert lr(25) == pytest.approx(0.4, rel=1e-15)
+    assert lr(50) == pytest.approx(0.4 * 2 / 3, rel=1e-15)
+    assert lr(99) == pytest.approx(0.4 / 75, rel=1e-12) and lr(100) == lr(150) == 0
+    assert lr(100, final_fraction=0.07) == pytest.approx(0.028, rel=1e-15)
+    assert lr(0, start_fraction=0.0) == 0
+    values = [lr(s) for s in range(101)]
+    assert all(a < b for a, b in zip(values[:25], values[1:26]))
+    assert all(a > b for a, b in zip(values[25:], values[26:]))
+    assert make_schedule("triangular", base_lr=0.4, total_steps=100, pct_start=0.25)(50) == lr(50)
 
 
 def test_make_schedule():

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import BadFileError, BadOptionError
+from .arrays import check_labels, read_npz_split, text
 from .dataset import Dataset, channel_stats
 from .download import download_url
 
@@ -132,42 +134,31 @@ def _unpickle(data: bytes, source: str) -> dict:
         # str objects (keys, numpy's raw array bytes) arrive intact, byte for byte.
         obj = _RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
     except Exception as err:  # any failure means the file cannot be a CIFAR batch
-        raise ValueError(f"{source}: not a valid CIFAR pickle ({type(err).__name__}: {err})") from err
+        raise BadFileError(f"{source}: not a valid CIFAR pickle ({type(err).__name__}: {err})") from err
     if not isinstance(obj, dict):
-        raise ValueError(f"{source}: expected a pickled dict, got {type(obj).__name__}")
+        raise BadFileError(f"{source}: expected a pickled dict, got {type(obj).__name__}")
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
-
-
-def _text(value) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def _decode_batch(batch: dict, label_key: str, num_classes: int, source: str) -> tuple[np.ndarray, np.ndarray]:
     """A batch dict -> images (n, 32, 32, 3) uint8 (HWC, from CHW rows) and labels (n,) int64."""
     for key in ("data", label_key):
         if key not in batch:
-            raise ValueError(f"{source}: missing entry {key!r} (has {sorted(map(str, batch))})")
+            raise BadFileError(f"{source}: missing entry {key!r} (has {sorted(map(str, batch))})")
     data = batch["data"]
     if isinstance(data, (bytes, bytearray)):
         data = np.frombuffer(data, dtype=np.uint8)
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.size % 3072:
-        raise ValueError(f"{source}: 'data' must be uint8 rows of 3072 values, got "
-                         f"{getattr(data, 'dtype', type(data).__name__)} {getattr(data, 'shape', '')}")
+        raise BadFileError(f"{source}: 'data' must be uint8 rows of 3072 values, got "
+                           f"{getattr(data, 'dtype', type(data).__name__)} {getattr(data, 'shape', '')}")
     n = data.size // 3072
     images = np.ascontiguousarray(data.reshape(n, 3, 32, 32).transpose(0, 2, 3, 1))
     try:
         labels = np.asarray(batch[label_key], dtype=np.int64).reshape(-1)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{source}: {label_key!r} must be a list of integers ({err})") from err
-    _check_labels(labels, n, num_classes, f"{source}: {label_key!r}")
+    except (TypeError, ValueError, OverflowError) as err:
+        raise BadFileError(f"{source}: {label_key!r} must be a list of integers ({err})") from err
+    check_labels(labels, n, num_classes, f"{source}: {label_key!r}")
     return images, labels
-
-
-def _check_labels(labels: np.ndarray, n: int, num_classes: int, where: str) -> None:
-    if labels.shape != (n,):
-        raise ValueError(f"{where} must hold {n} labels (one per image), got shape {labels.shape}")
-    if n and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"{where} must lie in 0..{num_classes - 1}, got {labels.min()}..{labels.max()}")
 
 
 # --- the three on-disk forms --------------------------------------------------------------------
@@ -178,15 +169,19 @@ def _decode_members(spec: _Spec, label_mode: str, read, where: str):
     label_key, names_key, _, official = spec.label_modes[label_mode]
     meta = _unpickle(read(spec.meta_member), f"{where}: {spec.meta_member}")
     if names_key not in meta:
-        raise ValueError(f"{where}: {spec.meta_member} lacks {names_key!r} (has {sorted(map(str, meta))})")
-    names = tuple(_text(v) for v in meta[names_key])
-    if len(names) != len(official):
-        raise ValueError(f"{where}: {spec.meta_member} lists {len(names)} class names under {names_key!r}, "
-                         f"expected {len(official)}")
+        raise BadFileError(f"{where}: {spec.meta_member} lacks {names_key!r} (has {sorted(map(str, meta))})")
+    listed = meta[names_key]
+    if not isinstance(listed, (list, tuple)) or len(listed) != len(official):
+        count = len(listed) if isinstance(listed, (list, tuple)) else type(listed).__name__
+        raise BadFileError(f"{where}: {spec.meta_member} lists {count} class names under {names_key!r}, "
+                           f"expected {len(official)}")
+    names = tuple(text(v) for v in listed)
     splits = []
     for members in (spec.train_members, spec.test_members):
         parts = [_decode_batch(_unpickle(read(m), f"{where}: {m}"), label_key, len(names), f"{where}: {m}")
                  for m in members]
+        if not sum(len(p[1]) for p in parts):
+            raise BadFileError(f"{where}: {', '.join(members)} hold no images")
         splits += [np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])]
     return (*splits, names)
 
@@ -202,12 +197,12 @@ def _read_archive(path: Path, spec: _Spec, label_mode: str):
             for member in tar:
                 if member.name in wanted and member.isfile():
                     contents[member.name] = tar.extractfile(member).read()
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
-        raise ValueError(f"{path}: corrupt or truncated archive ({type(err).__name__}: {err}); delete it and "
-                         f"download it again from {spec.url}") from err
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, ValueError) as err:
+        raise BadFileError(f"{path}: corrupt or truncated archive ({type(err).__name__}: {err}); delete it and "
+                           f"download it again from {spec.url}") from err
     missing = sorted(wanted - contents.keys())
     if missing:
-        raise ValueError(f"{path}: archive lacks {', '.join(missing)}; is it really {spec.archive}?")
+        raise BadFileError(f"{path}: archive lacks {', '.join(missing)}; is it really {spec.archive}?")
     return _decode_members(spec, label_mode, lambda m: contents[f"{spec.folder}/{m}"], str(path))
 
 
@@ -225,28 +220,11 @@ def _read_folder(folder: Path, spec: _Spec, label_mode: str):
 def _read_npz(path: Path, spec: _Spec, label_mode: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """One split from the plain-array form: images (N, 32, 32, 3) uint8, labels (N,) int64, names."""
     _, _, label_key, official = spec.label_modes[label_mode]
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except Exception as err:  # BadZipFile, pickled object arrays, truncation, ...
-        raise ValueError(f"{path}: cannot read as a .npz of plain arrays ({type(err).__name__}: {err})") from err
-    for key in ("images", label_key):
-        if key not in arrays:
-            raise ValueError(f"{path}: missing array {key!r} (has {sorted(arrays)})")
-    images, labels = arrays["images"], arrays[label_key]
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != _IMAGE_SHAPE:
-        raise ValueError(f"{path}: 'images' must be uint8 (N, 32, 32, 3) HWC, got {images.dtype} {images.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{path}: {label_key!r} must be integers, got dtype {labels.dtype}")
-    labels = labels.astype(np.int64)
-    _check_labels(labels, images.shape[0], len(official), f"{path}: {label_key!r}")
-    names = official
-    if "classes" in arrays and label_key == "labels":
-        classes = arrays["classes"]
-        if classes.dtype.kind not in "US" or classes.shape != (len(official),):
-            raise ValueError(f"{path}: 'classes' must hold {len(official)} names, got {classes.dtype} {classes.shape}")
-        names = tuple(_text(c) for c in classes)
-    return images, labels, names
+    # 'classes' names the fine labels only; the coarse names are always the official ones.
+    images, labels, names = read_npz_split(path, label_key=label_key, image_size=_IMAGE_SHAPE[:2],
+                                           num_classes=len(official),
+                                           names_key="classes" if label_key == "labels" else None)
+    return images, labels, names or official
 
 
 # --- finding (or fetching) the files -----------------------------------------------------------
@@ -301,7 +279,7 @@ def _load(spec: _Spec, data_dir, download: bool, label_mode: str) -> tuple[Datas
         x_train, y_train, names = _read_npz(where[0], spec, label_mode)
         x_test, y_test, test_names = _read_npz(where[1], spec, label_mode)
         if test_names != names:
-            raise ValueError(f"{where[1]}: class names differ from those in {where[0]}")
+            raise BadFileError(f"{where[1]}: class names differ from those in {where[0]}")
     elif kind == "folder":
         x_train, y_train, x_test, y_test, names = _read_folder(where, spec, label_mode)
     else:
@@ -319,7 +297,8 @@ def load_cifar10(data_dir=None, download: bool = True) -> tuple[Dataset, Dataset
     data_dir: folder holding ``cifar10/`` (or the files themselves); default
     :func:`default_data_dir`. download: fetch the official archive if nothing is found.
     Images (N, 32, 32, 3) uint8 HWC RGB; labels (N,) int64 in 0..9; mean/std of the train split.
-    Raises FileNotFoundError (with what to put where) or ValueError (a damaged file, named).
+    Raises FileNotFoundError (with what to put where) or :class:`~minieffnet.errors.BadFileError`
+    (a ValueError; a damaged file, named).
     """
     return _load(CIFAR10, data_dir, download, "fine")
 
@@ -331,5 +310,5 @@ def load_cifar100(data_dir=None, download: bool = True, label_mode: str = "fine"
     :func:`load_cifar10`, with ``cifar100/`` and ``cifar-100-python.tar.gz``.
     """
     if label_mode not in ("fine", "coarse"):
-        raise ValueError(f"load_cifar100: label_mode must be 'fine' or 'coarse', got {label_mode!r}")
+        raise BadOptionError(f"load_cifar100: label_mode must be 'fine' or 'coarse', got {label_mode!r}")
     return _load(CIFAR100, data_dir, download, label_mode)

@@ -139,6 +139,11 @@ class Dataset:
             raise ValueError(f"balanced_subset: n must be a positive integer, got {n!r}")
         if n >= len(self):
             return self
+        return self.subset(self.balanced_indices(n, seed))
+
+    def balanced_indices(self, n: int, seed: int = 0) -> np.ndarray:
+        """The sorted indices (int64, ``min(n, len)`` of them) that :meth:`balanced_subset`
+        keeps; their complement is the rest of the set (a held-out split)."""
         rng = np.random.default_rng(seed)
         # Deal the classes out like cards: shuffle each class, then take round-robin by rank
         # within class, so any prefix of the deal is balanced to within one image per class.
@@ -148,7 +153,7 @@ class Dataset:
             members = order[self.labels[order] == c]
             rank[members] = np.arange(len(members))
         dealt = order[np.lexsort((self.labels[order], rank[order]))]
-        return self.subset(np.sort(dealt[:n]))
+        return np.sort(dealt[:n])
 
     def subset(self, indices, name: str | None = None) -> "Dataset":
         """A new Dataset holding ``images[indices]``, ``labels[indices]`` (a copy).

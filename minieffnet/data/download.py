@@ -1,6 +1,7 @@
 """Download a file once, check its MD5, and never leave a half-written file behind."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -31,15 +32,18 @@ def download_url(url: str, dest, md5: str | None = None, *, timeout: float = 60.
 
     The bytes go to a temporary file in dest's folder, which replaces ``dest`` (``os.replace``)
     only once the transfer is complete and the digest matches, so an interrupted or corrupted
-    download never leaves a file that looks finished. A tqdm bar shows progress.
-    md5: expected hex digest, or None to skip the check.
+    download never leaves a file that looks finished. The folders it had to create for dest
+    are removed again if the download fails, so a mistyped data path leaves no trace. A tqdm
+    bar shows progress. md5: expected hex digest, or None to skip the check.
     Raises DownloadError if the transfer fails, ValueError if the MD5 differs. Returns dest.
     """
     dest = Path(dest)
+    created = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]  # deepest first
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp = Path(tmp_name)
     digest = hashlib.md5(usedforsecurity=False)
+    done = False
     try:
         with os.fdopen(fd, "wb") as out:
             try:
@@ -57,6 +61,11 @@ def download_url(url: str, dest, md5: str | None = None, *, timeout: float = 60.
             raise ValueError(f"download of {url} is corrupt: MD5 {digest.hexdigest()}, expected {md5}; "
                              f"nothing was written to {dest}")
         os.replace(tmp, dest)
+        done = True
     finally:
         tmp.unlink(missing_ok=True)
+        if not done:
+            for folder in created:
+                with contextlib.suppress(OSError):  # not empty: something else put a file there
+                    folder.rmdir()
     return dest

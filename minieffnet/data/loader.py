@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import BadOptionError
 from .dataset import Dataset
 from .transforms import cutout, random_crop_flip, resize_bilinear, to_float_nchw
 
@@ -73,8 +74,9 @@ class BatchLoader:
     unless ``drop_last``). rng: the ``numpy.random.Generator`` for shuffling and augmentation.
     shuffle: a fresh random order each epoch (else dataset order). augment: an
     :class:`AugmentConfig`, ``True`` for ``AugmentConfig()``, or ``None`` / ``False`` for none
-    (evaluation). resolution: side R of the square model input; images are bilinearly resized
-    to R x R after augmentation (``None``: keep the stored size). drop_last: skip a final
+    (evaluation); its cutout must be smaller than the images. resolution: side R of the
+    square model input; images are bilinearly resized to R x R after augmentation (``None``:
+    keep the stored size). drop_last: skip a final
     incomplete batch (keeps BatchNorm statistics from a tiny batch out of training).
     mean, std: per-channel normalisation on the 0..255 scale; default
     ``dataset.normalization()`` (the training statistics for the built-in data sets).
@@ -98,6 +100,11 @@ class BatchLoader:
             augment = None
         if augment is not None and not isinstance(augment, AugmentConfig):
             raise ValueError(f"BatchLoader: augment must be an AugmentConfig, a bool or None, got {augment!r}")
+        if augment is not None and augment.cutout >= min(dataset.image_size):
+            # A square as large as the image can erase all of it: the network would then learn
+            # from blank images (and BatchNorm divide by a zero variance).
+            raise BadOptionError(f"BatchLoader: cutout {augment.cutout} must be smaller than the images of "
+                                 f"{dataset.name} ({dataset.image_size[0]}x{dataset.image_size[1]} px)")
         if resolution is not None and (isinstance(resolution, bool) or int(resolution) != resolution
                                        or resolution < 1):
             raise ValueError(f"BatchLoader: resolution must be a positive integer or None, got {resolution!r}")

@@ -29,7 +29,6 @@ class Conv2d(Module):
         self.weight = Parameter(init.conv_weight(
             rng, (out_channels, in_channels, kernel_size, kernel_size), dtype=dtype))
         self.bias = Parameter(np.zeros(out_channels, dtype), decay=False) if bias else None
-        self._cache = None
 
     def forward(self, x):
         b = self.bias.data if self.bias is not None else None
@@ -37,7 +36,7 @@ class Conv2d(Module):
         return out
 
     def backward(self, dout):
-        dx, dw, db = ops.conv2d_backward(dout, self._cache)
+        dx, dw, db = ops.conv2d_backward(dout, self._saved())
         self.weight.grad = dw
         if self.bias is not None:
             self.bias.grad = db
@@ -56,7 +55,6 @@ class DepthwiseConv2d(Module):
         self.stride, self.padding = stride, padding
         self.weight = Parameter(init.conv_weight(
             rng, (channels, 1, kernel_size, kernel_size), groups=channels, dtype=dtype))
-        self._cache = None
 
     def forward(self, x):
         out, self._cache = ops.depthwise_conv2d_forward(x, self.weight.data, self.stride,
@@ -64,7 +62,7 @@ class DepthwiseConv2d(Module):
         return out
 
     def backward(self, dout):
-        dx, self.weight.grad = ops.depthwise_conv2d_backward(dout, self._cache)
+        dx, self.weight.grad = ops.depthwise_conv2d_backward(dout, self._saved())
         return dx
 
 
@@ -87,7 +85,6 @@ class BatchNorm2d(Module):
         self.bias = Parameter(np.zeros(channels, dtype), decay=False)
         self.running_mean = np.zeros(channels, dtype)
         self.running_var = np.ones(channels, dtype)
-        self._cache = None
 
     def forward(self, x):
         out, self._cache = ops.batchnorm2d_forward(
@@ -97,7 +94,7 @@ class BatchNorm2d(Module):
         return out
 
     def backward(self, dout):
-        dx, self.weight.grad, self.bias.grad = ops.batchnorm2d_backward(dout, self._cache)
+        dx, self.weight.grad, self.bias.grad = ops.batchnorm2d_backward(dout, self._saved())
         return dx
 
 
@@ -109,26 +106,22 @@ class DepthwiseBN(Sequential):
     gradient. x: (N, C, H, W) -> (N, C, H', W').
     """
 
-    def __init__(self, conv: DepthwiseConv2d, bn: BatchNorm2d):
-        super().__init__(conv, bn)
-        self._fused_cache = None
-
     def forward(self, x):
-        self._fused_cache = None
+        self._cache = None  # the fused pass's; training leaves it to the two children
         if self.training:
             return super().forward(x)
         conv, bn = self.layers
-        out, self._fused_cache = ops.depthwise_bn_eval_forward(
+        out, self._cache = ops.depthwise_bn_eval_forward(
             x, conv.weight.data, bn.weight.data, bn.bias.data, bn.running_mean, bn.running_var,
             stride=conv.stride, padding=conv.padding, eps=bn.eps, activation=bn.activation)
         return out
 
     def backward(self, dout):
-        if self._fused_cache is None:
+        if self._cache is None:  # trained (or never run): the children hold the caches
             return super().backward(dout)
         conv, bn = self.layers
         dx, conv.weight.grad, bn.weight.grad, bn.bias.grad = ops.depthwise_bn_eval_backward(
-            dout, self._fused_cache)
+            dout, self._cache)
         return dx
 
 
@@ -140,7 +133,7 @@ class Swish(Module):
         return out
 
     def backward(self, dout):
-        return ops.swish_backward(dout, self._cache)
+        return ops.swish_backward(dout, self._saved())
 
 
 class SqueezeExcite(Module):
@@ -160,7 +153,6 @@ class SqueezeExcite(Module):
         self.expand_weight = Parameter(init.conv_weight(
             rng, (channels, squeeze_channels, 1, 1), dtype=dtype).reshape(channels, squeeze_channels))
         self.expand_bias = Parameter(np.zeros(channels, dtype), decay=False)
-        self._cache = None
 
     def forward(self, x):
         out, self._cache = ops.squeeze_excite_forward(
@@ -170,7 +162,7 @@ class SqueezeExcite(Module):
 
     def backward(self, dout):
         (dx, self.reduce_weight.grad, self.reduce_bias.grad, self.expand_weight.grad,
-         self.expand_bias.grad) = ops.squeeze_excite_backward(dout, self._cache)
+         self.expand_bias.grad) = ops.squeeze_excite_backward(dout, self._saved())
         return dx
 
 
@@ -182,14 +174,13 @@ class Linear(Module):
         super().__init__()
         self.weight = Parameter(init.dense_weight(rng, (out_features, in_features), dtype))
         self.bias = Parameter(np.zeros(out_features, dtype), decay=False)
-        self._cache = None
 
     def forward(self, x):
         out, self._cache = ops.linear_forward(x, self.weight.data, self.bias.data)
         return out
 
     def backward(self, dout):
-        dx, self.weight.grad, self.bias.grad = ops.linear_backward(dout, self._cache)
+        dx, self.weight.grad, self.bias.grad = ops.linear_backward(dout, self._saved())
         return dx
 
 
@@ -201,7 +192,7 @@ class GlobalAvgPool(Module):
         return out
 
     def backward(self, dout):
-        return ops.global_avg_pool_backward(dout, self._cache)
+        return ops.global_avg_pool_backward(dout, self._saved())
 
 
 class _Stochastic(Module):
@@ -215,7 +206,6 @@ class _Stochastic(Module):
         super().__init__()
         self.p = p
         self.rng = rng if rng is not None else np.random.default_rng(0)
-        self._cache = None
 
 
 class Dropout(_Stochastic):
@@ -226,7 +216,7 @@ class Dropout(_Stochastic):
         return out
 
     def backward(self, dout):
-        return ops.dropout_backward(dout, self._cache)
+        return ops.dropout_backward(dout, self._saved())
 
 
 class DropConnect(_Stochastic):
@@ -240,4 +230,4 @@ class DropConnect(_Stochastic):
         return out
 
     def backward(self, dout):
-        return ops.drop_connect_backward(dout, self._cache)
+        return ops.drop_connect_backward(dout, self._saved())

@@ -6,20 +6,34 @@ such as BatchNorm's running statistics, named in ``buffer_names``) and child mod
 respect to its input and *accumulates nothing*: it sets ``p.grad`` on its own parameters.
 
 Names follow attribute order, dotted like PyTorch's (``blocks.3.se.reduce.weight``).
+
+Calling a module, ``module(x)``, runs ``forward`` as a transaction: if it raises (bad input,
+NaN / infinity met half-way, Ctrl-C), every buffer and the Generator of every stochastic
+layer are put back as they were and the caches are dropped, so the module is unchanged and a
+``backward`` then raises :class:`~minieffnet.errors.NoForwardError` instead of mixing the
+caches of two passes. (``forward`` called directly, as the modules call each other, is not
+guarded: that keeps the bookkeeping to one snapshot per call.)
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Iterator
 
 import numpy as np
 
+from ..errors import NoForwardError
 from .parameter import Parameter
 
 
 class Module:
-    """Base class: parameters, buffers, children, train/eval mode and state dicts."""
+    """Base class: parameters, buffers, children, train/eval mode and state dicts.
+
+    A layer keeps what its backward needs in ``_cache`` (None until a forward succeeds) and
+    reads it back with :meth:`_saved`.
+    """
 
     buffer_names: tuple[str, ...] = ()
+    _cache = None
 
     def __init__(self) -> None:
         self.training = True
@@ -32,7 +46,43 @@ class Module:
         raise NotImplementedError
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.forward(x)
+        with self._unchanged_on_error():
+            return self.forward(x)
+
+    def _saved(self):
+        """The cache of the last successful forward; NoForwardError if there is none."""
+        if self._cache is None:
+            raise NoForwardError(f"{type(self).__name__}.backward: no forward pass to "
+                                 "differentiate; call the module on an input first (a "
+                                 "forward that failed leaves none)")
+        return self._cache
+
+    @contextlib.contextmanager
+    def _unchanged_on_error(self):
+        """Restore buffers and random streams and drop the caches if the body raises.
+
+        Only training changes buffers (BatchNorm's running statistics) and draws random
+        numbers, so evaluation snapshots nothing. Buffers are a few values per channel:
+        copying them costs far less than one layer's forward.
+        """
+        buffers, generators = [], []
+        if self.training:
+            buffers = [b for _, b in self.named_buffers()]
+            shared = {id(m.rng): m.rng for _, m in self.named_modules()
+                      if isinstance(getattr(m, "rng", None), np.random.Generator)}
+            generators = list(shared.values())
+        saved = [b.copy() for b in buffers]
+        states = [g.bit_generator.state for g in generators]
+        try:
+            yield
+        except BaseException:
+            for b, old in zip(buffers, saved):
+                b[...] = old
+            for g, state in zip(generators, states):
+                g.bit_generator.state = state
+            for _, module in self.named_modules():
+                module._cache = None
+            raise
 
     # --- structure -------------------------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, "Module"]]:

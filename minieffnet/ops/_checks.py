@@ -1,16 +1,14 @@
 """Input validation shared by the ops: every error names the op and what was wrong."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
+from ..errors import NonFiniteError  # noqa: F401  (raised here, imported from here by ops)
+
 FLOAT_DTYPES = (np.float32, np.float64)
-
-
-class NonFiniteError(ValueError):
-    """An array holds NaN or infinity (a ValueError, so bad input is still caught as one).
-
-    Its own class lets the trainer tell diverging activations from other bad input.
-    """
+STRIDES = (1, 2)
 
 
 def check_float_array(op: str, name: str, x, ndim: int | None = None) -> np.ndarray:
@@ -57,6 +55,17 @@ def check_finite(op: str, name: str, x: np.ndarray) -> None:
     """Raise NonFiniteError if ``x`` holds NaN or infinity (call on small arrays or reductions)."""
     if not np.all(np.isfinite(x)):
         raise NonFiniteError(f"{op}: {name} contains NaN or infinity")
+
+
+def check_stride(op: str, stride) -> int:
+    """Return ``stride`` as an int if it is the integer 1 or 2 (Python or NumPy), else raise
+    ValueError. ``1.0`` and ``True`` are refused: they would pass ``in (1, 2)`` and then
+    break slicing or silently mean 1."""
+    if isinstance(stride, bool) or not isinstance(stride, numbers.Integral):
+        raise ValueError(f"{op}: stride must be the integer 1 or 2, got {stride!r}")
+    if stride not in STRIDES:
+        raise ValueError(f"{op}: stride must be 1 or 2, got {stride!r}")
+    return int(stride)
 
 
 def check_probability(op: str, p: float) -> None:

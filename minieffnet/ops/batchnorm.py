@@ -114,7 +114,8 @@ def batchnorm2d_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
 
     Returns ``(out, cache)``: out (N, C, H, W) in x's dtype; cache a :class:`BatchNormCache`.
     Raises ValueError for a wrong rank, dtype or channel count, mixed dtypes, a single value
-    per channel in training (``N * H * W == 1``), or NaN / infinity in x.
+    per channel in training (``N * H * W == 1``), or NaN / infinity in x, in the output or in
+    the updated running variance; the running statistics change only when it returns.
     """
     check_params(_OP, x, gamma, beta, running_mean, running_var, activation)
     N, _, H, W = x.shape
@@ -127,9 +128,14 @@ def batchnorm2d_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
         # "invalid value" RuntimeWarning.
         with np.errstate(invalid="ignore"):
             mean, var = backend.pick(_stats_ref, stats_numba)(x)
-        check_finite(_OP, "input", mean)  # before the running statistics are touched
-        running_mean[...] = (1 - momentum) * running_mean + momentum * mean
-        running_var[...] = (1 - momentum) * running_var + momentum * var * (m / (m - 1))
+        check_finite(_OP, "input", mean)
+        # The new running statistics, in x's dtype: a batch whose variance overflows it (inputs
+        # near float32's limit) is refused here rather than leaving inf in running_var.
+        with np.errstate(over="ignore"):
+            new_mean = ((1 - momentum) * running_mean + momentum * mean).astype(x.dtype)
+            new_var = ((1 - momentum) * running_var
+                       + momentum * var * (m / (m - 1))).astype(x.dtype)
+        check_finite(_OP, "batch variance", new_var)
         inv_std = 1.0 / np.sqrt(var + eps)
     else:
         mean, inv_std = eval_statistics(running_mean, running_var, eps)
@@ -137,6 +143,9 @@ def batchnorm2d_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
         out, sums = backend.pick(normalize_ref, normalize_numba)(x, gamma, beta, mean, inv_std,
                                                                  activation)
     check_finite(_OP, "input", sums)
+    if training:  # only once the forward has succeeded: a refused batch changes nothing
+        running_mean[...] = new_mean
+        running_var[...] = new_var
     return out, BatchNormCache(x, gamma, beta, mean, inv_std, bool(training), activation)
 
 

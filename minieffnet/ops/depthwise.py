@@ -108,11 +108,7 @@ def conv_shapes(op: str, x_shape, w_shape, stride, padding: str):
     if w_shape[0] != C or w_shape[1] != 1 or w_shape[2] != w_shape[3]:
         raise ValueError(f"{op}: w must have shape (C, 1, k, k) with C = {C} (x's channels),"
                          f" got {tuple(w_shape)}")
-    # conv_geometry checks the value; refuse 1.0 or True first, which would pass `in (1, 2)`
-    # and then break slicing or silently mean 1.
-    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)):
-        raise ValueError(f"{op}: stride must be the integer 1 or 2, got {stride!r}")
-    pads, out_hw = conv_geometry(op, x_shape[2], x_shape[3], w_shape[2], int(stride), padding)
+    pads, out_hw = conv_geometry(op, x_shape[2], x_shape[3], w_shape[2], stride, padding)
     return int(stride), pads, out_hw
 
 

@@ -7,8 +7,12 @@ With ``log p = z - logsumexp(z)`` for a row of logits z and the smoothed target
     -sum_k q_k log p_k = logsumexp(z) - sum_k q_k z_k          (because sum_k q_k = 1)
 
 and its gradient is ``softmax(z) - q``. Both are averaged over the batch. Subtracting each
-row's maximum before exponentiating keeps every ``exp`` in (0, 1]: no overflow for any finite
-logits (the log-sum-exp trick). The work is O(N*K) on a small array, so there is no Numba path.
+row's maximum before exponentiating keeps every ``exp`` in (0, 1] (the log-sum-exp trick).
+The shifted logits are computed in float64: in float32, ``z - max(z)`` overflows to -inf for
+logits near ±3e38 and the loss became NaN, while float64 holds every float32 difference, so
+any finite float32 logits give a finite loss. (float64 logits further apart than ~1.8e308
+give an infinite loss, which is then the true value rounded.) The work is O(N*K) on a small
+array, so there is no Numba path and the float64 copy costs nothing that matters.
 """
 from __future__ import annotations
 
@@ -52,15 +56,18 @@ def softmax_cross_entropy(logits: np.ndarray, labels, label_smoothing: float = 0
     eps = float(label_smoothing)
     rows = np.arange(N)
 
-    z = logits - logits.max(axis=1, keepdims=True)
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
     e = np.exp(z)
     sum_e = e.sum(axis=1)
-    target_z = (1.0 - eps) * z[rows, labels] + (eps / K) * z.sum(axis=1)
-    loss = float(np.mean(np.log(sum_e) - target_z, dtype=np.float64))
+    target_z = (1.0 - eps) * z[rows, labels]
+    if eps:  # skipped at 0: 0 * (-inf) would be NaN where the true loss is infinite
+        target_z += (eps / K) * z.sum(axis=1)
+    loss = float(np.mean(np.log(sum_e) - target_z))
 
     dlogits = e / sum_e[:, None]          # softmax
     dlogits[rows, labels] -= 1.0 - eps    # minus the smoothed target q
     if eps:
         dlogits -= eps / K
     dlogits /= N
-    return loss, dlogits
+    return loss, dlogits.astype(logits.dtype, copy=False)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+from ._checks import check_stride
+
 PADDINGS = ("symmetric", "same")
 
 
@@ -40,13 +42,13 @@ def conv_geometry(op: str, H: int, W: int, k: int, stride: int, padding: str):
     """Validate a convolution's hyper-parameters and return its padding and output size.
 
     Returns ``((pad_top, pad_bottom, pad_left, pad_right), (H_out, W_out))``.
-    Raises ValueError naming ``op`` for an even kernel, a stride other than 1/2, an unknown
-    padding or an input too small for the kernel.
+    Raises ValueError naming ``op`` for an even kernel, a stride other than the integer 1 or
+    2 (:func:`~._checks.check_stride`: every convolution op validates its stride here), an
+    unknown padding or an input too small for the kernel.
     """
     if k < 1 or k % 2 == 0:
         raise ValueError(f"{op}: kernel size must be odd and positive, got {k}")
-    if stride not in (1, 2):
-        raise ValueError(f"{op}: stride must be 1 or 2, got {stride}")
+    stride = check_stride(op, stride)
     if padding not in PADDINGS:
         raise ValueError(f"{op}: unknown padding {padding!r}; choose one of {PADDINGS}")
     pt, pb = pad_amounts(H, k, stride, padding)

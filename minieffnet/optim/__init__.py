@@ -3,7 +3,7 @@ exponential decay, EMA 0.9999), with ``np.savez``-able state for exact resumptio
 from .ema import EMA
 from .optimizers import SGD, AdamW, Optimizer, RMSProp
 from .schedules import (SCHEDULES, constant, exponential_staircase, make_schedule, one_cycle,
-                        warmup_cosine)
+                        triangular, warmup_cosine)
 
 __all__ = ["EMA", "SGD", "AdamW", "Optimizer", "RMSProp", "SCHEDULES", "constant",
-           "exponential_staircase", "make_schedule", "one_cycle", "warmup_cosine"]
+           "exponential_staircase", "make_schedule", "one_cycle", "triangular", "warmup_cosine"]

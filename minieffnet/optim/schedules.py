@@ -64,6 +64,25 @@ def one_cycle(step: int, total_steps: int, base_lr: float, pct_start: float = 0.
     return _cosine(progress, base_lr, initial_lr / final_div_factor)
 
 
+def triangular(step: int, total_steps: int, base_lr: float, pct_start: float = 0.23,
+               start_fraction: float = 0.2, final_fraction: float = 0.0) -> float:
+    """Piecewise-linear rise and fall, the short-run CIFAR schedule: from
+    ``start_fraction * base_lr`` at step 0 up to ``base_lr`` at step ``pct_start *
+    total_steps``, then down to ``final_fraction * base_lr`` at step ``total_steps`` (where it
+    stays).
+
+    airbench94 (Jordan, 2024) uses ``triangle(start=0.2, peak=0.23, end=0.07)``; David Page's
+    DAWNBench ResNet rises from 0 to its peak at epoch 5 of 24 and falls to 0 (``pct_start``
+    0.21, both fractions 0). ``base_lr`` is the peak, as in :func:`one_cycle`, so the two are
+    interchangeable in a config.
+    """
+    peak = pct_start * total_steps
+    if step < peak:
+        return base_lr * (start_fraction + (1 - start_fraction) * step / peak)
+    progress = min(1.0, (step - peak) / max(1e-12, total_steps - peak))
+    return base_lr * (1 - (1 - final_fraction) * progress)
+
+
 def exponential_staircase(step: int, steps_per_epoch: int, base_lr: float, rate: float = 0.97,
                           every_epochs: float = 2.4, warmup_steps: int = 0) -> float:
     """The paper's schedule (§5.2): ``base_lr * rate ** floor(step / (every_epochs * spe))``.
@@ -82,6 +101,7 @@ SCHEDULES: dict[str, Callable[..., float]] = {
     "constant": constant,
     "warmup_cosine": warmup_cosine,
     "one_cycle": one_cycle,
+    "triangular": triangular,
     "exponential_staircase": exponential_staircase,
 }
 

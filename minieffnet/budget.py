@@ -1,0 +1,90 @@
+"""Fitting a run to a wall-time budget (``TrainConfig.time_budget``, ``minieffnet train
+--time-budget MINUTES``).
+
+The learning-rate schedule and progressive learning depend on the run's length, so the length
+must be fixed before the first step and never change (exact resumption needs the schedule to
+be a pure function of the step). So the trainer first *measures*: a few training steps at the
+smallest and the largest training resolution and one evaluation batch, on the real model,
+optimiser and data, its state restored afterwards (:class:`Timing`). Then
+:func:`fit_epochs` picks the largest epoch count, up to the configured ``epochs``, whose
+predicted wall time (training, the evaluations it will run, a per-epoch overhead for the
+checkpoint and the curves, and a reserve of :data:`RESERVE` of the budget) fits in what is
+left of the budget. The chosen count replaces ``epochs`` in the run's ``config.json`` and
+checkpoint, so a resumed run keeps it.
+
+Whole epochs only: the prediction can leave up to one epoch of the budget unused.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+
+RESERVE = 0.03          # fraction of the budget kept back for what the measurement misses
+EPOCH_OVERHEAD_S = 1.0  # per epoch: checkpoint (atomic .npz) and curves.png, measured ~0.5 s
+WARMUP_STEPS = 2        # untimed steps first: Numba's compiled-code cache load, first-touch
+TIMED_STEPS = 3         # timed steps per resolution; their median is the estimate
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Measured costs: seconds per training step at two resolutions (``step_s``: resolution
+    -> seconds; one entry when training has one resolution) and seconds per image for one
+    evaluation forward pass at the final resolution (``eval_image_s``)."""
+
+    step_s: dict[int, float]
+    eval_image_s: float
+
+    def step_seconds(self, resolution: int) -> float:
+        """Seconds per training step at ``resolution``: linear in the pixel count between
+        (and beyond) the measured resolutions, as the convolutions' cost is."""
+        (r0, t0), *rest = sorted(self.step_s.items())
+        if not rest:
+            return t0
+        r1, t1 = rest[-1]
+        return t0 + (t1 - t0) * (resolution ** 2 - r0 ** 2) / (r1 ** 2 - r0 ** 2)
+
+
+def median_seconds(step: Callable[[], None], steps: int = TIMED_STEPS,
+                   warmup: int = WARMUP_STEPS) -> float:
+    """The median wall time of ``steps`` calls of ``step`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def fit_epochs(available_s: float, max_epochs: int,
+               predicted_s: Callable[[int], float]) -> int:
+    """The largest ``n <= max_epochs`` with ``predicted_s(n) <= available_s``.
+
+    predicted_s: the predicted wall time of a whole run of n epochs (non-decreasing in n).
+    Raises ValueError when not even one epoch fits, saying how long one would take.
+    """
+    one = predicted_s(1)
+    if one > available_s:
+        raise ValueError(f"the time budget leaves {available_s / 60:.1f} min, but one epoch "
+                         f"would take about {one / 60:.1f} min: give a larger budget, a "
+                         "smaller network or fewer images")
+    lo, hi = 1, max_epochs  # predicted_s(lo) fits; find the last n that does
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if predicted_s(mid) <= available_s else (lo, mid - 1)
+    return lo
+
+
+def run_seconds(epochs: int, *, steps_per_epoch: int, timing: Timing,
+                resolutions: Iterable[int], eval_images: Iterable[int]) -> float:
+    """Predicted wall time of a run: ``steps_per_epoch`` steps at each epoch's training
+    resolution (``resolutions``, one per epoch), each epoch's evaluated images
+    (``eval_images``: images times forward passes per image, one entry per epoch), and
+    :data:`EPOCH_OVERHEAD_S` per epoch."""
+    train = sum(steps_per_epoch * timing.step_seconds(r) for r in resolutions)
+    evaluation = sum(eval_images) * timing.eval_image_s
+    return train + evaluation + epochs * EPOCH_OVERHEAD_S

@@ -1,0 +1,403 @@
+"""Fuzz and property tests for everything that reads untrusted input (issue 17): checkpoint
+files, the CIFAR loaders (.npz, extracted folder, archive), your own data (image folders,
+.npz), image files and the command line's options.
+
+Each test starts from a valid input, damages it the way hypothesis chooses (bytes flipped or
+cut, a metadata field replaced by any JSON value or removed, an array replaced by one of any
+dtype and shape, a pickle swapped for another) and requires one of two outcomes: it loads (and
+then holds what it should), or it raises minieffnet's own error
+(:class:`~minieffnet.errors.MinieffnetError`, or FileNotFoundError for a missing file), never
+a raw exception from NumPy, Pillow, pickle or zipfile. No file other than those a call is
+asked to write may change. ``derandomize=True``: the same examples on every run.
+"""
+import contextlib
+import hashlib
+import io
+import json
+import pickle
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as npst
+from PIL import Image
+from test_data import _fake_cifar10, _write_folder, _write_tar
+
+import minieffnet.cli as cli
+from minieffnet.checkpoint import save_model, save_training_checkpoint
+from minieffnet.data import load_cifar10, load_dataset, read_image
+from minieffnet.errors import MinieffnetError
+from minieffnet.inference import load_trained_model
+from minieffnet.io import load_npz, save_npz_atomic
+from minieffnet.model import efficientnet
+from minieffnet.train_config import TrainConfig
+
+# capsys is function-scoped but safe to share across examples: each reads its output away.
+FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                       HealthCheck.function_scoped_fixture])
+OWN_ERRORS = (MinieffnetError, FileNotFoundError)
+
+# --- strategies ------------------------------------------------------------------------------
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=4),
+    max_leaves=12)
+any_arrays = npst.arrays(
+    dtype=st.sampled_from([np.float32, np.float64, np.int64, np.uint8, np.bool_, np.complex64,
+                           np.dtype("U3"), np.float16]),
+    shape=npst.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=5),
+    elements=None)
+
+
+@st.composite
+def damaged(draw, data: bytes):
+    """``data`` with a few bytes overwritten, then maybe cut short or extended."""
+    out = bytearray(data)
+    for _ in range(draw(st.integers(0, 6))):
+        out[draw(st.integers(0, len(out) - 1))] = draw(st.integers(0, 255))
+    cut = draw(st.sampled_from(["none", "cut", "append"]))
+    if cut == "cut":
+        out = out[:draw(st.integers(0, len(out)))]
+    elif cut == "append":
+        out += draw(st.binary(max_size=40))
+    return bytes(out)
+
+
+def _paths(tree, prefix=()):
+    """Every key path into a JSON tree (dict keys and list indices)."""
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) \
+        if isinstance(tree, list) else ()
+    for k, v in items:
+        yield (*prefix, k)
+        yield from _paths(v, (*prefix, k))
+
+
+def _edit(tree, path, value, delete):
+    """A copy of ``tree`` with the node at ``path`` replaced by ``value`` (or deleted)."""
+    tree = json.loads(json.dumps(tree))
+    node = tree
+    for k in path[:-1]:
+        node = node[k]
+    if delete:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return tree
+
+
+def outcome(fn, *args):
+    """``fn(*args)``, or the project's own error it raised; anything else fails the test."""
+    try:
+        return fn(*args)
+    except OWN_ERRORS as e:
+        return e
+
+
+def fingerprint(root: Path) -> dict[str, str]:
+    """{relative path: sha256} of every file under ``root``: to see that nothing changed."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@contextlib.contextmanager
+def scratch():
+    with tempfile.TemporaryDirectory() as d:
+        yield Path(d)
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """A model file and a training checkpoint of a tiny network: the valid starting points."""
+    root = tmp_path_factory.mktemp("fuzz_checkpoints")
+    model = efficientnet("b0", 3, preset="cifar", width=0.1, depth=0.1, resolution=8)
+    config = TrainConfig(width=0.1, depth=0.1, resolution=8)
+    training = save_training_checkpoint(
+        root / "checkpoint.npz", model, {}, None, train_config=config.to_dict(),
+        class_names=["a", "b", "c"], mean=(1.0, 2.0, 3.0), std=(4.0, 5.0, 6.0),
+        position={"epoch": 0, "batch": 0, "step": 0}, epoch_totals={"seen": 0.0},
+        elapsed_s=0.0, loader_rng_state=np.random.default_rng(0).bit_generator.state)
+    bare = save_model(root / "model.npz", model, {"class_names": ["a", "b", "c"]})
+    return {"training": training, "model": bare}
+
+
+def _check_loaded(result):
+    if not isinstance(result, Exception):
+        state = result.model.state_dict()
+        assert all(np.isfinite(v).all() for v in state.values())
+
+
+@FUZZ
+@given(kind=st.sampled_from(["training", "model"]), data=st.data())
+def test_damaged_checkpoint_bytes(checkpoints, kind, data):
+    with scratch() as d:
+        path = d / "c.npz"
+        path.write_bytes(data.draw(damaged(checkpoints[kind].read_bytes())))
+        before = fingerprint(d)
+        _check_loaded(outcome(load_trained_model, path))
+        assert fingerprint(d) == before
+
+
+@FUZZ
+@given(kind=st.sampled_from(["training", "model"]), data=st.data(), value=json_values,
+       delete=st.booleans())
+def test_any_metadata_field_replaced_or_removed(checkpoints, kind, data, value, delete):
+    arrays, meta = load_npz(checkpoints[kind])
+    path = data.draw(st.sampled_from(sorted(_paths(meta), key=repr)))
+    with scratch() as d:
+        bad = save_npz_atomic(d / "c.npz", arrays, _edit(meta, path, value, delete))
+        _check_loaded(outcome(load_trained_model, bad))
+    # whole-metadata replacements too: a list, a number, a string instead of a dict
+    with scratch() as d:
+        bad = save_npz_atomic(d / "c.npz", arrays, value)
+        _check_loaded(outcome(load_trained_model, bad))
+
+
+@FUZZ
+@given(kind=st.sampled_from(["training", "model"]), data=st.data(), array=any_arrays)
+def test_any_array_replaced(checkpoints, kind, data, array):
+    arrays, meta = load_npz(checkpoints[kind])
+    key = data.draw(st.sampled_from(sorted(arrays)))
+    with scratch() as d:
+        bad = save_npz_atomic(d / "c.npz", {**arrays, key: array}, meta)
+        _check_loaded(outcome(load_trained_model, bad))
+
+
+# --- the CIFAR loaders -------------------------------------------------------------------------
+def _cifar_npz_arrays(rng):
+    return {"images": rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8),
+            "labels": np.arange(6) % 10, "classes": np.array(
+                ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                 "truck"])}
+
+
+def _check_dataset_pair(result):
+    if not isinstance(result, Exception):
+        train, test = result
+        assert train.images.dtype == np.uint8 and train.class_names == test.class_names
+        assert len(train) > 0 and train.labels.max() < train.num_classes
+
+
+@FUZZ
+@given(split=st.sampled_from(["train", "test"]), key=st.sampled_from(["images", "labels",
+                                                                        "classes", "extra"]),
+       array=any_arrays | st.none())
+def test_cifar_npz_with_any_array(split, key, array):
+    rng = np.random.default_rng(0)
+    with scratch() as d:
+        for s in ("train", "test"):
+            arrays = _cifar_npz_arrays(rng)
+            if s == split:
+                arrays.pop(key, None) if array is None else arrays.__setitem__(key, array)
+            np.savez(d / f"cifar10_{s}.npz", **arrays)
+        before = fingerprint(d)
+        _check_dataset_pair(outcome(load_cifar10, d, False))
+        assert fingerprint(d) == before
+
+
+@pytest.fixture(scope="module")
+def cifar_members():
+    return _fake_cifar10(np.random.default_rng(0), n_per_batch=3)[0]
+
+
+batch_like = st.one_of(
+    json_values,
+    st.dictionaries(st.sampled_from(["data", "labels", b"data", b"labels", "x"]),
+                    any_arrays | json_values, max_size=3),
+)
+
+
+@FUZZ
+@given(data=st.data(), how=st.sampled_from(["bytes", "pickle"]), obj=batch_like)
+def test_cifar_extracted_folder_with_a_damaged_batch(cifar_members, data, how, obj):
+    member = data.draw(st.sampled_from(sorted(cifar_members)))
+    blob = (data.draw(damaged(cifar_members[member])) if how == "bytes"
+            else pickle.dumps(obj, protocol=2))
+    with scratch() as d:
+        _write_folder(d / "cifar-10-batches-py", {**cifar_members, member: blob})
+        before = fingerprint(d)
+        _check_dataset_pair(outcome(load_cifar10, d, False))
+        assert fingerprint(d) == before
+
+
+@pytest.fixture(scope="module")
+def cifar_archive(cifar_members, tmp_path_factory):
+    path = tmp_path_factory.mktemp("fuzz_archive") / "cifar-10-python.tar.gz"
+    return _write_tar(path, "cifar-10-batches-py", cifar_members).read_bytes()
+
+
+@FUZZ
+@given(data=st.data())
+def test_cifar_archive_damaged(cifar_archive, data):
+    with scratch() as d:
+        (d / "cifar-10-python.tar.gz").write_bytes(data.draw(damaged(cifar_archive)))
+        before = fingerprint(d)
+        _check_dataset_pair(outcome(load_cifar10, d, False))
+        assert fingerprint(d) == before
+
+
+def test_cifar_archive_with_unexpected_members_is_refused():
+    """A tar whose members are links or folders where batches belong."""
+    with scratch() as d:
+        path = d / "cifar-10-python.tar.gz"
+        with tarfile.open(path, "w:gz") as tar:
+            for name in ("data_batch_1", "batches.meta"):
+                info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+                info.type = tarfile.SYMTYPE
+                info.linkname = "/etc/passwd"
+                tar.addfile(info)
+        assert isinstance(outcome(load_cifar10, d, False), MinieffnetError)
+
+
+# --- your own data -----------------------------------------------------------------------------
+def _png(array) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    jpeg = io.BytesIO()
+    Image.fromarray(rgb).save(jpeg, format="JPEG")
+    return {"png": _png(rgb), "jpeg": jpeg.getvalue(), "rgba": _png(np.dstack([rgb, rgb[..., 0]]))}
+
+
+@FUZZ
+@given(kind=st.sampled_from(["png", "jpeg", "rgba", "random"]), data=st.data())
+def test_damaged_image_files(images, kind, data):
+    blob = (data.draw(st.binary(max_size=200)) if kind == "random"
+            else data.draw(damaged(images[kind])))
+    with scratch() as d:
+        (d / "x.png").write_bytes(blob)
+        result = outcome(read_image, d / "x.png")
+        if not isinstance(result, Exception):
+            assert result.dtype == np.uint8 and result.ndim == 3 and result.shape[2] == 3
+
+
+@FUZZ
+@given(data=st.data())
+def test_image_folder_with_a_damaged_image(images, data):
+    with scratch() as d:
+        for split in ("train", "test"):
+            for c in ("a", "b"):
+                (d / "data" / split / c).mkdir(parents=True)
+                (d / "data" / split / c / "0.png").write_bytes(images["png"])
+        (d / "data" / "train" / "b" / "1.jpg").write_bytes(data.draw(damaged(images["jpeg"])))
+        before = fingerprint(d / "data")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("XDG_CACHE_HOME", str(d / "cache"))
+            _check_dataset_pair(outcome(load_dataset, f"folder:{d / 'data'}"))
+        assert fingerprint(d / "data") == before  # only the cache may be written
+
+
+@FUZZ
+@given(split=st.sampled_from(["train", "test"]), key=st.sampled_from(["images", "labels",
+                                                                        "classes"]),
+       array=any_arrays | st.none())
+def test_own_npz_with_any_array(split, key, array):
+    rng = np.random.default_rng(0)
+    with scratch() as d:
+        for s in ("train", "test"):
+            arrays = {"images": rng.integers(0, 256, (4, 9, 7, 3), dtype=np.uint8),
+                      "labels": np.arange(4) % 2}
+            if s == split:
+                arrays.pop(key, None) if array is None else arrays.__setitem__(key, array)
+            np.savez(d / f"mine_{s}.npz", **arrays)
+        before = fingerprint(d)
+        _check_dataset_pair(outcome(load_dataset, f"npz:{d / 'mine'}"))
+        assert fingerprint(d) == before
+
+
+# --- the command line's options --------------------------------------------------------------
+option_values = st.one_of(
+    st.text(max_size=6), st.integers(-10**12, 10**12).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr), st.sampled_from(
+        ["0", "-3", "1e9", "1e308", "nan", "inf", "b0", "b9", "cifar", "synthetic",
+         "folder:/nowhere", "npz:", "3.5", ""]))
+
+
+def run_cli(argv, capsys):
+    """``(status, stderr)`` of ``minieffnet argv``; status 2 must come with one line."""
+    try:
+        status = cli.main(argv)
+    except SystemExit as e:  # argparse's own refusals
+        status = e.code
+    err = capsys.readouterr().err
+    if status != 0:
+        assert status == 2, (argv, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (argv, err)
+    return status, err
+
+
+INFO_OPTIONS = ["--width", "--depth", "--resolution", "--phi", "--num-classes", "--preset"]
+
+
+@FUZZ
+@given(variant=st.sampled_from(["b0", "b7", "b9", "B1", "x"]),
+       options=st.lists(st.tuples(st.sampled_from(INFO_OPTIONS), option_values), max_size=3))
+def test_info_options(variant, options, capsys):
+    with scratch() as d, pytest.MonkeyPatch.context() as mp:
+        mp.chdir(d)
+        run_cli(["info", variant, *[t for pair in options for t in pair]], capsys)
+        assert list(d.iterdir()) == []
+
+
+class _Reached(BaseException):
+    """Raised by the stand-in Trainer: the options made a valid TrainConfig."""
+
+
+TRAIN_OPTIONS = ["--variant", "--preset", "--width", "--depth", "--resolution", "--phi",
+                 "--dropout", "--drop-connect", "--dataset", "--train-size", "--test-size",
+                 "--cutout", "--epochs", "--batch-size", "--optimizer", "--lr", "--momentum",
+                 "--weight-decay", "--schedule", "--warmup", "--label-smoothing", "--ema",
+                 "--seed", "--out"]
+
+
+@FUZZ
+@given(options=st.lists(st.tuples(st.sampled_from(TRAIN_OPTIONS), option_values), max_size=4),
+       resume=st.booleans())
+def test_train_options(options, resume, capsys):
+    def stand_in(config, **kwargs):
+        assert isinstance(config, TrainConfig)
+        raise _Reached
+
+    with scratch() as d, pytest.MonkeyPatch.context() as mp:
+        mp.chdir(d)
+        mp.setattr(cli, "Trainer", stand_in)
+        argv = ["train", *[t for pair in options for t in pair], *(["--resume"] * resume)]
+        with contextlib.suppress(_Reached):
+            run_cli(argv, capsys)
+        capsys.readouterr()
+        assert list(d.iterdir()) == []  # nothing written before the run starts
+
+
+@FUZZ
+@given(command=st.sampled_from(["predict", "evaluate", "cam"]),
+       options=st.lists(st.tuples(st.sampled_from(["--top", "--test-size", "--batch-size",
+                                                   "--dataset", "--test-images"]),
+                                  option_values), max_size=2))
+def test_predict_evaluate_cam_options(checkpoints, images, command, options, capsys):
+    with scratch() as d, pytest.MonkeyPatch.context() as mp:
+        mp.chdir(d)
+        (d / "x.png").write_bytes(images["png"])
+        files = ["x.png"] if command == "predict" else ["--images", "x.png"] \
+            if command == "cam" else []
+        argv = [command, str(checkpoints["training"]), *files,
+                *[t for pair in options for t in pair], *(["--out", "cam.png"]
+                                                          if command == "cam" else [])]
+        before = fingerprint(d)
+        status, _ = run_cli(argv, capsys)
+        after = fingerprint(d)
+        if command == "cam" and status == 0:
+            after.pop("cam.png")  # the one file it was asked to write
+        assert after == before

@@ -16,8 +16,9 @@ import numpy as np
 
 from .cam import class_activation_maps, plot_cams
 from .checkpoint import CHECKPOINT_FILE
-from .experiments import (PAPER_COEFFICIENTS, PROTOCOLS, STRATEGIES, StudyProtocol,
-                          compare_scaling, dask_executor, grid_candidates, grid_search)
+from .experiments import (FIGURE4_BASELINES, FIGURE4_WIDTHS, PAPER_COEFFICIENTS, PROTOCOLS,
+                          STRATEGIES, StudyProtocol, compare_scaling, dask_executor,
+                          grid_candidates, grid_search, width_per_baseline)
 from .inference import load_trained_model, predict, prepare_images, read_image, softmax
 from .opcheck import print_op_table
 from .optim import SCHEDULES
@@ -396,6 +397,17 @@ def _add_study_commands(sub) -> None:
                     help="allowed |alpha*beta^2*gamma^2 - 2| (default 0.1)")
     gs.add_argument("--rounds", type=int, default=1, help="successive halving: round r "
                     "trains the better half of round r-1 for twice the epochs (default 1)")
+    wb = sub.add_parser("width-per-baseline", help="scale the width of baselines with "
+                        "different depth and resolution (paper Figure 4)")
+    wb.set_defaults(func=cmd_width_per_baseline)
+    _add_study_args(wb, default_seeds=1, default_epochs=4)
+    wb.add_argument("--baselines", nargs="+", metavar="D,R",
+                    default=[f"{d:g},{r:g}" for d, r in FIGURE4_BASELINES],
+                    help="(depth, resolution) multipliers of each baseline (default "
+                         + " ".join(f"{d:g},{r:g}" for d, r in FIGURE4_BASELINES) + ")")
+    wb.add_argument("--widths", type=float, nargs="+", default=list(FIGURE4_WIDTHS),
+                    help="width multipliers per baseline (default "
+                         + " ".join(f"{w:g}" for w in FIGURE4_WIDTHS) + ")")
 
 
 def _study_settings(args) -> tuple[TrainConfig, tuple[int, ...], int, StudyProtocol | None]:
@@ -450,6 +462,29 @@ def cmd_grid_search(args) -> int:
     out = Path(args.out)
     print(f"\n{(out / 'results.md').read_text(encoding='utf-8')}")
     print(f"results: {out / 'results.csv'}, {out / 'results.md'}")
+    return 0
+
+
+def _pair(text: str) -> tuple[float, float]:
+    """``"2,1.3"`` -> ``(2.0, 1.3)``; ValueError naming the option otherwise."""
+    try:
+        d, r = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--baselines: expected DEPTH,RESOLUTION multipliers such as 2,1.3, "
+                         f"got {text!r}") from None
+    return d, r
+
+
+def cmd_width_per_baseline(args) -> int:
+    """Width scaling of baselines with other depths and resolutions (paper Figure 4)."""
+    base, budgets, seeds, _ = _study_settings(args)
+    if len(budgets) > 1:
+        raise ValueError("width-per-baseline takes one --epochs value")
+    width_per_baseline(base, args.out, [_pair(b) for b in args.baselines], args.widths,
+                       seeds=range(seeds), jobs=args.jobs, executor=_study_executor(args))
+    out = Path(args.out)
+    print(f"\n{(out / 'results.md').read_text(encoding='utf-8')}")
+    print(f"results: {out / 'results.csv'}, {out / 'width_per_baseline.png'}")
     return 0
 
 

@@ -280,3 +280,16 @@ def test_trials_run_seed_by_seed_and_come_back_in_their_own_order(tmp_path):
     assert [line.split("]")[1].split(":")[0].strip() for line in lines] == [
         "base seed 0", "width-x2 seed 0", "base seed 1", "width-x2 seed 1"]
     assert [r["model"] for r in results] == ["base", "width-x2"]
+
+
+def test_cli_width_per_baseline_trains_each_baseline_at_each_width(tmp_path, capsys):
+    args = ["width-per-baseline", "--out", str(tmp_path), "--width", "0.1", "--depth", "0.1",
+            "--resolution", "16", "--train-size", "200", "--test-size", "100", "--epochs", "1",
+            "--batch-size", "100", "--baselines", "1,1", "2,1", "--widths", "1", "1.5"]
+    assert main(args) == 0
+    assert "Figure 4" in capsys.readouterr().out
+    with open(tmp_path / "results.csv") as f:
+        assert [r["model"] for r in csv.DictReader(f)] == ["d1-r1-w1", "d1-r1-w1.5", "d2-r1-w1",
+                                                           "d2-r1-w1.5"]
+    assert main(["width-per-baseline", "--out", str(tmp_path), "--baselines", "2"]) == 2
+    assert "DEPTH,RESOLUTION" in capsys.readouterr().err

@@ -40,19 +40,15 @@ import numpy as np
 from numba import njit
 
 import minieffnet as me
+from minieffnet.timing import best_time
 
 rng = np.random.default_rng(0)
 
 
-def best_time(f, repeat=5):
-    """Best of `repeat` wall-clock runs, in milliseconds (the first call is a warm-up)."""
-    f()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * min(times)
+def best_ms(f):
+    """Best of five wall-clock runs of f(), in milliseconds, after a warm-up call
+    (:func:`minieffnet.timing.best_time`)."""
+    return 1e3 * best_time(f)
 
 
 # %% [markdown]
@@ -233,7 +229,7 @@ assert np.allclose(depthwise_forward_numba(x, w, 2), depthwise_forward_naive(x, 
 # ### Timing
 #
 # A small shape, so that the naive loops finish in well under a second: batch 4, 32 channels,
-# 16×16, 3×3 filters, float64. Numba's first call compiles, so `best_time` discards it.
+# 16×16, 3×3 filters, float64. Numba's first call compiles, so `best_ms` discards it.
 
 # %%
 xt = rng.standard_normal((4, 32, 16, 16))
@@ -242,12 +238,12 @@ timings = {}
 t0 = time.perf_counter()
 ref = depthwise_forward_naive(xt, wt)
 timings["naive Python loops"] = 1e3 * (time.perf_counter() - t0)
-timings["NumPy over taps"] = best_time(lambda: depthwise_forward_numpy(xt, wt))
-timings["Numba naive loops"] = best_time(lambda: depthwise_forward_numba(xt, wt, 1))
+timings["NumPy over taps"] = best_ms(lambda: depthwise_forward_numpy(xt, wt))
+timings["Numba naive loops"] = best_ms(lambda: depthwise_forward_numba(xt, wt, 1))
 with me.use_backend("numpy"):
-    timings["library, numpy backend"] = best_time(lambda: me.ops.depthwise_conv2d_forward(xt, wt))
+    timings["library, numpy backend"] = best_ms(lambda: me.ops.depthwise_conv2d_forward(xt, wt))
 with me.use_backend("numba"):
-    timings["library, numba backend"] = best_time(lambda: me.ops.depthwise_conv2d_forward(xt, wt))
+    timings["library, numba backend"] = best_ms(lambda: me.ops.depthwise_conv2d_forward(xt, wt))
     out_fast, _ = me.ops.depthwise_conv2d_forward(xt, wt)
 print(me.compare("library numba vs naive", out_fast, ref))
 assert np.allclose(out_fast, ref, rtol=1e-10, atol=1e-12)

@@ -35,7 +35,6 @@
 # Networks* (ICML 2019), §3 and Table 2.
 
 # %%
-import csv
 import math
 from pathlib import Path
 
@@ -43,7 +42,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minieffnet as me
-from minieffnet.experiments import FIGURE4_BASELINES, FIGURE4_WIDTHS, scale_config
+from minieffnet.experiments import FIGURE4_BASELINES, FIGURE4_WIDTHS, read_results, scale_config
 from minieffnet.scaling import B0_STAGES, COEFFICIENTS, compound_coefficients, round_filters, round_repeats
 
 VARIANTS = list(COEFFICIENTS)     # "b0" ... "b7"
@@ -361,22 +360,6 @@ fig.tight_layout()
 
 # %%
 REPO = Path(me.__file__).resolve().parent.parent     # the repository, for an editable install
-
-
-def read_results(path):
-    """Rows of a study's results.csv, numbers as floats (NaN where a study left a blank)."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        for key, value in r.items():
-            if key not in ("model", "strategy", "baseline"):
-                try:
-                    r[key] = float(value)
-                except (TypeError, ValueError):
-                    pass
-    return rows
-
-
 STUDY_NOTES = {                                       # what the figures/ CSVs are (README)
     "cifar10_scaling_5k_2ep": "v1: 32 px base, 5,000 images, 2 epochs, 2 seeds",
     "cifar10_scaling_10k_4ep": "v1: 32 px base, 10,000 images, 4 epochs, 1 seed",

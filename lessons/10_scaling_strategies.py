@@ -55,8 +55,8 @@ import numpy as np
 
 import minieffnet as me
 from minieffnet.experiments import (PAPER_COEFFICIENTS, STRATEGIES, compare_scaling,
-                                    grid_candidates, grid_search, mean_std_ci, scale_config,
-                                    solve_strategy)
+                                    grid_candidates, grid_search, mean_std_ci, read_results,
+                                    scale_config, solve_strategy)
 from minieffnet.train import TrainConfig
 
 b0 = me.make_config("b0")           # the paper's B0: ImageNet, 224 px, 1000 classes
@@ -550,23 +550,8 @@ assert math.isnan(mean_std_ci([0.5])[2])  # one seed: no interval
 
 # %%
 REPO = Path(me.__file__).resolve().parent.parent     # the repository, for an editable install
-
-
-def read_rows(path):
-    """Rows of a study CSV, numbers as floats where they parse."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        for key, value in r.items():
-            try:
-                r[key] = float(value) if key not in ("model", "strategy", "baseline") else value
-            except (TypeError, ValueError):
-                pass
-    return rows
-
-
-real = {path.stem: read_rows(path) for path in sorted((REPO / "figures").glob("cifar10_scaling_*.csv"))}
-real.update({path.parent.name: read_rows(path) for path in sorted((REPO / "studies").glob("*/results.csv"))})
+real = {path.stem: read_results(path) for path in sorted((REPO / "figures").glob("cifar10_scaling_*.csv"))}
+real.update({path.parent.name: read_results(path) for path in sorted((REPO / "studies").glob("*/results.csv"))})
 real = {name: rows for name, rows in real.items()
         if rows and "strategy" in rows[0] and any(r["strategy"] != "base" for r in rows)}
 print("compare-scaling records:", sorted(real) or "none (not a repository checkout?)")

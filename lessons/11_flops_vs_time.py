@@ -52,6 +52,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minieffnet as me
+from minieffnet.timing import best_time
 from minieffnet.ops.registry import OPS
 from minieffnet.scaling import network_layers
 
@@ -61,16 +62,6 @@ DTYPE = np.float32
 BYTES = np.dtype(DTYPE).itemsize          # 4
 
 
-def best_time(f, repeat=5):
-    """Best of `repeat` wall-clock runs of f(), in seconds, after one warm-up call (which
-    also compiles any Numba kernel on first use)."""
-    f()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 # %% [markdown]
@@ -167,7 +158,7 @@ def time_op(spec_name, shape):
         _, c = forward(**inputs)
         spec.backward(dout, c)
 
-    return best_time(lambda: forward(**inputs)), best_time(step, repeat=3), out
+    return best_time(lambda: forward(**inputs)), best_time(step, repeats=3), out
 
 
 t0 = time.perf_counter()
@@ -213,7 +204,7 @@ def train_step():
     model.backward(dlogits)
 
 
-t_model = best_time(train_step, repeat=3)
+t_model = best_time(train_step, repeats=3)
 print(f"model training step: {1e3 * t_model:.1f} ms; sum of the timed ops {1e3 * t_ops:.1f} ms "
       f"({t_ops / t_model:.0%} of it)")
 
@@ -349,7 +340,7 @@ bandwidth = {}
 for mb in sizes_mb:
     src = np.ones(int(mb * 2**20) // BYTES, dtype=DTYPE)
     dst = np.empty_like(src)
-    t = best_time(lambda: np.copyto(dst, src), repeat=5 if mb < 64 else 3)
+    t = best_time(lambda: np.copyto(dst, src), repeats=5 if mb < 64 else 3)
     bandwidth[mb] = 2 * src.nbytes / t
     print(f"copy {mb:7.2f} MB: {bandwidth[mb] / 1e9:6.1f} GB/s")
 del src, dst
@@ -358,7 +349,7 @@ B_cache, B_dram = bandwidth[1], bandwidth[sizes_mb[-1]]
 n_mm = 1024
 a_mm = rng.standard_normal((n_mm, n_mm)).astype(DTYPE)
 b_mm = rng.standard_normal((n_mm, n_mm)).astype(DTYPE)
-P_peak = 2 * n_mm ** 3 / best_time(lambda: a_mm @ b_mm, repeat=3)
+P_peak = 2 * n_mm ** 3 / best_time(lambda: a_mm @ b_mm, repeats=3)
 print(f"peak (one-thread BLAS, {n_mm}^3 float32 matmul): {P_peak / 1e9:.1f} GFLOP/s")
 print(f"ridge point: {P_peak / B_dram:.1f} FLOP/byte from DRAM, {P_peak / B_cache:.1f} from cache")
 assert all(b > 0 for b in bandwidth.values()) and P_peak > 0

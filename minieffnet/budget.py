@@ -16,11 +16,12 @@ Whole epochs only: the prediction can leave up to one epoch of the budget unused
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import numpy as np
+
+from .timing import wall_times
 
 RESERVE = 0.03          # fraction of the budget kept back for what the measurement misses
 EPOCH_OVERHEAD_S = 1.0  # per epoch: checkpoint (atomic .npz) and curves.png, measured ~0.5 s
@@ -50,14 +51,7 @@ class Timing:
 def median_seconds(step: Callable[[], None], steps: int = TIMED_STEPS,
                    warmup: int = WARMUP_STEPS) -> float:
     """The median wall time of ``steps`` calls of ``step`` after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(np.median(wall_times(step, steps, warmup)))
 
 
 def fit_epochs(available_s: float, max_epochs: int,

@@ -42,7 +42,8 @@ stopped. Trials are independent: ``jobs > 1`` runs them in that many processes, 
 ``executor`` (e.g. :func:`dask_executor`, ``--dask ADDRESS`` on the command line) sends them
 to a cluster.
 """
-from .reports import plot_accuracy_vs_flops, plot_learning_curves, plot_single_dimension
+from .reports import (plot_accuracy_vs_flops, plot_learning_curves, plot_single_dimension,
+                      read_results)
 from .solver import (FLOPS_TOLERANCE, PAPER_COEFFICIENTS, STRATEGIES, grid_candidates,
                      scale_config, solve_strategy)
 from .stats import aggregate, mean_std_ci, paired_difference, paired_differences
@@ -55,4 +56,5 @@ __all__ = ["FIGURE4_BASELINES", "FIGURE4_WIDTHS", "FLOPS_TOLERANCE", "PAPER_COEF
            "Trial", "aggregate", "compare_scaling", "dask_executor", "grid_candidates",
            "grid_search", "mean_std_ci", "paired_difference", "paired_differences",
            "plot_accuracy_vs_flops", "plot_learning_curves", "plot_single_dimension",
-           "run_trial", "run_trials", "scale_config", "solve_strategy", "width_per_baseline"]
+           "read_results", "run_trial", "run_trials", "scale_config", "solve_strategy",
+           "width_per_baseline"]

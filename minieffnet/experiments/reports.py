@@ -12,6 +12,24 @@ from typing import Callable, Sequence
 from .solver import STRATEGIES
 
 
+TEXT_COLUMNS = ("model", "strategy", "baseline")
+
+
+def read_results(path: str | os.PathLike) -> list[dict]:
+    """The rows of a study's CSV (results.csv, trials.csv, ...): numbers as floats where they
+    parse, the text columns (:data:`TEXT_COLUMNS`) and blanks as written."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        for key, value in row.items():
+            if key not in TEXT_COLUMNS:
+                try:
+                    row[key] = float(value)
+                except (TypeError, ValueError):
+                    pass
+    return rows
+
+
 def write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> None:
     """``rows`` as CSV with the given ``columns`` (other keys are left out)."""
     with open(path, "w", newline="", encoding="utf-8") as f:

@@ -110,6 +110,9 @@ class TrainingDiverged(RuntimeError):
         super().__init__(message)
         self.epoch, self.step = epoch, step
 
+    def __reduce__(self):  # pickled back from a study's worker process (``--jobs``)
+        return type(self), (str(self), self.epoch, self.step)
+
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped :meth:`Trainer.fit`. ``saved`` tells whether the checkpoint holds the
@@ -118,6 +121,9 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, message: str, epoch: int, step: int, saved: bool):
         super().__init__(message)
         self.epoch, self.step, self.saved = epoch, step, saved
+
+    def __reduce__(self):  # the default re-calls __init__ with the message alone, which fails
+        return type(self), (str(self), self.epoch, self.step, self.saved)
 
 
 def evaluate(model: EfficientNet, dataset: Dataset, *, batch_size: int = 256,

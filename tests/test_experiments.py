@@ -128,6 +128,39 @@ def test_trials_run_on_a_given_executor(tmp_path):
                                                                                   "width-x2"]
 
 
+def test_training_exceptions_survive_the_trip_back_from_a_worker_process():
+    # A --jobs study gets a worker's exception back pickled; one that cannot be rebuilt
+    # breaks the whole pool ("internal error (BrokenProcessPool)" instead of "interrupted").
+    import pickle
+
+    from minieffnet.train import TrainingDiverged, TrainingInterrupted
+    for e in (TrainingInterrupted("stopped; resume with: x", 2, 7, True),
+              TrainingDiverged("loss is NaN", 3, 5)):
+        back = pickle.loads(pickle.dumps(e))
+        assert type(back) is type(e) and str(back) == str(e) and vars(back) == vars(e)
+
+
+def test_an_interrupted_trial_starts_no_queued_trial(tmp_path, monkeypatch):
+    # Ctrl-C reaches the study and its workers: a worker's trial comes back interrupted, and
+    # the trials still queued must not start training behind the user's back.
+    import concurrent.futures
+
+    from minieffnet.experiments import trials as trials_module
+    from minieffnet.train import TrainingInterrupted
+    started = []
+
+    def interrupted_at_once(trial, progress=False):
+        started.append(trial.model)
+        raise TrainingInterrupted("interrupted", 1, 0, True)
+
+    monkeypatch.setattr(trials_module, "run_trial", interrupted_at_once)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        with pytest.raises(KeyboardInterrupt):
+            compare_scaling(TINY, tmp_path, targets=(2.0,), seeds=(0, 1),
+                            strategies=("width",), log=lambda line: None, executor=pool)
+    assert started == ["base"]
+
+
 def test_dask_executor_without_distributed_says_what_to_install(monkeypatch):
     import builtins
     from minieffnet.experiments import dask_executor

@@ -145,8 +145,13 @@ def run_trials(trials: Sequence[Trial], jobs: int = 1,
 
     def run_on(pool: concurrent.futures.Executor) -> None:
         futures = {pool.submit(run_trial, trials[i]): i for i in order}
-        for future in concurrent.futures.as_completed(futures):
-            report(futures[future], future.result())
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                report(futures[future], future.result())
+        except BaseException:  # Ctrl-C here, or a trial that failed or was interrupted:
+            for future in futures:  # start no queued trial; the running ones save and stop
+                future.cancel()
+            raise
 
     if executor is not None:
         run_on(executor)

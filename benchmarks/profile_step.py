@@ -9,7 +9,7 @@
 Every ``minieffnet.ops`` forward/backward function is wrapped with a timer (the layers call
 them through the ``ops`` namespace, so nothing else changes), two warm-up steps compile the
 kernels, and the mean of the timed steps is split by op, with the number of calls per step
-(on small networks the fixed cost of a call matters). "outside ops" is the Python glue:
+(which tells per-call overhead from work on small networks). "outside ops" is the Python glue:
 module calls, residual adds, the loss gradient.
 """
 from __future__ import annotations

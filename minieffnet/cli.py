@@ -163,6 +163,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
            metavar="LEVEL")
     option(e, "--eval-each-epoch", "eval_each_epoch", "evaluate after every epoch (default), "
            "or only after the last", action=argparse.BooleanOptionalAction)
+    option(e, "--final-test", "final_test", "with --val-size: evaluate the test set after "
+           "the last epoch (default), or never (a tuning run)",
+           action=argparse.BooleanOptionalAction)
     option(e, "--time-budget", "time_budget", "minutes for the whole run: --epochs becomes "
            "the most epochs that fit, measured before the first step (default: none)",
            type=or_none(float), metavar="MINUTES")
@@ -225,9 +228,10 @@ def cmd_train(args) -> int:
         print(f"\nminieffnet train: {e}", file=sys.stderr)
         return 130
     last = history[-1]
-    print(f"done: test top-1 {_top1(last, 'test')}, top-5 "
-          f"{100 * last['test_top5']:.1f} % after {last['epoch']} epochs "
-          f"({last['elapsed_s']:.0f} s, {last['images_per_s']:.0f} training images/s)")
+    tested = (f"test top-1 {_top1(last, 'test')}, top-5 {100 * last['test_top5']:.1f} % "
+              if "test_top1" in last else "")  # none after a --no-final-test run
+    print(f"done: {tested}after {last['epoch']} epochs ({last['elapsed_s']:.0f} s, "
+          f"{last['images_per_s']:.0f} training images/s)")
     if "val_top1" in last:
         print(f"validation ({len(trainer.val_set)} held-out training images): top-1 "
               f"{_top1(last, 'val')}, top-5 {100 * last['val_top5']:.1f} %")

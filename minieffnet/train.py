@@ -25,7 +25,8 @@ weights when enabled), a row in ``metrics.jsonl``, a checkpoint and a fresh ``cu
 
 The short-run recipe options of :class:`TrainConfig` change this as follows. With
 ``val_size`` the epochs are evaluated on the held-out validation split (``val_*`` columns)
-and the test set only after the last epoch; with ``eval_each_epoch=False`` only the last
+and the test set only after the last epoch (never, with ``final_test=False``: a tuning run);
+with ``eval_each_epoch=False`` only the last
 epoch is evaluated; with ``tta`` the last evaluation also reports the test-time-augmented
 numbers (``*_tta_*`` columns, :mod:`minieffnet.tta`). With ``progressive_from`` each epoch
 starts by setting the training loader's resolution and the model's dropout and
@@ -485,12 +486,13 @@ class Trainer:
                          ) -> list[tuple[str, Dataset, int]]:
         """What epoch ``epoch_number`` (1-based) of ``epochs`` evaluates: ``(column prefix,
         data set, TTA level)`` rows (module docstring). The last epoch evaluates the
-        validation split (if any) and the test set, with TTA; other epochs the validation
-        split, else the test set, without TTA, or nothing without ``eval_each_epoch``."""
+        validation split (if any) and the test set (unless ``final_test`` is off), with TTA;
+        other epochs the validation split, else the test set, without TTA, or nothing without
+        ``eval_each_epoch``."""
         last = epoch_number == epochs
         monitor = ("test", self.test_set) if self.val_set is None else ("val", self.val_set)
         plan = [(*monitor, self.config.tta if last else 0)]
-        if last and self.val_set is not None:
+        if last and self.val_set is not None and self.config.final_test:
             plan.append(("test", self.test_set, self.config.tta))
         return plan if last or self.config.eval_each_epoch else []
 

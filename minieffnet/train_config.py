@@ -79,8 +79,9 @@ class TrainConfig:
     ``progressive_reg_from`` up to 1 (:mod:`minieffnet.progressive`); ``val_size`` holds N
     class-balanced training images out as a validation split (the same N images for every
     seed and ``train_size``), evaluated instead of the test set after each epoch, the test
-    set then only after the last; ``eval_each_epoch`` False evaluates only after the last
-    epoch; ``tta`` the test-time augmentation level of the last evaluation (0 none, 1 flip, 2
+    set then only after the last; ``final_test`` False (with ``val_size``) skips that test
+    evaluation too, so a tuning run never sees the test set; ``eval_each_epoch`` False
+    evaluates only after the last epoch; ``tta`` the test-time augmentation level of the last evaluation (0 none, 1 flip, 2
     flip and 1-pixel shifts: :mod:`minieffnet.tta`), reported beside the plain numbers;
     ``time_budget`` minutes for the whole run: ``epochs`` becomes the most epochs that fit,
     measured before the first step (:mod:`minieffnet.budget`), and the chosen number is what
@@ -122,6 +123,7 @@ class TrainConfig:
     progressive_reg_from: float = 0.0
     val_size: int | None = None
     eval_each_epoch: bool = True
+    final_test: bool = True
     tta: int = 0
     time_budget: float | None = None
     seed: int = 0
@@ -162,7 +164,8 @@ class TrainConfig:
                                       f"{self.schedule}, whose rising phase it sets")
         if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
             fail("momentum", "> 0 for Nesterov SGD")
-        for field in ("augment", "nesterov", "zero_init_residual", "eval_each_epoch"):
+        for field in ("augment", "nesterov", "zero_init_residual", "eval_each_epoch",
+                      "final_test"):
             if not isinstance(getattr(self, field), bool):
                 fail(field, "True or False")
         # The model options are checked by the function that will use them (10 classes is a
@@ -188,6 +191,9 @@ class TrainConfig:
             fail("progressive_stages", "an integer >= 2")
         if not _is_real(self.progressive_reg_from) or not 0 <= self.progressive_reg_from <= 1:
             fail("progressive_reg_from", "in [0, 1]")
+        if not self.final_test and self.val_size is None:
+            fail("final_test", "True without a validation split (val_size): the run would "
+                               "evaluate nothing")
         if not _is_int(self.tta) or self.tta not in TTA_LEVELS:
             fail("tta", f"one of {TTA_LEVELS}")
         if self.time_budget is not None and (not _is_real(self.time_budget)
@@ -234,7 +240,8 @@ class TrainConfig:
 
 # Fields added by issue 15 (short-run recipe); configs written before have none of them.
 _ADDED_FIELDS = ("zero_init_residual", "progressive_from", "progressive_stages",
-                 "progressive_reg_from", "val_size", "eval_each_epoch", "tta", "time_budget")
+                 "progressive_reg_from", "val_size", "eval_each_epoch", "final_test", "tta",
+                 "time_budget")
 
 
 def _is_int(v: Any) -> bool:

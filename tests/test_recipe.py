@@ -23,7 +23,7 @@ from minieffnet.recipes import RECIPES, recipe_config
 from minieffnet.train import Trainer, TrainingInterrupted, evaluate
 from minieffnet.train_config import TrainConfig, load_splits
 from minieffnet.tta import hflip, shift, tta_logits
-from test_train import (TINY, assert_same_arrays, checkpoint_arrays, interrupt_at, run,
+from test_train import (TINY, TINY_ARGS, assert_same_arrays, checkpoint_arrays, interrupt_at, run,
                         without_timing)
 
 # Every recipe option on: a validation split, TTA with shifts, zero-init, progressive
@@ -195,6 +195,24 @@ def test_a_validation_run_reports_val_each_epoch_and_test_at_the_end(tmp_path):
     assert trainer.evaluate(tta=1) == pytest.approx(
         {k[5:]: rows[1][k] for k in rows[1] if k.startswith("test_")}, rel=1e-12)
     assert (tmp_path / "curves.png").exists()
+
+
+def test_a_tuning_run_without_the_final_test_never_evaluates_the_test_set(tmp_path, capsys,
+                                                                           monkeypatch):
+    seen = []
+    monkeypatch.setattr("minieffnet.train.evaluate",
+                        lambda model, data, **kw: seen.append(data.name) or evaluate(
+                            model, data, **kw))
+    assert main(["train", *TINY_ARGS, "--val-size", "32", "--tta", "1", "--no-final-test",
+                 "--out", str(tmp_path)]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert {"val_top1", "val_tta_top1"} <= set(rows[-1])
+    assert not any(k.startswith("test_") for row in rows for k in row)
+    assert seen and not any("test" in name for name in seen)
+    text = capsys.readouterr().out
+    assert "test top-1" not in text and "validation (32 held-out training images): top-1" in text
+    with pytest.raises(ValueError, match="final_test must be True without a validation split"):
+        dataclasses.replace(TINY, final_test=False)
 
 
 # --- time budget -----------------------------------------------------------------------------

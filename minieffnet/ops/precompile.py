@@ -1,0 +1,94 @@
+"""Fill Numba's on-disk cache for the float32 kernels in parallel worker processes.
+
+With an empty cache, a model's first training step compiles every parallel Numba kernel it
+touches, one after the other in one process: 15 kernels at about 0.9 s each, 13 of the 14 s
+before the first step ends on the project's 2-core machines (``benchmarks/RESULTS.md``, cold
+start-up). Compiling is single-threaded Python and LLVM work, so :func:`ensure_compiled`
+splits the kernels over :data:`WORKLOADS`, one worker process each, running at once; every
+worker writes what it compiled to Numba's cache (``cache=True``) and the calling process then
+loads the kernels from there.
+
+A worker compiles *by example*: it runs its ops' forward and backward passes on small float32
+inputs from the op registry, at the image sizes that select each kernel (BatchNorm has
+channel-major kernels and sample-major ones for maps below
+:data:`~minieffnet.ops._batchnorm_numba.ROWS_BELOW_PIXELS` pixels), so it specialises exactly
+the signatures a model's step dispatches. ``tests/test_precompile.py`` holds that a model's
+training and evaluation steps specialise nothing beyond them.
+
+:func:`ensure_compiled` does nothing when the cache already holds the kernels, under another
+backend than "numba", or with ``MINIEFFNET_PRECOMPILE=0``; a worker that fails costs only
+time: the caller then compiles what is missing itself, as without this module.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from numba.core.caching import FunctionCache
+from numba.core.dispatcher import Dispatcher
+
+from . import _batchnorm_numba, _depthwise_numba, activations, pooling, squeeze_excite
+from .registry import OPS
+
+# (registry spec name, shape) per worker, balanced by kernel count: BatchNorm's seven kernels
+# (both layouts: 4x4 and 12x12 maps) in one, the other eight in the other.
+WORKLOADS: tuple[tuple[tuple[str, tuple], ...], ...] = (
+    (("batchnorm2d train + swish", (2, 3, 4)), ("batchnorm2d train + swish", (2, 3, 12)),
+     ("batchnorm2d eval + swish", (2, 3, 4)), ("batchnorm2d eval + swish", (2, 3, 12))),
+    (("swish", (2, 3, 4)), ("sigmoid", (2, 3, 4)), ("depthwise 3x3 s1", (2, 3, 5, 3, 1)),
+     ("depthwise+BN eval+swish 3x3 s1", (2, 3, 5, 3, 1)), ("squeeze_excite", (2, 4, 5, 2)),
+     ("global_avg_pool", (2, 3, 4))),
+)
+_KERNEL_MODULES = (_batchnorm_numba, _depthwise_numba, activations, pooling, squeeze_excite)
+_checked = False
+
+
+def parallel_kernels() -> list[Dispatcher]:
+    """The cached parallel Numba kernels of the ops (what a cold start spends its time on)."""
+    return [v for m in _KERNEL_MODULES for v in vars(m).values()
+            if isinstance(v, Dispatcher) and v.targetoptions.get("parallel")
+            and isinstance(v._cache, FunctionCache)]
+
+
+def _cached(kernel: Dispatcher) -> bool:
+    """Whether Numba's cache holds an index for ``kernel`` (some signature compiled before)."""
+    return Path(kernel._cache._cache_file._index_path).exists()
+
+
+def run_workload(index: int) -> None:
+    """Compile worker ``index``'s kernels: run each op of ``WORKLOADS[index]`` forward and
+    backward on float32 inputs of its shape."""
+    specs = {s.name: s for s in OPS}
+    rng = np.random.default_rng(0)
+    for name, shape in WORKLOADS[index]:
+        spec = specs[name]
+        out, cache = spec.forward_at(shape)(**spec.make_inputs(rng, shape, np.float32))
+        spec.backward(np.ones_like(out), cache)
+
+
+def ensure_compiled() -> None:
+    """Once per process, before the first float32 step under the "numba" backend: when any
+    parallel kernel is missing from Numba's cache, compile them all in ``len(WORKLOADS)``
+    worker processes at once and wait for them (module docstring)."""
+    global _checked
+    if _checked:
+        return
+    _checked = True
+    from .. import backend  # at call time: the backend may change after import
+    if (backend.get_backend() != "numba" or os.environ.get("MINIEFFNET_PRECOMPILE") == "0"
+            or all(_cached(k) for k in parallel_kernels())):
+        return
+    package_root = str(Path(__file__).resolve().parents[2])  # import this very minieffnet
+    env = {**os.environ, "MINIEFFNET_PRECOMPILE": "0",
+           "PYTHONPATH": os.pathsep.join(filter(None, (package_root,
+                                                       os.environ.get("PYTHONPATH"))))}
+    workers = [subprocess.Popen(
+        [sys.executable, "-c", f"from minieffnet.ops.precompile import run_workload; "
+                               f"run_workload({i})"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for i in range(len(WORKLOADS))]
+    for w in workers:
+        w.wait()

@@ -4,6 +4,7 @@
     python benchmarks/run_all.py --no-compile    # ... without torch.compile (~100 s a case)
     python benchmarks/run_all.py --write         # ... and replace the marked section of RESULTS.md
     python benchmarks/run_all.py --quick         # smoke run: tiny sizes, no torch.compile
+    python benchmarks/run_all.py --only startup  # one part of the table: ops, models, startup
 
 Rows (the header printed above the table says exactly how each is measured):
 
@@ -461,6 +462,9 @@ def _progress(message: str) -> None:
 
 
 # --- command line -----------------------------------------------------------------------------
+SECTIONS = ("ops", "models", "startup")  # the table's parts, in order
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     """Options of the command (see ``--help``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -484,6 +488,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--write", action="store_true",
                     help=f"also replace the section between {BEGIN} and {END} in "
                          "benchmarks/RESULTS.md")
+    ap.add_argument("--only", choices=SECTIONS, action="append",
+                    help="run only this section (repeatable; default all), e.g. --only "
+                         "startup to time a cold start alone")
     ap.add_argument("--child", help=argparse.SUPPRESS)  # one model case, JSON in and out
     args = ap.parse_args(argv)
     args.batch, args.resolution, args.cifar_resolution, args.warmup = 64, 64, 32, 2
@@ -499,6 +506,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.threads = 1 if args.quick else os.cpu_count()
     if args.write and args.quick:
         ap.error("--quick results are a smoke test; not writing them to RESULTS.md")
+    if args.write and args.only:
+        ap.error("--only runs part of the table; not writing it to RESULTS.md")
+    args.only = tuple(args.only or SECTIONS)
     return args
 
 
@@ -513,9 +523,9 @@ def main(argv=None) -> None:
     torch = None if args.no_torch else common.optional_torch()
     _progress("memory bandwidth")
     bandwidth = common.memory_bandwidth(args.bandwidth_floats, args.repeats)
-    rows = op_rows(args, torch, bandwidth["copy"])
-    rows += model_rows(args, torch)
-    rows += startup_rows(args)
+    rows = op_rows(args, torch, bandwidth["copy"]) if "ops" in args.only else []
+    rows += model_rows(args, torch) if "models" in args.only else []
+    rows += startup_rows(args) if "startup" in args.only else []
     report = "\n".join(header(args, torch, bandwidth, load_start) + table(rows))
     print(report)
     if args.write:

@@ -98,6 +98,17 @@ def test_quick_run_reports_every_row_and_peer(run_all):
         assert line in out.stdout
 
 
+def test_only_runs_the_sections_asked_for(run_all):
+    out = subprocess.run([sys.executable, str(BENCHMARKS / "run_all.py"), "--quick",
+                          "--no-torch", "--only", "startup"],
+                         capture_output=True, text=True, check=True)
+    rows = [line.split("|")[1].strip() for line in out.stdout.splitlines()
+            if line.startswith("| ") and not line.startswith("| benchmark")]
+    assert rows == ["start-up warm", "start-up cold"]
+    with pytest.raises(SystemExit):
+        run_all.parse_args(["--only", "startup", "--write"])
+
+
 def test_without_pytorch_its_columns_show_a_dash(run_all):
     args = run_all.parse_args(["--quick"])
     # The CUDA row needs a GPU (the tests run the simulator), and ops whose shapes op_shapes

@@ -22,10 +22,12 @@ CIFAR10_30MIN: dict[str, Any] = dict(
     dropout=0.1, drop_connect=0.1,
     progressive_from=20, progressive_stages=3, progressive_reg_from=0.0,
     # Optimisation: airbench / Page's short-run recipe: SGD-Nesterov, a triangular schedule,
-    # label smoothing 0.2, weight averaging for evaluation; the BN scale of every residual
-    # branch starts at 0, so each block starts as the identity.
-    batch_size=256, optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4,
-    schedule="triangular", label_smoothing=0.2, augment=True, cutout=0, ema=0.999,
+    # label smoothing 0.2; the BN scale of every residual branch starts at 0, so each block
+    # starts as the identity. Chosen on the validation split (README, ablation table): peak
+    # lr 0.4, not 0.2 (+1.0 point), and no weight EMA (0.999 ended 0.4 points below the
+    # plain weights: the schedule's fall to zero settles them itself).
+    batch_size=256, optimizer="sgd", lr=0.4, momentum=0.9, nesterov=True, weight_decay=5e-4,
+    schedule="triangular", label_smoothing=0.2, augment=True, cutout=0, ema=None,
     zero_init_residual=True,
     # Length: as many epochs as the 30 minutes hold (at most 40), measured before the first
     # step; only the last epoch is evaluated, on the test set, plain and with flip + shift
@@ -35,12 +37,12 @@ CIFAR10_30MIN: dict[str, Any] = dict(
 )
 """``cifar10-30min``: aims at >= 88 % CIFAR-10 test top-1 in 30 minutes on 2 cores (issue 15).
 
-The values come from the literature (airbench94, David Page's DAWNBench ResNet, EfficientNetV2's
-progressive learning) and the recorded 83.5 % run, checked as a whole once on a held-out split
-(``--val-size 5000``: 87.4 %, 88.1 % with TTA, 14 epochs). The test run of 2026-12-01 gave
-87.0 % (88.0 % with TTA) in 27.8 minutes, 13 epochs: the records are under
-``studies/cifar10-30min/``, the ablation table in the README. ``--dataset cifar100`` runs it
-unchanged.
+The first values came from the literature (airbench94, David Page's DAWNBench ResNet,
+EfficientNetV2's progressive learning) and the recorded 83.5 % run; one change at a time was
+then measured on a held-out split (``--val-size 5000``): lr 0.2 -> 0.4 and EMA off took the
+validation top-1 from 87.4 % to 88.8 % (90.2 % with TTA), 14 epochs. The records are under
+``studies/cifar10-30min/``, the ablation table and the test runs in the README.
+``--dataset cifar100`` runs it unchanged.
 """
 
 RECIPES: dict[str, dict[str, Any]] = {"cifar10-30min": CIFAR10_30MIN}

@@ -341,7 +341,7 @@ def test_the_recipe_sets_every_piece_and_options_override_it():
     assert (config.dataset, config.width, config.depth, config.final_resolution()) == (
         "cifar10", 0.5, 0.5, 32)
     assert config.time_budget == 30 and config.tta == 2 and config.zero_init_residual
-    assert config.ema is not None and config.progressive_from is not None
+    assert config.ema is None and config.progressive_from is not None
     assert recipe_config("cifar10-30min", dataset="cifar100", lr=0.1).lr == 0.1
     assert set(RECIPES) == {"cifar10-30min"}
     with pytest.raises(ValueError, match="unknown recipe 'cifar10-5min'; choose one of "
@@ -357,14 +357,14 @@ def test_cli_recipe_errors(tmp_path, capsys):
     assert "drop --recipe" in capsys.readouterr().err
 
 
-def test_cli_switches_off_what_a_recipe_switches_on():
+def test_cli_options_override_what_a_recipe_sets():
     from minieffnet.cli import build_parser
     args = build_parser().parse_args([
-        "train", "--recipe", "cifar10-30min", "--ema", "none", "--progressive-from", "none",
+        "train", "--recipe", "cifar10-30min", "--ema", "0.99", "--progressive-from", "none",
         "--time-budget", "none", "--no-zero-init-residual", "--eval-each-epoch", "--tta", "0"])
     given = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
     config = recipe_config(args.recipe, **given)
-    assert (config.ema, config.progressive_from, config.time_budget) == (None, None, None)
+    assert (config.ema, config.progressive_from, config.time_budget) == (0.99, None, None)
     assert not config.zero_init_residual and config.eval_each_epoch and config.tta == 0
     assert vars(build_parser().parse_args(["train", "--ema", "0.99"]))["ema"] == 0.99
     assert "ema" not in vars(build_parser().parse_args(["train"]))  # the config's default

@@ -33,14 +33,21 @@ from numba.core.dispatcher import Dispatcher
 from . import _batchnorm_numba, _depthwise_numba, activations, pooling, squeeze_excite
 from .registry import OPS
 
-# (registry spec name, shape) per worker, balanced by kernel count: BatchNorm's seven kernels
-# (both layouts: 4x4 and 12x12 maps) in one, the other eight in the other.
-WORKLOADS: tuple[tuple[tuple[str, tuple], ...], ...] = (
-    (("batchnorm2d train + swish", (2, 3, 4)), ("batchnorm2d train + swish", (2, 3, 12)),
-     ("batchnorm2d eval + swish", (2, 3, 4)), ("batchnorm2d eval + swish", (2, 3, 12))),
-    (("swish", (2, 3, 4)), ("sigmoid", (2, 3, 4)), ("depthwise 3x3 s1", (2, 3, 5, 3, 1)),
-     ("depthwise+BN eval+swish 3x3 s1", (2, 3, 5, 3, 1)), ("squeeze_excite", (2, 4, 5, 2)),
-     ("global_avg_pool", (2, 3, 4))),
+# (registry spec name, shape, passes) per worker; passes "forward", "backward" (its forward
+# then runs the NumPy reference: caches are backend-agnostic) or "both". Balanced by measured
+# compile time (2-core machine, 2026-12-01): the three depthwise kernels take 3.3-4.3 s each,
+# so the forward goes with BatchNorm's seven kernels (6.5 s together) and the small ones, the
+# backward with the evaluation-mode fused depthwise + BN: about 8.5 s per worker.
+WORKLOADS: tuple[tuple[tuple[str, tuple, str], ...], ...] = (
+    (("depthwise 3x3 s1", (2, 3, 5, 3, 1), "forward"),
+     ("batchnorm2d train + swish", (2, 3, 4), "both"),
+     ("batchnorm2d train + swish", (2, 3, 12), "both"),
+     ("batchnorm2d eval + swish", (2, 3, 4), "both"),
+     ("batchnorm2d eval + swish", (2, 3, 12), "both"),
+     ("swish", (2, 3, 4), "both"), ("global_avg_pool", (2, 3, 4), "both")),
+    (("depthwise 3x3 s1", (2, 3, 5, 3, 1), "backward"),
+     ("depthwise+BN eval+swish 3x3 s1", (2, 3, 5, 3, 1), "both"),
+     ("squeeze_excite", (2, 4, 5, 2), "both"), ("sigmoid", (2, 3, 4), "both")),
 )
 _KERNEL_MODULES = (_batchnorm_numba, _depthwise_numba, activations, pooling, squeeze_excite)
 _checked = False
@@ -59,14 +66,18 @@ def _cached(kernel: Dispatcher) -> bool:
 
 
 def run_workload(index: int) -> None:
-    """Compile worker ``index``'s kernels: run each op of ``WORKLOADS[index]`` forward and
-    backward on float32 inputs of its shape."""
+    """Compile worker ``index``'s kernels: run each op of ``WORKLOADS[index]`` on float32
+    inputs of its shape, the passes it names under the "numba" backend."""
+    from .. import backend
     specs = {s.name: s for s in OPS}
     rng = np.random.default_rng(0)
-    for name, shape in WORKLOADS[index]:
+    for name, shape, passes in WORKLOADS[index]:
         spec = specs[name]
-        out, cache = spec.forward_at(shape)(**spec.make_inputs(rng, shape, np.float32))
-        spec.backward(np.ones_like(out), cache)
+        with backend.use_backend("numpy" if passes == "backward" else "numba"):
+            out, cache = spec.forward_at(shape)(**spec.make_inputs(rng, shape, np.float32))
+        if passes != "forward":
+            with backend.use_backend("numba"):
+                spec.backward(np.ones_like(out), cache)
 
 
 def ensure_compiled() -> None:

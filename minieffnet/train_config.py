@@ -81,11 +81,11 @@ class TrainConfig:
     seed and ``train_size``), evaluated instead of the test set after each epoch, the test
     set then only after the last; ``final_test`` False (with ``val_size``) skips that test
     evaluation too, so a tuning run never sees the test set; ``eval_each_epoch`` False
-    evaluates only after the last epoch; ``tta`` the test-time augmentation level of the last evaluation (0 none, 1 flip, 2
-    flip and 1-pixel shifts: :mod:`minieffnet.tta`), reported beside the plain numbers;
-    ``time_budget`` minutes for the whole run: ``epochs`` becomes the most epochs that fit,
-    measured before the first step (:mod:`minieffnet.budget`), and the chosen number is what
-    ``config.json`` stores. The ``triangular`` schedule is the short-run CIFAR one.
+    evaluates only after the last epoch; ``tta`` the test-time augmentation level of the last
+    evaluation (0 none, 1 flip, 2 flip and 1-pixel shifts: :mod:`minieffnet.tta`), reported
+    beside the plain numbers; ``time_budget`` minutes for the whole run: ``epochs`` becomes
+    the most epochs that fit, measured before the first step (:mod:`minieffnet.budget`), and
+    the chosen number is what ``config.json`` stores. The ``triangular`` schedule is the short-run CIFAR one.
 
     Run: ``seed`` initialises the model (``default_rng(seed)``) and the training loader's own
     Generator (``default_rng([seed, 1])``); ``out_dir`` the run folder (None: a new

@@ -1,9 +1,9 @@
 """Fill Numba's on-disk cache for the float32 kernels in parallel worker processes.
 
 With an empty cache, a model's first training step compiles every parallel Numba kernel it
-touches, one after the other in one process: 15 kernels at about 0.9 s each, 13 of the 14 s
-before the first step ends on the project's 2-core machines (``benchmarks/RESULTS.md``, cold
-start-up). Compiling is single-threaded Python and LLVM work, so :func:`ensure_compiled`
+touches, one after the other in one process: 16 kernels, 13.5 s of the 13.9 s before the
+first step ends on the project's 2-core machines (``benchmarks/RESULTS.md``, cold start-up;
+11.2 s with this module). Compiling is single-threaded Python and LLVM work, so :func:`ensure_compiled`
 splits the kernels over :data:`WORKLOADS`, one worker process each, running at once; every
 worker writes what it compiled to Numba's cache (``cache=True``) and the calling process then
 loads the kernels from there.
@@ -36,8 +36,8 @@ from .registry import OPS
 # (registry spec name, shape, passes) per worker; passes "forward", "backward" (its forward
 # then runs the NumPy reference: caches are backend-agnostic) or "both". Balanced by measured
 # compile time (2-core machine, 2026-12-01): the three depthwise kernels take 3.3-4.3 s each,
-# so the forward goes with BatchNorm's seven kernels (6.5 s together) and the small ones, the
-# backward with the evaluation-mode fused depthwise + BN: about 8.5 s per worker.
+# so the forward goes with BatchNorm's seven kernels (3.3 s together) and the small ones, the
+# backward with the evaluation-mode fused depthwise + BN: 9.4 and 10.3 s when run at once.
 WORKLOADS: tuple[tuple[tuple[str, tuple, str], ...], ...] = (
     (("depthwise 3x3 s1", (2, 3, 5, 3, 1), "forward"),
      ("batchnorm2d train + swish", (2, 3, 4), "both"),

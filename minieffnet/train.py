@@ -29,9 +29,9 @@ and the test set only after the last epoch (never, with ``final_test=False``: a 
 with ``eval_each_epoch=False`` only the last epoch is evaluated; with ``tta`` the last
 evaluation also reports the test-time-augmented numbers (``*_tta_*`` columns,
 :mod:`minieffnet.tta`). With ``progressive_from`` each epoch starts by setting the training
-loader's resolution and the model's dropout and stochastic-depth rates to its stage (:mod:`minieffnet.progressive`); evaluation is always at
-the network's resolution. With ``time_budget`` a new run first measures its speed and fits
-``epochs`` to the budget (:mod:`minieffnet.budget`); ``config.json`` records the fitted count.
+loader's resolution and the model's dropout and stochastic-depth rates to its stage
+(:mod:`minieffnet.progressive`); evaluation is always at the network's resolution. With
+``time_budget`` a new run first measures its speed and fits ``epochs`` to the budget (:mod:`minieffnet.budget`); ``config.json`` records the fitted count.
 
 Exact resumption
 ----------------

@@ -85,7 +85,8 @@ class TrainConfig:
     evaluation (0 none, 1 flip, 2 flip and 1-pixel shifts: :mod:`minieffnet.tta`), reported
     beside the plain numbers; ``time_budget`` minutes for the whole run: ``epochs`` becomes
     the most epochs that fit, measured before the first step (:mod:`minieffnet.budget`), and
-    the chosen number is what ``config.json`` stores. The ``triangular`` schedule is the short-run CIFAR one.
+    the chosen number is what ``config.json`` stores. The ``triangular`` schedule is the
+    short-run CIFAR one.
 
     Run: ``seed`` initialises the model (``default_rng(seed)``) and the training loader's own
     Generator (``default_rng([seed, 1])``); ``out_dir`` the run folder (None: a new

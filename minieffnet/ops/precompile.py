@@ -3,10 +3,10 @@
 With an empty cache, a model's first training step compiles every parallel Numba kernel it
 touches, one after the other in one process: 16 kernels, 13.5 s of the 13.9 s before the
 first step ends on the project's 2-core machines (``benchmarks/RESULTS.md``, cold start-up;
-11.2 s with this module). Compiling is single-threaded Python and LLVM work, so :func:`ensure_compiled`
-splits the kernels over :data:`WORKLOADS`, one worker process each, running at once; every
-worker writes what it compiled to Numba's cache (``cache=True``) and the calling process then
-loads the kernels from there.
+11.2 s with this module). Compiling is single-threaded Python and LLVM work, so
+:func:`ensure_compiled` splits the kernels over :data:`WORKLOADS`, one worker process each,
+running at once; every worker writes what it compiled to Numba's cache (``cache=True``) and
+the calling process then loads the kernels from there.
 
 A worker compiles *by example*: it runs its ops' forward and backward passes on small float32
 inputs from the op registry, at the image sizes that select each kernel (BatchNorm has

@@ -31,7 +31,8 @@ evaluation also reports the test-time-augmented numbers (``*_tta_*`` columns,
 :mod:`minieffnet.tta`). With ``progressive_from`` each epoch starts by setting the training
 loader's resolution and the model's dropout and stochastic-depth rates to its stage
 (:mod:`minieffnet.progressive`); evaluation is always at the network's resolution. With
-``time_budget`` a new run first measures its speed and fits ``epochs`` to the budget (:mod:`minieffnet.budget`); ``config.json`` records the fitted count.
+``time_budget`` a new run first measures its speed and fits ``epochs`` to the budget
+(:mod:`minieffnet.budget`); ``config.json`` records the fitted count.
 
 Exact resumption
 ----------------

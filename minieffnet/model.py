@@ -154,7 +154,7 @@ class EfficientNet(Module):
                              f"{self.dtype}; convert one of them (model.astype)")
         check_finite("EfficientNet", "x", x)
         if self.dtype == np.float32:  # a cold Numba cache fills in parallel processes first
-            ensure_compiled()
+            ensure_compiled(self.training)
         for m in self._feature_layers():
             x = m.forward(x)
         return x

@@ -3,7 +3,7 @@
 With an empty cache, a model's first training step compiles every parallel Numba kernel it
 touches, one after the other in one process: 16 kernels, 13.5 s of the 13.9 s before the
 first step ends on the project's 2-core machines (``benchmarks/RESULTS.md``, cold start-up;
-11.2 s with this module). Compiling is single-threaded Python and LLVM work, so
+8.6-8.9 s with this module). Compiling is single-threaded Python and LLVM work, so
 :func:`ensure_compiled` splits the kernels over :data:`WORKLOADS`, one worker process each,
 running at once; every worker writes what it compiled to Numba's cache (``cache=True``) and
 the calling process then loads the kernels from there.
@@ -15,9 +15,17 @@ channel-major kernels and sample-major ones for maps below
 the signatures a model's step dispatches. ``tests/test_precompile.py`` holds that a model's
 training and evaluation steps specialise nothing beyond them.
 
-:func:`ensure_compiled` does nothing when the cache already holds the kernels, under another
-backend than "numba", or with ``MINIEFFNET_PRECOMPILE=0``; a worker that fails costs only
-time: the caller then compiles what is missing itself, as without this module.
+:func:`ensure_compiled` fills only what the step at hand needs. A training step runs every
+kernel but one: the evaluation-mode depthwise forward with BatchNorm fused in (the slowest
+to compile); an evaluation step, its backward included (Grad-CAM runs it), all but
+BatchNorm's batch-statistics kernels (:data:`ONLY_IN`). So a training run's first step
+waits only for the training kernels, and the fused one compiles in a background worker
+while the first training steps run, ready by the first evaluation. (That worker takes a core
+from those steps for a few seconds; a worker at low priority would starve instead, for as
+long as the steps keep both cores busy.) It does nothing
+when the cache already holds the kernels, under another backend than "numba", or with
+``MINIEFFNET_PRECOMPILE=0``; a worker that fails costs only time: the caller then compiles
+what is missing itself, as without this module.
 """
 from __future__ import annotations
 
@@ -33,31 +41,46 @@ from numba.core.dispatcher import Dispatcher
 from . import _batchnorm_numba, _depthwise_numba, activations, pooling, squeeze_excite
 from .registry import OPS
 
-# (registry spec name, shape, passes) per worker; passes "forward", "backward" (its forward
-# then runs the NumPy reference: caches are backend-agnostic) or "both". Balanced by measured
-# compile time (2-core machine, 2026-12-01): the three depthwise kernels take 3.3-4.3 s each,
-# so the forward goes with BatchNorm's seven kernels (3.3 s together) and the small ones, the
-# backward with the evaluation-mode fused depthwise + BN: 9.4 and 10.3 s when run at once.
-WORKLOADS: tuple[tuple[tuple[str, tuple, str], ...], ...] = (
-    (("depthwise 3x3 s1", (2, 3, 5, 3, 1), "forward"),
-     ("batchnorm2d train + swish", (2, 3, 4), "both"),
-     ("batchnorm2d train + swish", (2, 3, 12), "both"),
-     ("batchnorm2d eval + swish", (2, 3, 4), "both"),
-     ("batchnorm2d eval + swish", (2, 3, 12), "both"),
-     ("swish", (2, 3, 4), "both"), ("global_avg_pool", (2, 3, 4), "both")),
-    (("depthwise 3x3 s1", (2, 3, 5, 3, 1), "backward"),
-     ("depthwise+BN eval+swish 3x3 s1", (2, 3, 5, 3, 1), "both"),
-     ("squeeze_excite", (2, 4, 5, 2), "both"), ("sigmoid", (2, 3, 4), "both")),
-)
+# (registry spec name, shape, passes) per worker, per mode; passes "forward", "backward" (its
+# forward then runs the NumPy reference: caches are backend-agnostic) or "both". Balanced by
+# measured compile time (2-core machine, 2026-12-01): the depthwise forward, backward and
+# BN-fused evaluation kernels take 3.3, 3.3 and 4.3 s, BatchNorm's seven kernels 3.3 s
+# together (its two layouts about half each), squeeze-excite 1.2 s, the rest less; the two
+# training workers take 7.9 and 7.6 s at once. The evaluation workers' first one holds the
+# fused kernel: it is the one a training fill starts in the background.
+WORKLOADS: dict[str, tuple[tuple[tuple[str, tuple, str], ...], ...]] = {
+    "train": (
+        (("depthwise 3x3 s1", (2, 3, 5, 3, 1), "forward"),
+         ("batchnorm2d train + swish", (2, 3, 12), "both"),
+         ("squeeze_excite", (2, 4, 5, 2), "both"), ("sigmoid", (2, 3, 4), "both")),
+        (("depthwise 3x3 s1", (2, 3, 5, 3, 1), "backward"),
+         ("batchnorm2d train + swish", (2, 3, 4), "both"),
+         ("swish", (2, 3, 4), "both"), ("global_avg_pool", (2, 3, 4), "both"))),
+    "eval": (
+        (("depthwise+BN eval+swish 3x3 s1", (2, 3, 5, 3, 1), "forward"),
+         ("batchnorm2d eval + swish", (2, 3, 12), "both"),
+         ("swish", (2, 3, 4), "both"), ("global_avg_pool", (2, 3, 4), "both")),
+        (("depthwise 3x3 s1", (2, 3, 5, 3, 1), "both"),
+         ("batchnorm2d eval + swish", (2, 3, 4), "both"),
+         ("squeeze_excite", (2, 4, 5, 2), "both"), ("sigmoid", (2, 3, 4), "both"))),
+}
+# The kernels only one mode's steps run, so that the other need not wait for them: batch
+# statistics in training, the BN-fused depthwise forward in evaluation.
+ONLY_IN: dict[str, tuple[Dispatcher, ...]] = {
+    "train": (_batchnorm_numba._stats_kernel, _batchnorm_numba._stats_rows_kernel),
+    "eval": (_depthwise_numba._forward_bn_eval_kernel,)}
 _KERNEL_MODULES = (_batchnorm_numba, _depthwise_numba, activations, pooling, squeeze_excite)
-_checked = False
+_checked: set[str] = set()  # the modes this process has checked
+_background: subprocess.Popen | None = None  # the evaluation-only kernel, compiling
 
 
-def parallel_kernels() -> list[Dispatcher]:
-    """The cached parallel Numba kernels of the ops (what a cold start spends its time on)."""
+def parallel_kernels(mode: str | None = None) -> list[Dispatcher]:
+    """The cached parallel Numba kernels of the ops (what a cold start spends its time on):
+    all of them, or those a step in ``mode`` ("train" or "eval") may run."""
     return [v for m in _KERNEL_MODULES for v in vars(m).values()
             if isinstance(v, Dispatcher) and v.targetoptions.get("parallel")
-            and isinstance(v._cache, FunctionCache)]
+            and isinstance(v._cache, FunctionCache)
+            and not any(v in only for m, only in ONLY_IN.items() if mode not in (None, m))]
 
 
 def _cached(kernel: Dispatcher) -> bool:
@@ -65,13 +88,14 @@ def _cached(kernel: Dispatcher) -> bool:
     return Path(kernel._cache._cache_file._index_path).exists()
 
 
-def run_workload(index: int) -> None:
-    """Compile worker ``index``'s kernels: run each op of ``WORKLOADS[index]`` on float32
-    inputs of its shape, the passes it names under the "numba" backend."""
+def run_workload(mode: str, index: int) -> None:
+    """Compile worker ``index``'s kernels for ``mode``: run each op of
+    ``WORKLOADS[mode][index]`` on float32 inputs of its shape, the passes it names under the
+    "numba" backend."""
     from .. import backend
     specs = {s.name: s for s in OPS}
     rng = np.random.default_rng(0)
-    for name, shape, passes in WORKLOADS[index]:
+    for name, shape, passes in WORKLOADS[mode][index]:
         spec = specs[name]
         with backend.use_backend("numpy" if passes == "backward" else "numba"):
             out, cache = spec.forward_at(shape)(**spec.make_inputs(rng, shape, np.float32))
@@ -80,26 +104,38 @@ def run_workload(index: int) -> None:
                 spec.backward(np.ones_like(out), cache)
 
 
-def ensure_compiled() -> None:
-    """Once per process, before the first float32 step under the "numba" backend: when any
-    parallel kernel is missing from Numba's cache, compile them all in ``len(WORKLOADS)``
-    worker processes at once and wait for them (module docstring)."""
-    global _checked
-    if _checked:
-        return
-    _checked = True
-    from .. import backend  # at call time: the backend may change after import
-    if (backend.get_backend() != "numba" or os.environ.get("MINIEFFNET_PRECOMPILE") == "0"
-            or all(_cached(k) for k in parallel_kernels())):
-        return
-    package_root = str(Path(__file__).resolve().parents[2])  # import this very minieffnet
+def _start_worker(mode: str, index: int) -> subprocess.Popen:
+    """A Python process that runs ``run_workload(mode, index)``, with this very minieffnet
+    importable."""
+    package_root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "MINIEFFNET_PRECOMPILE": "0",
            "PYTHONPATH": os.pathsep.join(filter(None, (package_root,
                                                        os.environ.get("PYTHONPATH"))))}
-    workers = [subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-c", f"from minieffnet.ops.precompile import run_workload; "
-                               f"run_workload({i})"],
+                               f"run_workload({mode!r}, {index})"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for i in range(len(WORKLOADS))]
-    for w in workers:
+
+
+def ensure_compiled(training: bool) -> None:
+    """Once per process and mode, before the first float32 step under the "numba" backend:
+    when a parallel kernel that a ``training`` (or evaluation) step may run is missing from
+    Numba's cache, compile the mode's kernels in ``len(WORKLOADS[mode])`` worker processes
+    at once and wait for them. After a training fill, the evaluation-only kernel compiles in
+    one more worker in the background (``WORKLOADS["eval"][0]``, the one that holds it),
+    which the first evaluation step waits for (module docstring)."""
+    global _background
+    mode = "train" if training else "eval"
+    if mode in _checked:
+        return
+    _checked.add(mode)
+    if _background is not None:
+        _background.wait()
+    from .. import backend  # at call time: the backend may change after import
+    if (backend.get_backend() != "numba" or os.environ.get("MINIEFFNET_PRECOMPILE") == "0"
+            or all(_cached(k) for k in parallel_kernels(mode))):
+        return
+    for w in [_start_worker(mode, i) for i in range(len(WORKLOADS[mode]))]:
         w.wait()
+    if training and not all(map(_cached, ONLY_IN["eval"])):
+        _background = _start_worker("eval", 0)

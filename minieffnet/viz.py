@@ -1,4 +1,5 @@
-"""Plots: training curves from a run's ``metrics.jsonl``.
+"""Plots: training curves from a run's ``metrics.jsonl``, and runs' final accuracy against their
+time budget.
 
 Figures are drawn on a bare :class:`matplotlib.figure.Figure` with the Agg canvas, never
 through ``pyplot``: no global backend is chosen, no window opens, and plotting from a training
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Sequence
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
@@ -79,6 +81,54 @@ def plot_training_curves(metrics_jsonl_path: str | os.PathLike,
         # Integer epochs only: a 3-epoch run should not show ticks at 1.25, 1.5, ...
         ax.xaxis.get_major_locator().set_params(integer=True)
 
+    out = Path(out_png)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    os.replace(tmp, out)
+    return out
+
+
+def final_accuracy(run_dir: str | os.PathLike) -> dict:
+    """The last evaluated epoch of a run folder's ``metrics.jsonl``: ``{"split": "val" or
+    "test", "epoch", "top1", "tta_top1"}`` (``tta_top1`` None when the run had no TTA).
+    Raises ValueError if no epoch was evaluated."""
+    path = Path(run_dir) / "metrics.jsonl"
+    rows = [r for r in read_metrics(path) if "val_top1" in r or "test_top1" in r]
+    if not rows:
+        raise ValueError(f"{path} holds no evaluated epoch")
+    last = rows[-1]
+    split = "val" if "val_top1" in last else "test"
+    return {"split": split, "epoch": last["epoch"], "top1": last[f"{split}_top1"],
+            "tta_top1": last.get(f"{split}_tta_top1")}
+
+
+def plot_accuracy_vs_budget(runs: Sequence[tuple[str, float, str | os.PathLike]],
+                            out_png: str | os.PathLike, title: str) -> Path:
+    """Final top-1 of runs against their budget, one line per label: the paper's question
+    (the best network under a resource constraint) as a curve.
+
+    runs: ``(label, budget in minutes, run folder)`` each; the plain top-1 is drawn solid, the
+    TTA one (where the run has it) dashed, from :func:`final_accuracy`. Writes ``out_png``
+    (atomically) and returns its path."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    points = [(label, minutes, final_accuracy(folder)) for label, minutes, folder in runs]
+    fig = Figure(figsize=(6, 4.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for label in dict.fromkeys(p[0] for p in points):
+        line = sorted((m, a) for name, m, a in points if name == label)
+        drawn = ax.plot([m for m, _ in line], [100 * a["top1"] for _, a in line], "o-",
+                        label=label)
+        tta = [(m, a["tta_top1"]) for m, a in line if a["tta_top1"] is not None]
+        if tta:
+            ax.plot([m for m, _ in tta], [100 * v for _, v in tta], "s--", alpha=0.6,
+                    color=drawn[0].get_color(), label=f"{label}, with TTA")
+    split = points[0][2]["split"] if points else "val"
+    ax.set(xlabel="time budget (min)", ylabel=f"{split} top-1 (%)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
     out = Path(out_png)
     tmp = out.with_name(f".{out.name}.tmp.png")
     fig.savefig(tmp, dpi=100)

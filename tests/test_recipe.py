@@ -390,3 +390,24 @@ def test_the_recipe_runs_unchanged_on_a_cifar100_stand_in(tmp_path, capsys):
     assert 0 <= last["test_top1"] <= last["test_top5"] <= 1 and "test_tta_top1" in last
     assert f"test top-1 {100 * last['test_top1']:.1f} % ({100 * last['test_tta_top1']:.1f} " \
            "% with TTA)" in text
+
+
+def write_metrics(folder, rows):
+    folder.mkdir()
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_final_accuracy_reads_the_last_evaluated_epoch_and_the_budget_plot_draws_it(tmp_path):
+    from minieffnet.viz import final_accuracy, plot_accuracy_vs_budget
+    short = write_metrics(tmp_path / "short", [
+        {"epoch": 1, "val_top1": 0.5, "val_tta_top1": 0.52}, {"epoch": 2, "train_loss": 1.0},
+        {"epoch": 3, "val_top1": 0.7, "val_tta_top1": 0.72}, {"epoch": 4, "train_loss": 0.9}])
+    plain = write_metrics(tmp_path / "plain", [{"epoch": 1, "test_top1": 0.6}])
+    assert final_accuracy(short) == {"split": "val", "epoch": 3, "top1": 0.7, "tta_top1": 0.72}
+    assert final_accuracy(plain) == {"split": "test", "epoch": 1, "top1": 0.6, "tta_top1": None}
+    with pytest.raises(ValueError, match="no evaluated epoch"):
+        final_accuracy(write_metrics(tmp_path / "none", [{"epoch": 1, "train_loss": 2.0}]))
+    png = plot_accuracy_vs_budget([("a", 10, short), ("a", 20, plain), ("b", 10, plain)],
+                                  tmp_path / "budget.png", "title")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

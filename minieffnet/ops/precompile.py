@@ -22,10 +22,11 @@ BatchNorm's batch-statistics kernels (:data:`ONLY_IN`). So a training run's firs
 waits only for the training kernels, and the fused one compiles in a background worker
 while the first training steps run, ready by the first evaluation. (That worker takes a core
 from those steps for a few seconds; a worker at low priority would starve instead, for as
-long as the steps keep both cores busy.) It does nothing
-when the cache already holds the kernels, under another backend than "numba", or with
-``MINIEFFNET_PRECOMPILE=0``; a worker that fails costs only time: the caller then compiles
-what is missing itself, as without this module.
+long as the steps keep both cores busy.)
+
+It does nothing when the cache already holds the kernels, under another backend than
+"numba", or with ``MINIEFFNET_PRECOMPILE=0``; a worker that fails costs only time: the caller
+then compiles what is missing itself, as without this module.
 """
 from __future__ import annotations
 
@@ -77,10 +78,10 @@ _background: subprocess.Popen | None = None  # the evaluation-only kernel, compi
 def parallel_kernels(mode: str | None = None) -> list[Dispatcher]:
     """The cached parallel Numba kernels of the ops (what a cold start spends its time on):
     all of them, or those a step in ``mode`` ("train" or "eval") may run."""
+    other_modes_only = [k for m, only in ONLY_IN.items() if mode not in (None, m) for k in only]
     return [v for m in _KERNEL_MODULES for v in vars(m).values()
             if isinstance(v, Dispatcher) and v.targetoptions.get("parallel")
-            and isinstance(v._cache, FunctionCache)
-            and not any(v in only for m, only in ONLY_IN.items() if mode not in (None, m))]
+            and isinstance(v._cache, FunctionCache) and v not in other_modes_only]
 
 
 def _cached(kernel: Dispatcher) -> bool:

@@ -81,6 +81,12 @@ def plot_training_curves(metrics_jsonl_path: str | os.PathLike,
         # Integer epochs only: a 3-epoch run should not show ticks at 1.25, 1.5, ...
         ax.xaxis.get_major_locator().set_params(integer=True)
 
+    return _save(fig, out_png)
+
+
+def _save(fig, out_png: str | os.PathLike) -> Path:
+    """Write ``fig`` to ``out_png``, replacing it atomically (an image viewer never reads half
+    a file); returns the path."""
     out = Path(out_png)
     tmp = out.with_name(f".{out.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
@@ -129,8 +135,4 @@ def plot_accuracy_vs_budget(runs: Sequence[tuple[str, float, str | os.PathLike]]
     ax.set(xlabel="time budget (min)", ylabel=f"{split} top-1 (%)", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
-    out = Path(out_png)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, out)
-    return out
+    return _save(fig, out_png)

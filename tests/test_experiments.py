@@ -330,8 +330,10 @@ def test_cli_width_per_baseline_trains_each_baseline_at_each_width(tmp_path, cap
 
 def test_ctrl_c_stops_a_parallel_study_cleanly_and_the_same_command_resumes(tmp_path):
     # Ctrl-C reaches every process of the study. The worker that has finished its trial and
-    # waits for work must not die of it (that broke the pool: "internal error"); the one
-    # training saves its checkpoint; the command exits 130 and a re-run finishes the study.
+    # waits for work must not die of it (that broke the pool: "internal error"); the ones
+    # training save their checkpoints; a trial that was only queued never starts (a process
+    # pool cannot cancel what it has queued, so the study must not queue it); the command
+    # exits 130 and a re-run finishes the study.
     import os
     import signal
     import subprocess
@@ -341,7 +343,7 @@ def test_ctrl_c_stops_a_parallel_study_cleanly_and_the_same_command_resumes(tmp_
     cmd = [sys.executable, "-m", "minieffnet.cli", "compare-scaling", "--out", str(study),
            "--width", "0.1", "--depth", "0.1", "--resolution", "16", "--train-size", "1000",
            "--test-size", "100", "--epochs", "3", "--batch-size", "100", "--seeds", "1",
-           "--targets", "4", "--strategies", "depth", "--jobs", "2"]
+           "--targets", "4", "--strategies", "depth", "width", "resolution", "--jobs", "2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     base_done = study / "trials" / "base-seed0" / "trial.json"
@@ -354,6 +356,7 @@ def test_ctrl_c_stops_a_parallel_study_cleanly_and_the_same_command_resumes(tmp_
     assert proc.returncode == 130, err
     assert "internal error" not in err and "interrupted" in err
     assert not (study / "trials" / "depth-x4-seed0" / "trial.json").exists()
+    assert not (study / "trials" / "resolution-x4-seed0").exists(), "a queued trial started"
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "base seed 0: top-1" in again.stdout and "already done" in again.stdout

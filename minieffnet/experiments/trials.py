@@ -143,18 +143,34 @@ def run_trials(trials: Sequence[Trial], jobs: int = 1,
 
     order = sorted(range(len(trials)), key=lambda i: trials[i].seed)  # stable: model order kept
 
-    def run_on(pool: concurrent.futures.Executor) -> None:
-        futures = {pool.submit(run_trial, trials[i]): i for i in order}
+    def run_on(pool: concurrent.futures.Executor, in_flight: int) -> None:
+        # At most ``in_flight`` trials are submitted at once: a ProcessPoolExecutor moves
+        # submitted work into its workers' queue, where it can no longer be cancelled, so after
+        # Ctrl-C its workers would start trials that were merely queued.
+        queue = iter(order)
+        futures: dict[concurrent.futures.Future, int] = {}
+
+        def submit_next() -> None:
+            i = next(queue, None)
+            if i is not None:
+                futures[pool.submit(run_trial, trials[i])] = i
+
+        for _ in range(in_flight):
+            submit_next()
         try:
-            for future in concurrent.futures.as_completed(futures):
-                report(futures[future], future.result())
+            while futures:
+                finished, _ = concurrent.futures.wait(
+                    futures, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in finished:
+                    report(futures.pop(future), future.result())
+                    submit_next()
         except BaseException:  # Ctrl-C here, or a trial that failed or was interrupted:
             for future in futures:  # start no queued trial; the running ones save and stop
                 future.cancel()
             raise
 
-    if executor is not None:
-        run_on(executor)
+    if executor is not None:  # its own scheduler decides what runs; pending work cancels
+        run_on(executor, len(trials))
     elif jobs == 1:
         for i in order:
             report(i, run_trial(trials[i]))
@@ -164,7 +180,7 @@ def run_trials(trials: Sequence[Trial], jobs: int = 1,
         with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context,
                                                     initializer=_set_worker_threads,
                                                     initargs=(threads,)) as pool:
-            run_on(pool)
+            run_on(pool, jobs)
     return rows
 
 

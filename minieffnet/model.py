@@ -14,7 +14,8 @@ Layer order per block (paper Figure 2 / MnasNet's MBConv, torchvision's ``MBConv
     kxk depthwise (stride s) -> BN -> swish   (each BN -> swish is one fused op; in eval
                                                the depthwise conv joins them: DepthwiseBN)
     squeeze-excite (squeeze width from the block *input* channels)
-    1x1 project -> BN             (linear bottleneck: no activation)
+    1x1 project -> BN             (linear bottleneck: no activation; in eval every conv -> BN
+                                   runs with BN folded into the conv: ConvBN)
     [stochastic depth -> + input] (only when stride == 1 and in == out)
 """
 from __future__ import annotations
@@ -22,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from .nn import Module, Sequential
-from .nn.layers import (BatchNorm2d, Conv2d, DepthwiseBN, DepthwiseConv2d, DropConnect, Dropout,
-                        GlobalAvgPool, Linear, SqueezeExcite)
+from .nn.layers import (BatchNorm2d, Conv2d, ConvBN, DepthwiseBN, DepthwiseConv2d, DropConnect,
+                        Dropout, GlobalAvgPool, Linear, SqueezeExcite)
 from .ops._checks import check_finite, check_float_array
 from .ops.precompile import ensure_compiled
 from .scaling import (BlockSpec, EfficientNetConfig, LayerSpec, block_layers, check_memory,
@@ -41,8 +42,9 @@ def build_layer(layer: LayerSpec, config: EfficientNetConfig, *, rng: np.random.
                            activation=layer.activation)
 
     if layer.kind == "conv_bn":
-        return Sequential(Conv2d(layer.in_channels, layer.out_channels, layer.kernel,
-                                 layer.stride, config.padding, rng=rng, dtype=dtype), bn())
+        # ConvBN folds BN into the convolution in eval mode.
+        return ConvBN(Conv2d(layer.in_channels, layer.out_channels, layer.kernel,
+                             layer.stride, config.padding, rng=rng, dtype=dtype), bn())
     if layer.kind == "depthwise_bn":
         # DepthwiseBN runs conv -> BN -> swish in one pass in eval mode.
         return DepthwiseBN(DepthwiseConv2d(layer.in_channels, layer.kernel, layer.stride,

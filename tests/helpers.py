@@ -34,3 +34,17 @@ def assert_close(a, b, dtype, what=""):
     assert a.dtype == b.dtype == dtype, f"{what}: dtype {a.dtype}/{b.dtype}, expected {dtype}"
     rtol, atol = (1e-4, 1e-5) if dtype == np.float32 else (1e-10, 1e-12)
     np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=what)
+
+
+def assert_fused_layer_matches_two_layers(fused_cls, conv, bn, x, dout):
+    """A fused evaluation layer (ConvBN, DepthwiseBN) built from ``conv`` and ``bn`` (float64)
+    equals the plain ``Sequential(conv, bn)`` in evaluation, forward and backward (every
+    gradient), and in training runs the two layers exactly."""
+    import copy
+    from minieffnet.nn import Sequential
+    fused, plain = fused_cls(conv, bn).eval(), Sequential(*copy.deepcopy([conv, bn])).eval()
+    assert_close(fused(x), plain(x), np.float64, "forward")
+    assert_close(fused.backward(dout), plain.backward(dout), np.float64, "dx")
+    for (name, p), (_, q) in zip(fused.named_parameters(), plain.named_parameters()):
+        assert_close(p.grad, q.grad, np.float64, name)
+    np.testing.assert_array_equal(fused.train()(x), plain.train()(x))

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from helpers import assert_close, assert_gradients, run_both
+from helpers import (assert_close, assert_fused_layer_matches_two_layers, assert_gradients,
+                     run_both)
 from minieffnet import use_backend
-from minieffnet.nn import Sequential
 from minieffnet.nn.layers import BatchNorm2d, DepthwiseBN, DepthwiseConv2d
 from minieffnet.ops import (NonFiniteError, batchnorm2d_forward, depthwise_bn_eval_backward,
                             depthwise_bn_eval_forward, depthwise_conv2d_forward)
@@ -84,18 +84,8 @@ def test_nan_and_bad_input_name_the_op(rng):
 
 
 def test_layer_in_eval_equals_the_two_layers_forward_and_backward(rng):
-    def pair(cls):
-        conv = DepthwiseConv2d(6, 5, 2, "same", rng=np.random.default_rng(1), dtype=np.float64)
-        bn = BatchNorm2d(6, eps=1e-3, dtype=np.float64, activation="swish")
-        bn.running_mean[:], bn.running_var[:] = _running(np.random.default_rng(2), 6)
-        return cls(conv, bn).eval()
-
-    fused, plain = pair(DepthwiseBN), pair(Sequential)
-    x = rng.standard_normal((3, 6, 9, 9))
-    dout = rng.standard_normal((3, 6, 5, 5))
-    assert_close(fused(x), plain(x), np.float64, "forward")
-    assert_close(fused.backward(dout), plain.backward(dout), np.float64, "dx")
-    for (name, p), (_, q) in zip(fused.named_parameters(), plain.named_parameters()):
-        assert_close(p.grad, q.grad, np.float64, name)
-    # Training mode runs the two layers (batch statistics), exactly like the Sequential.
-    np.testing.assert_array_equal(fused.train()(x), plain.train()(x))
+    conv = DepthwiseConv2d(6, 5, 2, "same", rng=np.random.default_rng(1), dtype=np.float64)
+    bn = BatchNorm2d(6, eps=1e-3, dtype=np.float64, activation="swish")
+    bn.running_mean[:], bn.running_var[:] = _running(np.random.default_rng(2), 6)
+    assert_fused_layer_matches_two_layers(DepthwiseBN, conv, bn, rng.standard_normal((3, 6, 9, 9)),
+                                          rng.standard_normal((3, 6, 5, 5)))

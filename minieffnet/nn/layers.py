@@ -98,20 +98,21 @@ class BatchNorm2d(Module):
         return dx
 
 
-class DepthwiseBN(Sequential):
-    """``DepthwiseConv2d -> BatchNorm2d`` (children 0 and 1, named as in a Sequential, so the
+class _FusedInEval(Sequential):
+    """``convolution -> BatchNorm2d`` (children 0 and 1, named as in a Sequential, so the
     state dict is unchanged). Training runs the two layers; evaluation, where BatchNorm is a
-    fixed per-channel map, runs both (and BN's activation) in one pass with
-    :func:`~minieffnet.ops.depthwise_bn_eval_forward`, whose backward still gives every
-    gradient. x: (N, C, H, W) -> (N, C, H', W').
+    fixed per-channel map, runs both (and BN's activation) as one op, ``fused_forward``,
+    whose backward ``fused_backward`` still gives every gradient.
     """
 
+    fused_forward = fused_backward = None  # set by each subclass: a public op pair
+
     def forward(self, x):
-        self._cache = None  # the fused pass's; training leaves it to the two children
+        self._cache = None  # the fused op's; training leaves it to the two children
         if self.training:
             return super().forward(x)
         conv, bn = self.layers
-        out, self._cache = ops.depthwise_bn_eval_forward(
+        out, self._cache = type(self).fused_forward(
             x, conv.weight.data, bn.weight.data, bn.bias.data, bn.running_mean, bn.running_var,
             stride=conv.stride, padding=conv.padding, eps=bn.eps, activation=bn.activation)
         return out
@@ -120,9 +121,27 @@ class DepthwiseBN(Sequential):
         if self._cache is None:  # trained (or never run): the children hold the caches
             return super().backward(dout)
         conv, bn = self.layers
-        dx, conv.weight.grad, bn.weight.grad, bn.bias.grad = ops.depthwise_bn_eval_backward(
+        dx, conv.weight.grad, bn.weight.grad, bn.bias.grad = type(self).fused_backward(
             dout, self._cache)
         return dx
+
+
+class ConvBN(_FusedInEval):
+    """``Conv2d -> BatchNorm2d``; in evaluation BatchNorm is folded into the convolution's
+    weights and its bias and activation finish the product's output in cache
+    (:func:`~minieffnet.ops.conv_bn_eval_forward`). x: (N, C, H, W) -> (N, O, H', W')."""
+
+    fused_forward = staticmethod(ops.conv_bn_eval_forward)
+    fused_backward = staticmethod(ops.conv_bn_eval_backward)
+
+
+class DepthwiseBN(_FusedInEval):
+    """``DepthwiseConv2d -> BatchNorm2d``; in evaluation the two (and BN's activation) run in
+    one pass over the output (:func:`~minieffnet.ops.depthwise_bn_eval_forward`).
+    x: (N, C, H, W) -> (N, C, H', W')."""
+
+    fused_forward = staticmethod(ops.depthwise_bn_eval_forward)
+    fused_backward = staticmethod(ops.depthwise_bn_eval_backward)
 
 
 class Swish(Module):

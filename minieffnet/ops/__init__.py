@@ -19,4 +19,5 @@ from .regularization import drop_connect_backward, drop_connect_forward, dropout
 from .squeeze_excite import squeeze_excite_backward, squeeze_excite_forward
 from .depthwise import depthwise_conv2d_backward, depthwise_conv2d_forward
 from .depthwise_bn import depthwise_bn_eval_backward, depthwise_bn_eval_forward
+from .conv_bn import conv_bn_eval_backward, conv_bn_eval_forward
 from ._checks import NonFiniteError

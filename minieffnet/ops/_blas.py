@@ -21,6 +21,7 @@ Folding the batch into the pixel axis (one ``(O, K) @ (K, n*P)`` GEMM per slice 
 from __future__ import annotations
 
 import concurrent.futures
+from typing import Callable
 
 import numba
 import numpy as np
@@ -29,6 +30,8 @@ import numpy as np
 FOLD_OUTER_BELOW_PIXELS = 128   # weight gradient: below this many pixels per sample
 FOLD_PRODUCT_MAX_PIXELS = 16    # w @ x[n]: at most this many pixels per sample ...
 FOLD_PRODUCT_MIN_WEIGHT_BYTES = 256 * 1024  # ... and a weight matrix at least this large
+# Output block an epilogue finishes while in cache: well inside a core's L2 (1-2 MiB here).
+EPILOGUE_BLOCK_BYTES = 512 * 1024
 
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -56,17 +59,33 @@ def _fold(a: np.ndarray) -> np.ndarray:
     return a.transpose(1, 0, 2).reshape(a.shape[1], -1)
 
 
-def shared_matmul(w: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``out[n] = w @ x[n]``: w (O, K), x (N, K, P) -> C-contiguous (N, O, P)."""
+def shared_matmul(w: np.ndarray, x: np.ndarray,
+                  epilogue: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
+    """``out[n] = w @ x[n]``: w (O, K), x (N, K, P) -> C-contiguous (N, O, P).
+
+    ``epilogue(block)``, when given, finishes the output in place block by block, each
+    ``(n, O, P)`` block right after its product while it is still in cache (about
+    :data:`EPILOGUE_BLOCK_BYTES`), on the thread that computed it: the fused evaluation
+    layers apply BatchNorm's bias and swish this way instead of in a pass of their own.
+    """
     N, K, P = x.shape
     O = w.shape[0]
     out = np.empty((N, O, P), dtype=np.result_type(w, x))
+    step = max(1, EPILOGUE_BLOCK_BYTES // max(1, O * P * out.itemsize))
 
     def per_sample(lo: int, hi: int) -> None:
-        np.matmul(w, x[lo:hi], out=out[lo:hi])
+        if epilogue is None:
+            np.matmul(w, x[lo:hi], out=out[lo:hi])
+            return
+        for a in range(lo, hi, step):
+            b = min(a + step, hi)
+            np.matmul(w, x[a:b], out=out[a:b])
+            epilogue(out[a:b])
 
     def folded(lo: int, hi: int) -> None:  # the slice's samples join its pixels, then unfold
         out[lo:hi] = (w @ _fold(x[lo:hi])).reshape(O, hi - lo, P).transpose(1, 0, 2)
+        if epilogue is not None:  # few pixels per sample: the slice is small
+            epilogue(out[lo:hi])
 
     fold = P <= FOLD_PRODUCT_MAX_PIXELS and w.nbytes >= FOLD_PRODUCT_MIN_WEIGHT_BYTES
     _parallel(folded if fold else per_sample, N)

@@ -1,4 +1,4 @@
-"""BatchNorm's normalise-and-activate step, shared by the two ops that apply it.
+"""BatchNorm's normalise-and-activate step, shared by the ops that apply it.
 
 Once the statistics are fixed (a training batch's, or the running ones in evaluation),
 BatchNorm is a per-channel map, optionally followed by swish::
@@ -7,11 +7,14 @@ BatchNorm is a per-channel map, optionally followed by swish::
 
 :func:`~minieffnet.ops.batchnorm2d_forward` applies it after computing the statistics;
 :func:`~minieffnet.ops.depthwise_bn_eval_forward` applies it, with the running statistics, as
-the epilogue of each depthwise convolution tile. What both need lives here, so neither op
-reaches into the other: the checks of BatchNorm's arguments, the evaluation statistics, the
-per-channel constants the Numba kernels take, and the NumPy reference of the map.
+the epilogue of each depthwise convolution tile; :func:`~minieffnet.ops.conv_bn_eval_forward`
+folds it into a convolution's weights. What they need lives here, so no op reaches into
+another: the checks of BatchNorm's arguments, the evaluation statistics, the per-channel
+constants the Numba kernels take, the NumPy reference of the map, and the fused ops' cache.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -22,14 +25,31 @@ ACTIVATIONS = (None, "swish")
 AXES = (0, 2, 3)  # the axes a channel's statistics run over
 
 
+class FusedEvalCache(NamedTuple):
+    """What a fused evaluation op's backward needs (convolution -> BatchNorm -> activation):
+    the stage's input, the convolution's weights and geometry, and BatchNorm's parameters."""
+    x: np.ndarray
+    w: np.ndarray
+    stride: int
+    padding: str
+    gamma: np.ndarray
+    beta: np.ndarray
+    mean: np.ndarray      # float64 running mean, as BatchNorm's cache holds it
+    inv_std: np.ndarray   # float64 1 / sqrt(running_var + eps)
+    activation: str | None
+
+
 def per_channel(v: np.ndarray) -> np.ndarray:
     """View a (C,) vector as (1, C, 1, 1) so it broadcasts against NCHW."""
     return v.reshape(1, -1, 1, 1)
 
 
-def check_params(op: str, x, gamma, beta, running_mean, running_var, activation) -> None:
+def check_params(op: str, x, gamma, beta, running_mean, running_var, activation,
+                 channels: int | None = None) -> None:
     """Validate BatchNorm's arguments: x (N, C, H, W); gamma, beta and the running statistics
-    (C,) in x's dtype; activation in :data:`ACTIVATIONS`. Raises ValueError naming ``op``."""
+    (C,) in x's dtype, or (channels,) when BatchNorm follows a convolution of x to
+    ``channels`` channels; activation in :data:`ACTIVATIONS`. Raises ValueError naming
+    ``op``."""
     check_float_array(op, "x", x, ndim=4)
     params = {"gamma": gamma, "beta": beta, "running_mean": running_mean,
               "running_var": running_var}
@@ -37,7 +57,7 @@ def check_params(op: str, x, gamma, beta, running_mean, running_var, activation)
         check_float_array(op, name, p, ndim=1)
     check_same_dtype(op, x=x, **params)
     for name, p in params.items():
-        check_shape(op, name, p, (x.shape[1],))  # one value per channel of x
+        check_shape(op, name, p, (x.shape[1] if channels is None else channels,))
     if activation not in ACTIVATIONS:
         raise ValueError(f"{op}: activation must be one of {ACTIVATIONS}, got {activation!r}")
 

@@ -23,6 +23,8 @@ strided slice-add per kernel offset (k*k vectorised adds, no per-pixel loop).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -31,7 +33,7 @@ from ._checks import check_float_array, check_shape, check_weights
 from .padding import conv_geometry
 
 
-def _check_weights(op: str, x, w, b) -> None:
+def check_inputs(op: str, x, w, b) -> None:
     """Validate x (N,C,H,W), w (O,C,k,k) and b (O,) or None: rank, dtype, channel agreement."""
     check_weights(op, x, w, b, 4, "channels")
     if w.shape[2] != w.shape[3]:
@@ -62,14 +64,10 @@ def pointwise_conv2d_forward(x: np.ndarray, w: np.ndarray):
     Returns ``(out (N, O, H, W), cache)``. One batched BLAS product, no im2col.
     """
     op = "pointwise_conv2d_forward"
-    _check_weights(op, x, w, None)
+    check_inputs(op, x, w, None)
     if w.shape[2:] != (1, 1):
         raise ValueError(f"{op}: w must have shape (O, C, 1, 1), got {w.shape}")
-    N, C, H, W = x.shape
-    x = np.ascontiguousarray(x)  # so the reshape below is a view, and so is the cached x
-    w2 = w.reshape(w.shape[0], C)
-    out = shared_matmul(w2, x.reshape(N, C, H * W))
-    return out.reshape(N, -1, H, W), (x, w)
+    return conv_product(x, w, 1, (0, 0, 0, 0), x.shape[2:])
 
 
 def pointwise_conv2d_backward(dout: np.ndarray, cache):
@@ -125,6 +123,26 @@ def _col2im(dcols: np.ndarray, x_shape: tuple, k: int, stride: int, pads: tuple,
 
 # --- Public op -----------------------------------------------------------------------------
 
+def conv_product(x: np.ndarray, w: np.ndarray, stride: int, pads: tuple, out_hw: tuple,
+                 epilogue: Callable[[np.ndarray], None] | None = None):
+    """The convolution without bias or checks: x (N, C, H, W), w (O, C, k, k), padding
+    ``pads`` and output size ``out_hw`` from :func:`~minieffnet.ops.padding.conv_geometry`.
+
+    Returns ``(out (N, O, Ho, Wo), inner)``; ``inner`` is what the backward's products need:
+    ``(x, w)`` for a pointwise conv, ``(cols, w)`` otherwise. ``epilogue`` finishes the output
+    in place while it is in cache (:func:`~minieffnet.ops._blas.shared_matmul`), as on the
+    (N, O, Ho * Wo) view of it.
+    """
+    N, C, H, W = x.shape
+    O, _, k, _ = w.shape
+    if k == 1 and stride == 1:
+        x = np.ascontiguousarray(x)  # so the reshape below is a view, and so is the cached x
+        out = shared_matmul(w.reshape(O, C), x.reshape(N, C, H * W), epilogue)
+        return out.reshape(N, O, H, W), (x, w)
+    cols = _im2col(x, k, stride, pads)
+    return shared_matmul(w.reshape(O, -1), cols, epilogue).reshape(N, O, *out_hw), (cols, w)
+
+
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: int = 1,
                    padding: str = "symmetric"):
     """Dense 2-D convolution (cross-correlation, like ``torch.nn.functional.conv2d``).
@@ -134,20 +152,15 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, st
     (TensorFlow; see :mod:`minieffnet.ops.padding`).
     Returns ``(out (N, O, Ho, Wo), cache)``.
 
-    1×1 stride-1 kernels go through :func:`pointwise_conv2d_forward` (no im2col); others are
-    im2col + one batched GEMM. BLAS is the fast path under both backends.
+    1×1 stride-1 kernels take the pointwise path (no im2col); others are im2col + one
+    batched GEMM (:func:`conv_product`). BLAS is the fast path under both backends.
     """
     op = "conv2d_forward"
-    _check_weights(op, x, w, b)
-    N, C, H, W = x.shape
-    O, _, k, _ = w.shape
+    check_inputs(op, x, w, b)
+    H, W = x.shape[2:]
+    k = w.shape[2]
     pads, (Ho, Wo) = conv_geometry(op, H, W, k, stride, padding)
-    if k == 1 and stride == 1:
-        out, inner = pointwise_conv2d_forward(x, w)
-    else:
-        cols = _im2col(x, k, stride, pads)
-        out = shared_matmul(w.reshape(O, -1), cols).reshape(N, O, Ho, Wo)
-        inner = (cols, w)
+    out, inner = conv_product(x, w, stride, pads, (Ho, Wo))
     if b is not None:
         out += b[:, None, None]
     return out, (inner, x.shape, k, stride, pads, (Ho, Wo), b is not None)

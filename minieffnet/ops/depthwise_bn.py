@@ -19,12 +19,11 @@ the GPU).
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
 from .. import backend
-from ._bn_epilogue import check_params, constants_in_dtype, eval_statistics, normalize_ref
+from ._bn_epilogue import (FusedEvalCache, check_params, constants_in_dtype, eval_statistics,
+                           normalize_ref)
 from ._checks import check_finite
 from ._depthwise_numba import forward_bn_eval_numba
 from .batchnorm import BatchNormCache, batchnorm2d_backward
@@ -32,19 +31,6 @@ from .depthwise import (check_inputs, depthwise_conv2d_backward, depthwise_conv2
                         forward_ref)
 
 _OP = "depthwise_bn_eval_forward"
-
-
-class DepthwiseBNCache(NamedTuple):
-    """What the backward needs: the stage's input and the two ops' parameters."""
-    x: np.ndarray
-    w: np.ndarray
-    stride: int
-    padding: str
-    gamma: np.ndarray
-    beta: np.ndarray
-    mean: np.ndarray      # float64 running mean, as BatchNorm's cache holds it
-    inv_std: np.ndarray   # float64 1 / sqrt(running_var + eps)
-    activation: str | None
 
 
 def _fused_ref(x, w, stride, pads, out_hw, gamma, beta, mean, inv_std, activation):
@@ -79,10 +65,10 @@ def depthwise_bn_eval_forward(x: np.ndarray, w: np.ndarray, gamma: np.ndarray, b
         out, sums = backend.pick(_fused_ref, _fused_numba)(x, w, stride, pads, out_hw, gamma,
                                                             beta, mean, inv_std, activation)
     check_finite(_OP, "output", sums)
-    return out, DepthwiseBNCache(x, w, stride, padding, gamma, beta, mean, inv_std, activation)
+    return out, FusedEvalCache(x, w, stride, padding, gamma, beta, mean, inv_std, activation)
 
 
-def depthwise_bn_eval_backward(dout: np.ndarray, cache: DepthwiseBNCache):
+def depthwise_bn_eval_backward(dout: np.ndarray, cache: FusedEvalCache):
     """Gradients of :func:`depthwise_bn_eval_forward`.
 
     dout: (N, C, Ho, Wo). Returns ``(dx (N, C, H, W), dw (C, 1, k, k), dgamma (C,),

@@ -59,6 +59,7 @@ WORKLOADS: dict[str, tuple[tuple[tuple[str, tuple, str], ...], ...]] = {
          ("swish", (2, 3, 4), "both"), ("global_avg_pool", (2, 3, 4), "both"))),
     "eval": (
         (("depthwise+BN eval+swish 3x3 s1", (2, 3, 5, 3, 1), "forward"),
+         ("conv+BN eval+swish 1x1", (2, 4, 6, 5, 1, 1), "forward"),
          ("batchnorm2d eval + swish", (2, 3, 12), "both"),
          ("swish", (2, 3, 4), "both"), ("global_avg_pool", (2, 3, 4), "both")),
         (("depthwise 3x3 s1", (2, 3, 5, 3, 1), "both"),

@@ -28,6 +28,7 @@ from .activations import sigmoid_backward, sigmoid_forward, swish_backward, swis
 from .batchnorm import batchnorm2d_backward, batchnorm2d_forward
 from .conv import (conv2d_backward, conv2d_forward, pointwise_conv2d_backward,
                    pointwise_conv2d_forward)
+from .conv_bn import conv_bn_eval_backward, conv_bn_eval_forward
 from .depthwise import depthwise_conv2d_backward, depthwise_conv2d_forward
 from .depthwise_bn import depthwise_bn_eval_backward, depthwise_bn_eval_forward
 from .linear import linear_backward, linear_forward
@@ -148,6 +149,14 @@ def _conv_bias(rng, shape, dtype) -> dict:
     return {**_conv(rng, shape, dtype), "b": _normal(rng, dtype, shape[2])}
 
 
+def _conv_bn(rng, shape, dtype) -> dict:
+    """shape (N, C_in, C_out, H, k, stride): :func:`_conv`'s inputs and an evaluation
+    BatchNorm's on the C_out output channels."""
+    C = shape[2]
+    return {**_conv(rng, shape, dtype), "gamma": 1 + 0.5 * _normal(rng, dtype, C),
+            "beta": _normal(rng, dtype, C), **_running_stats(rng, C, dtype)}
+
+
 def _pointwise(rng, shape, dtype) -> dict:
     """shape (N, C_in, C_out, H): x (N, C_in, H, H), w (C_out, C_in, 1, 1)."""
     N, Cin, Cout, H = shape
@@ -244,6 +253,15 @@ OPS: tuple[OpSpec, ...] = (
            _conv, ("x", "w"), (2, 3, 4, 5, 3, 2), _stride, bench=Bench("stem", "stem conv")),
     OpSpec("conv2d 1x1 + bias", "conv2d", conv2d_forward, conv2d_backward, _conv_bias,
            ("x", "w", "b"), (2, 4, 6, 5, 1, 1), _stride),
+    # BatchNorm folded into the convolution: every 1x1 conv + BN of MBConv in evaluation,
+    # with swish (expand, head) and without (project), and the stem (im2col path).
+    OpSpec("conv+BN eval+swish 1x1", "conv_bn_eval", conv_bn_eval_forward,
+           conv_bn_eval_backward, _conv_bn, ("x", "w", "gamma", "beta"), (2, 4, 6, 5, 1, 1),
+           _stride),
+    OpSpec("conv+BN eval 3x3 s2 same", "conv_bn_eval",
+           functools.partial(conv_bn_eval_forward, padding="same", activation=None),
+           conv_bn_eval_backward, _conv_bn, ("x", "w", "gamma", "beta"), (2, 3, 4, 5, 3, 2),
+           _stride),
     OpSpec("pointwise conv2d", "pointwise_conv2d", pointwise_conv2d_forward,
            pointwise_conv2d_backward, _pointwise, ("x", "w"), (2, 3, 5, 4),
            bench=Bench("pointwise", "pointwise conv")),

@@ -388,6 +388,8 @@ def _add_study_commands(sub) -> None:
                     help="targets also trained at the later --epochs budgets (default 1 2: "
                          "the base and the 2x models)")
     cs.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
+    cs.add_argument("--report", action="store_true", help="train nothing: write the tables "
+                    "and figures from the trials already finished (a study in progress)")
     for flag, what, default in zip(("--alpha", "--beta", "--gamma"),
                                    ("depth", "width", "resolution"), PAPER_COEFFICIENTS):
         cs.add_argument(flag, type=float, default=default,
@@ -442,7 +444,7 @@ def cmd_compare_scaling(args) -> int:
                               strategies=args.strategies,
                               coefficients=(args.alpha, args.beta, args.gamma),
                               jobs=args.jobs, executor=_study_executor(args), budgets=budgets,
-                              long_targets=args.long_targets)
+                              long_targets=args.long_targets, report_only=args.report)
     out = Path(args.out)
     print(f"\n{(out / 'results.md').read_text(encoding='utf-8')}")
     print(f"{(out / 'differences.md').read_text(encoding='utf-8')}")

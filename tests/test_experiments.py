@@ -79,6 +79,23 @@ def test_compare_scaling_writes_reports_and_skips_finished_trials(tmp_path):
     assert [r["top1_mean"] for r in again] == [r["top1_mean"] for r in results]
 
 
+def test_report_only_tables_the_finished_trials_and_trains_nothing(tmp_path, monkeypatch):
+    kwargs = dict(targets=(2.0,), strategies=("width",), log=lambda line: None)
+    with pytest.raises(ValueError, match="no finished trial"):
+        compare_scaling(TINY, tmp_path, seeds=(0, 1), report_only=True, **kwargs)
+    compare_scaling(TINY, tmp_path, seeds=(0,), **kwargs)    # seed 0 of every model
+    import minieffnet.train as train_module
+
+    def no_training(*args, **kw):
+        raise AssertionError("a report trained a trial")
+
+    monkeypatch.setattr(train_module, "Trainer", no_training)
+    results = compare_scaling(TINY, tmp_path, seeds=(0, 1), report_only=True, **kwargs)
+    assert [(r["model"], r["seeds"]) for r in results] == [("base", 1), ("width-x2", 1)]
+    assert "Partial: 2 of the study's 4 trials" in (tmp_path / "results.md").read_text()
+    assert not (tmp_path / "trials" / "base-seed1").exists()
+
+
 def test_a_changed_recipe_is_refused_in_the_same_study(tmp_path):
     kwargs = dict(targets=(2.0,), seeds=(0,), strategies=("width",), log=lambda line: None)
     compare_scaling(TINY, tmp_path, **kwargs)

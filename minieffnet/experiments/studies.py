@@ -17,7 +17,7 @@ from .reports import (RESULT_COLUMNS, markdown_table, pct, plot_lines, thousands
                       plot_learning_curves, plot_single_dimension)
 from .solver import PAPER_COEFFICIENTS, STRATEGIES, grid_candidates, scale_config, solve_strategy
 from .stats import aggregate, paired_differences
-from .trials import TRIALS_DIR, Trial, base_model, train_config_for, run_trials
+from .trials import TRIAL_FILE, TRIALS_DIR, Trial, base_model, train_config_for, run_trials
 
 # E of protocol v2, from the base's test top-1 against its training budget (one seed, all
 # 50k images, studies/cifar10-v2-budget): 5 epochs 63.8 %, 10: 71.3 %, 20: 77.6 %, 40: 81.4 %.
@@ -86,7 +86,8 @@ def compare_scaling(base_train, out_dir: str | os.PathLike,
                     jobs: int = 1, log: Callable[[str], None] = print,
                     executor: concurrent.futures.Executor | None = None, *,
                     budgets: Sequence[int] | None = None,
-                    long_targets: Sequence[float] = (1.0, 2.0)) -> list[dict]:
+                    long_targets: Sequence[float] = (1.0, 2.0),
+                    report_only: bool = False) -> list[dict]:
     """Figure 8 / Table 3 of the paper: the base network of ``base_train`` (a
     :class:`~minieffnet.train.TrainConfig`, whose recipe every trial shares) and, for each
     target FLOPs multiplier and strategy, the network :func:`solve_strategy` finds, each trained
@@ -107,6 +108,9 @@ def compare_scaling(base_train, out_dir: str | os.PathLike,
     flops, params, activations, epochs, seeds, top1_mean/std/ci95, train_time_s).
 
     All networks are solved before anything trains, so an unreachable target fails at once.
+    ``report_only``: train nothing; write the tables and figures from the trials already
+    finished (a study still running, or stopped part-way), and say in results.md how many
+    of the study's trials they are.
     """
     budgets = tuple(budgets) if budgets is not None else (base_train.epochs,)
     if not budgets or any(int(e) != e or e < 1 for e in budgets):
@@ -126,6 +130,11 @@ def compare_scaling(base_train, out_dir: str | os.PathLike,
                      "flops_ratio": round(count_flops(config) / base_flops, 4)})
               for name, strategy, target, config, epochs in
               _models_at_budgets(models, budgets, long_targets) for seed in seeds]
+    planned = len(trials)
+    if report_only:
+        trials = [t for t in trials if (t.run_dir / TRIAL_FILE).is_file()]
+        if not trials:
+            raise ValueError(f"{trials_dir} holds no finished trial of this study to report")
     rows = run_trials(trials, jobs, log, executor)
     keys = ("strategy", "target", "flops_ratio", "width", "depth", "resolution")
     results = aggregate(rows, keys)
@@ -142,9 +151,11 @@ def compare_scaling(base_train, out_dir: str | os.PathLike,
          lambda r: f"{pct(r['top1_mean'])} ± {pct(r['top1_ci95'])}"),
         ("seeds", lambda r: str(r["seeds"])),
         ("train time (s)", lambda r: f"{r['train_time_s']:.0f}")])
+    partial = (f"Partial: {len(rows)} of the study's {planned} trials have finished.\n\n"
+               if len(rows) < planned else "")
     (root / "results.md").write_text(
-        "# Scaling strategies at equal FLOPs (Tan & Le 2019, Figure 8 / Table 3)\n\n" + table,
-        encoding="utf-8")
+        "# Scaling strategies at equal FLOPs (Tan & Le 2019, Figure 8 / Table 3)\n\n"
+        + partial + table, encoding="utf-8")
     differences = paired_differences(rows)
     write_differences(root, differences)
     for i, epochs in enumerate(budgets):

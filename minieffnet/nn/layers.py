@@ -101,18 +101,20 @@ class BatchNorm2d(Module):
 class _FusedInEval(Sequential):
     """``convolution -> BatchNorm2d`` (children 0 and 1, named as in a Sequential, so the
     state dict is unchanged). Training runs the two layers; evaluation, where BatchNorm is a
-    fixed per-channel map, runs both (and BN's activation) as one op, ``fused_forward``,
-    whose backward ``fused_backward`` still gives every gradient.
+    fixed per-channel map, runs both (and BN's activation) as one op,
+    ``ops.<fused_op>_forward``, whose backward still gives every gradient.
     """
 
-    fused_forward = fused_backward = None  # set by each subclass: a public op pair
+    # Each subclass names its op; looked up in ``ops`` at call time, like every other
+    # layer's, so that wrapping ``ops.*`` (benchmarks/profile_step.py) reaches it.
+    fused_op: str
 
     def forward(self, x):
         self._cache = None  # the fused op's; training leaves it to the two children
         if self.training:
             return super().forward(x)
         conv, bn = self.layers
-        out, self._cache = type(self).fused_forward(
+        out, self._cache = getattr(ops, f"{self.fused_op}_forward")(
             x, conv.weight.data, bn.weight.data, bn.bias.data, bn.running_mean, bn.running_var,
             stride=conv.stride, padding=conv.padding, eps=bn.eps, activation=bn.activation)
         return out
@@ -121,8 +123,8 @@ class _FusedInEval(Sequential):
         if self._cache is None:  # trained (or never run): the children hold the caches
             return super().backward(dout)
         conv, bn = self.layers
-        dx, conv.weight.grad, bn.weight.grad, bn.bias.grad = type(self).fused_backward(
-            dout, self._cache)
+        backward = getattr(ops, f"{self.fused_op}_backward")
+        dx, conv.weight.grad, bn.weight.grad, bn.bias.grad = backward(dout, self._cache)
         return dx
 
 
@@ -131,8 +133,7 @@ class ConvBN(_FusedInEval):
     weights and its bias and activation finish the product's output in cache
     (:func:`~minieffnet.ops.conv_bn_eval_forward`). x: (N, C, H, W) -> (N, O, H', W')."""
 
-    fused_forward = staticmethod(ops.conv_bn_eval_forward)
-    fused_backward = staticmethod(ops.conv_bn_eval_backward)
+    fused_op = "conv_bn_eval"
 
 
 class DepthwiseBN(_FusedInEval):
@@ -140,8 +141,7 @@ class DepthwiseBN(_FusedInEval):
     one pass over the output (:func:`~minieffnet.ops.depthwise_bn_eval_forward`).
     x: (N, C, H, W) -> (N, C, H', W')."""
 
-    fused_forward = staticmethod(ops.depthwise_bn_eval_forward)
-    fused_backward = staticmethod(ops.depthwise_bn_eval_backward)
+    fused_op = "depthwise_bn_eval"
 
 
 class Swish(Module):

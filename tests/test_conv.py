@@ -33,11 +33,18 @@ def test_pointwise_gradient(rng):
                       "w": rng.standard_normal((5, 3, 1, 1))})
 
 
+@pytest.mark.parametrize("threads", ["numba", "python pool"])
 @pytest.mark.parametrize("fold", [False, True])
 @pytest.mark.parametrize("workers", [1, 2, 3])
-def test_blas_products_fold_or_not_equal_einsum(fold, workers, rng, monkeypatch):
+def test_blas_products_fold_or_not_equal_einsum(threads, fold, workers, rng, monkeypatch):
     # Both layouts of _blas (per-sample and batch-folded GEMMs), over 1-3 batch slices, on
-    # an odd batch, give the plain products; the thresholds are forced to pick the layout.
+    # an odd batch, on Numba's threads or the Python pool, give the plain products; the
+    # thresholds are forced to pick the layout. The transposed weight and the strided
+    # samples (a view, as im2col's columns are) are passed without copies.
+    if threads == "python pool":
+        monkeypatch.setattr(_blas, "gemm_address", lambda dtype: None)
+    else:
+        assert _blas.gemm_address(np.float64) is not None, "NumPy's OpenBLAS has no cblas"
     monkeypatch.setattr(_blas, "_workers", lambda: workers)
     monkeypatch.setattr(_blas, "FOLD_PRODUCT_MAX_PIXELS", 10**9 if fold else 0)
     monkeypatch.setattr(_blas, "FOLD_PRODUCT_MIN_WEIGHT_BYTES", 0)
@@ -49,6 +56,13 @@ def test_blas_products_fold_or_not_equal_einsum(fold, workers, rng, monkeypatch)
     assert_close(out, np.einsum("ok,nkp->nop", w, x), np.float64)
     assert_close(_blas.shared_matmul(w.T, d), np.einsum("ok,nop->nkp", w, d), np.float64)
     assert_close(_blas.summed_outer(d, x), np.einsum("nop,nkp->ok", d, x), np.float64)
+    strided = rng.standard_normal((4, 5, 6)).transpose(1, 0, 2)  # (5, 4, 6), rows 30 apart
+    assert_close(_blas.shared_matmul(w, strided), np.einsum("ok,nkp->nop", w, strided),
+                 np.float64)
+    assert_close(_blas.summed_outer(d, strided), np.einsum("nop,nkp->ok", d, strided),
+                 np.float64)
+    x32, w32 = x.astype(np.float32), w.astype(np.float32)
+    assert_close(_blas.shared_matmul(w32, x32), np.einsum("ok,nkp->nop", w32, x32), np.float32)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

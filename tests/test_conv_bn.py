@@ -6,6 +6,7 @@ import pytest
 from helpers import assert_fused_layer_matches_two_layers, assert_gradients, run_both
 from minieffnet import use_backend
 from minieffnet.nn.layers import BatchNorm2d, Conv2d, ConvBN
+from minieffnet.ops import conv_bn
 from minieffnet.ops import (NonFiniteError, batchnorm2d_forward, conv2d_forward,
                             conv_bn_eval_backward, conv_bn_eval_forward)
 
@@ -38,11 +39,17 @@ SHAPES = [(3, 8, 12, 12, 1, 1), (4, 16, 96, 32, 1, 1), (5, 128, 512, 2, 1, 1),
           (2, 3, 10, 9, 3, 2), (2, 5, 7, 8, 3, 1)]
 
 
+@pytest.mark.parametrize("threads", ["numba", "python pool"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("N,C,O,H,k,stride", SHAPES)
 @pytest.mark.parametrize("padding", ["symmetric", "same"])
 @pytest.mark.parametrize("activation", ["swish", None])
-def test_equals_conv_then_eval_batchnorm(dtype, N, C, O, H, k, stride, padding, activation, rng):
+def test_equals_conv_then_eval_batchnorm(threads, dtype, N, C, O, H, k, stride, padding,
+                                         activation, rng, monkeypatch):
+    # "numba": the products and their epilogue on Numba's threads; "python pool": the
+    # fallback where NumPy's OpenBLAS has no cblas (_blas's threads, a Python epilogue).
+    if threads == "python pool":
+        monkeypatch.setattr(conv_bn, "gemm_address", lambda dtype: None)
     a = _inputs(rng, N, C, O, H, k, dtype)
     mean, var = _running(rng, O, dtype)
     kept = mean.copy(), var.copy()

@@ -1,10 +1,13 @@
 """The convolutions' matrix products, spread over the cores.
 
 Why not just ``np.matmul``: minieffnet keeps OpenBLAS single-threaded (:mod:`minieffnet._threads`:
-its idle threads spin between calls and starve Numba's), so one BLAS call uses one core. NumPy
-releases the GIL inside BLAS, so a few Python threads, each multiplying its own slice of the
-batch, use every core with nothing left spinning afterwards. Measured on the B0 shapes
-(2 cores): the 1×1 convolutions at 32×32 pixels run 1.8× faster split in two.
+its idle threads spin between calls and starve Numba's), so one BLAS call uses one core, and
+the products are split into one slice of the batch per core. Measured on the B0 shapes
+(2 cores): the 1×1 convolutions at 32×32 pixels run 1.8× faster split in two. Where NumPy's
+OpenBLAS exposes its ILP64 ``cblas_?gemm``, the slices run on Numba's threads
+(:mod:`._gemm_numba`: a product is then one parallel kernel); otherwise, and for a product
+with an epilogue (a Python callback), on a pool of Python threads (NumPy releases the GIL
+inside BLAS).
 
 Folding the batch into the pixel axis (one ``(O, K) @ (K, n*P)`` GEMM per slice instead of n
 ``(O, K) @ (K, P)`` ones) costs two transposing copies and pays in two cases, measured on every
@@ -25,6 +28,8 @@ from typing import Callable
 
 import numba
 import numpy as np
+
+from ._gemm_numba import folded_product, gemm_address, outer_sums, products
 
 # When to fold the batch into one GEMM (measured; see above).
 FOLD_OUTER_BELOW_PIXELS = 128   # weight gradient: below this many pixels per sample
@@ -88,6 +93,13 @@ def shared_matmul(w: np.ndarray, x: np.ndarray,
             epilogue(out[lo:hi])
 
     fold = P <= FOLD_PRODUCT_MAX_PIXELS and w.nbytes >= FOLD_PRODUCT_MIN_WEIGHT_BYTES
+    address = gemm_address(out.dtype) if epilogue is None else None
+    if address is not None:  # on Numba's threads (module docstring)
+        if fold:
+            out[...] = folded_product(address, w, _fold(x), _workers()).reshape(
+                O, N, P).transpose(1, 0, 2)
+            return out
+        return products(address, w, x, min(_workers(), N))
     _parallel(folded if fold else per_sample, N)
     return out
 
@@ -108,5 +120,11 @@ def summed_outer(d: np.ndarray, x: np.ndarray) -> np.ndarray:
     def folded(lo: int, hi: int) -> np.ndarray:
         return _fold(d[lo:hi]) @ _fold(x[lo:hi]).T
 
-    parts = _parallel(folded if P < FOLD_OUTER_BELOW_PIXELS else per_sample, N)
+    address = gemm_address(d.dtype)
+    if address is not None:  # on Numba's threads (module docstring)
+        fold = P < FOLD_OUTER_BELOW_PIXELS
+        parts = (outer_sums(address, _fold(d), _fold(x), _workers(), folded=True) if fold
+                 else outer_sums(address, d, x, min(_workers(), N)))
+    else:
+        parts = _parallel(folded if P < FOLD_OUTER_BELOW_PIXELS else per_sample, N)
     return parts[0] if len(parts) == 1 else np.sum(parts, axis=0)

@@ -123,6 +123,15 @@ def _col2im(dcols: np.ndarray, x_shape: tuple, k: int, stride: int, pads: tuple,
 
 # --- Public op -----------------------------------------------------------------------------
 
+def columns(x: np.ndarray, k: int, stride: int, pads: tuple) -> np.ndarray:
+    """The product's right-hand side: (N, C * k * k, Ho * Wo), x's own pixels for a pointwise
+    conv (a view of a contiguous x), im2col's columns otherwise (:func:`_im2col`)."""
+    N, C, H, W = x.shape
+    if k == 1 and stride == 1:
+        return np.ascontiguousarray(x).reshape(N, C, H * W)
+    return _im2col(x, k, stride, pads)
+
+
 def conv_product(x: np.ndarray, w: np.ndarray, stride: int, pads: tuple, out_hw: tuple,
                  epilogue: Callable[[np.ndarray], None] | None = None):
     """The convolution without bias or checks: x (N, C, H, W), w (O, C, k, k), padding
@@ -133,14 +142,13 @@ def conv_product(x: np.ndarray, w: np.ndarray, stride: int, pads: tuple, out_hw:
     in place while it is in cache (:func:`~minieffnet.ops._blas.shared_matmul`), as on the
     (N, O, Ho * Wo) view of it.
     """
-    N, C, H, W = x.shape
+    N = x.shape[0]
     O, _, k, _ = w.shape
-    if k == 1 and stride == 1:
-        x = np.ascontiguousarray(x)  # so the reshape below is a view, and so is the cached x
-        out = shared_matmul(w.reshape(O, C), x.reshape(N, C, H * W), epilogue)
-        return out.reshape(N, O, H, W), (x, w)
-    cols = _im2col(x, k, stride, pads)
-    return shared_matmul(w.reshape(O, -1), cols, epilogue).reshape(N, O, *out_hw), (cols, w)
+    cols = columns(x, k, stride, pads)
+    out = shared_matmul(w.reshape(O, -1), cols, epilogue).reshape(N, O, *out_hw)
+    if k == 1 and stride == 1:  # the backward wants x itself: cols is a view of it
+        return out, (cols.reshape(x.shape), w)
+    return out, (cols, w)
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: int = 1,

@@ -22,8 +22,9 @@ the two ops' backward passes, as :mod:`.depthwise_bn` does, so gradients in eval
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .. import backend
 from ._bn_epilogue import FusedEvalCache, check_params, eval_statistics, normalize_ref
@@ -31,7 +32,9 @@ from ._batchnorm_numba import ROWS_BELOW_PIXELS
 from ._checks import check_finite
 from ._fastmath import FMA, sigmoid, zero_like
 from .batchnorm import BatchNormCache, batchnorm2d_backward
-from .conv import check_inputs, conv2d_backward, conv2d_forward, conv_product
+from ._blas import FOLD_PRODUCT_MAX_PIXELS, FOLD_PRODUCT_MIN_WEIGHT_BYTES, shared_matmul
+from ._gemm_numba import NO_TRANS, call_gemm, gemm_address, leading_dimension
+from .conv import check_inputs, columns, conv2d_backward, conv2d_forward, conv_product
 from .padding import conv_geometry
 
 _OP = "conv_bn_eval_forward"
@@ -80,6 +83,49 @@ def _bias_epilogue(bias: np.ndarray, P: int, swish: bool):
     return epilogue, row_sums
 
 
+@njit(cache=True, parallel=True)
+def _products_bias_act_kernel(address, w, lda, x, ldx, out, per_value, swish, sums, parts):
+    """out[n] = act(w @ x[n] + bias) for ``parts`` slices of the samples, one per thread,
+    each sample's product finished by :func:`_bias_act_kernel` while it is in cache.
+    w (O, K) C-contiguous; x (N, K, P), rows ``ldx`` apart; out (N, O, P); per_value: the
+    bias, (O, P) or (1, O * P) (:func:`_bias_epilogue`'s layouts); sums (N, rows)."""
+    N, K, P = x.shape
+    O = out.shape[1]
+    rows = per_value.shape[0]
+    one, zero = out.dtype.type(1), out.dtype.type(0)
+    for t in prange(parts):
+        for i in range(t * N // parts, (t + 1) * N // parts):
+            call_gemm(address, np.int64(NO_TRANS), np.int64(NO_TRANS), np.int64(O),
+                       np.int64(P), np.int64(K), one, w.ctypes.data, lda, x[i].ctypes.data,
+                       ldx, zero, out[i].ctypes.data, np.int64(P))
+            _bias_act_kernel(out[i].reshape(rows, O * P // rows), per_value, swish, sums[i])
+
+
+def _fused_on_numba_threads(address, x, w_folded, stride, pads, out_hw, bias, swish):
+    """:func:`_fused_numba`'s product and epilogue on Numba's threads (:mod:`._gemm_numba`):
+    ``(out, row sums)``."""
+    N = x.shape[0]
+    O, _, k, _ = w_folded.shape
+    P = out_hw[0] * out_hw[1]
+    cols = columns(x, k, stride, pads)
+    w2 = np.ascontiguousarray(w_folded.reshape(O, -1))
+    per_value = np.repeat(bias, P).reshape(O, P)
+    if P < ROWS_BELOW_PIXELS:
+        per_value = per_value.reshape(1, O * P)
+    rows = per_value.shape[0]
+    sums = np.empty((N, rows), x.dtype)
+    if P <= FOLD_PRODUCT_MAX_PIXELS and w2.nbytes >= FOLD_PRODUCT_MIN_WEIGHT_BYTES:
+        # A large weight on a tiny map: one folded product (_blas), then the epilogue.
+        out = shared_matmul(w2, cols)
+        _bias_act_kernel(out.reshape(N * rows, -1), per_value, swish, sums.reshape(-1))
+    else:
+        out = np.empty((N, O, P), x.dtype)
+        _products_bias_act_kernel(address, w2, np.int64(w2.shape[1]), cols,
+                                  np.int64(leading_dimension(cols)), out, per_value, swish,
+                                  sums, min(numba.get_num_threads(), N))
+    return out.reshape(N, O, *out_hw), sums.reshape(-1)
+
+
 def _fused_ref(x, w, stride, padding, pads, out_hw, gamma, beta, mean, inv_std, activation):
     h, _ = conv2d_forward(x, w, None, stride, padding)
     return normalize_ref(h, gamma, beta, mean, inv_std, activation)
@@ -91,7 +137,11 @@ def _fused_numba(x, w, stride, padding, pads, out_hw, gamma, beta, mean, inv_std
     # head's 1280 x 320 weights on a 2 x 2 map, takes as long as the product itself.
     w_folded = w * scale.astype(x.dtype)[:, None, None, None]
     bias = (beta - mean * scale).astype(x.dtype)
-    epilogue, row_sums = _bias_epilogue(bias, out_hw[0] * out_hw[1], activation == "swish")
+    swish = activation == "swish"
+    address = gemm_address(x.dtype)
+    if address is not None:
+        return _fused_on_numba_threads(address, x, w_folded, stride, pads, out_hw, bias, swish)
+    epilogue, row_sums = _bias_epilogue(bias, out_hw[0] * out_hw[1], swish)
     out, _ = conv_product(x, w_folded, stride, pads, out_hw, epilogue)
     return out, np.concatenate(row_sums)
 

@@ -19,7 +19,6 @@ beta, C, ldc)`` computes ``C = alpha * op(A) @ op(B) + beta * C`` with C (M, N).
 """
 from __future__ import annotations
 
-import ctypes
 import functools
 
 import numpy as np
@@ -27,28 +26,17 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from .._threads import _loaded_openblas
+from .._threads import GEMM_SYMBOLS, openblas_symbol
 
 _ROW_MAJOR, NO_TRANS, _TRANS = 101, 111, 112
-_SYMBOLS = {np.dtype(np.float32): "scipy_cblas_sgemm64_",
-            np.dtype(np.float64): "scipy_cblas_dgemm64_"}
 
 
 @functools.cache
 def gemm_address(dtype) -> int | None:
     """The address of OpenBLAS's ILP64 ``cblas_sgemm`` (float32) or ``cblas_dgemm``
     (float64), or None when this process has no such library."""
-    name = _SYMBOLS.get(np.dtype(dtype))
-    if name is None:
-        return None
-    for path in _loaded_openblas():
-        try:
-            fn = getattr(ctypes.CDLL(path), name, None)
-        except OSError:
-            continue
-        if fn is not None:
-            return ctypes.cast(fn, ctypes.c_void_p).value
-    return None
+    name = GEMM_SYMBOLS.get(np.dtype(dtype).name)
+    return None if name is None else openblas_symbol(name)
 
 
 @intrinsic

@@ -39,7 +39,8 @@ import numpy as np
 from numba.core.caching import FunctionCache
 from numba.core.dispatcher import Dispatcher
 
-from . import _batchnorm_numba, _depthwise_numba, activations, pooling, squeeze_excite
+from . import (_batchnorm_numba, _depthwise_numba, _gemm_numba, activations, conv_bn, pooling,
+               squeeze_excite)
 from .registry import OPS
 
 # (registry spec name, shape, passes) per worker, per mode; passes "forward", "backward" (its
@@ -49,29 +50,41 @@ from .registry import OPS
 # together (its two layouts about half each), squeeze-excite 1.2 s, the rest less; the two
 # training workers take 7.9 and 7.6 s at once. The evaluation workers' first one holds the
 # fused kernel: it is the one a training fill starts in the background.
+# The convolutions' products (_gemm_numba; conv_bn's fused one in evaluation) at the sizes
+# that pick each of their kernels: per-sample and folded products (a >= 256 KiB weight on a
+# 16-pixel map), per-sample and folded weight gradients (at least and under 128 pixels), and
+# the stem's strided im2col columns, a different array type from a pointwise conv's input.
+_CONVS = (("pointwise conv2d", (2, 3, 5, 12), "both"),
+          ("pointwise conv2d", (2, 256, 256, 4), "both"),
+          ("conv2d 3x3 s2 (stem)", (2, 3, 4, 24, 3, 2), "both"))
 WORKLOADS: dict[str, tuple[tuple[tuple[str, tuple, str], ...], ...]] = {
     "train": (
         (("depthwise 3x3 s1", (2, 3, 5, 3, 1), "forward"),
          ("batchnorm2d train + swish", (2, 3, 12), "both"),
-         ("squeeze_excite", (2, 4, 5, 2), "both"), ("sigmoid", (2, 3, 4), "both")),
+         ("squeeze_excite", (2, 4, 5, 2), "both"), ("sigmoid", (2, 3, 4), "both"),
+         _CONVS[2]),
         (("depthwise 3x3 s1", (2, 3, 5, 3, 1), "backward"),
          ("batchnorm2d train + swish", (2, 3, 4), "both"),
-         ("swish", (2, 3, 4), "both"), ("global_avg_pool", (2, 3, 4), "both"))),
+         ("swish", (2, 3, 4), "both"), ("global_avg_pool", (2, 3, 4), "both"), *_CONVS[:2])),
     "eval": (
         (("depthwise+BN eval+swish 3x3 s1", (2, 3, 5, 3, 1), "forward"),
          ("conv+BN eval+swish 1x1", (2, 4, 6, 5, 1, 1), "forward"),
+         ("conv+BN eval+swish 1x1", (2, 256, 256, 4, 1, 1), "forward"),
+         ("conv+BN eval 3x3 s2 same", (2, 3, 4, 5, 3, 2), "forward"),
          ("batchnorm2d eval + swish", (2, 3, 12), "both"),
          ("swish", (2, 3, 4), "both"), ("global_avg_pool", (2, 3, 4), "both")),
         (("depthwise 3x3 s1", (2, 3, 5, 3, 1), "both"),
          ("batchnorm2d eval + swish", (2, 3, 4), "both"),
-         ("squeeze_excite", (2, 4, 5, 2), "both"), ("sigmoid", (2, 3, 4), "both"))),
+         ("squeeze_excite", (2, 4, 5, 2), "both"), ("sigmoid", (2, 3, 4), "both"),
+         *_CONVS)),
 }
 # The kernels only one mode's steps run, so that the other need not wait for them: batch
-# statistics in training, the BN-fused depthwise forward in evaluation.
+# statistics in training; in evaluation the BN-fused depthwise forward and conv product.
 ONLY_IN: dict[str, tuple[Dispatcher, ...]] = {
     "train": (_batchnorm_numba._stats_kernel, _batchnorm_numba._stats_rows_kernel),
-    "eval": (_depthwise_numba._forward_bn_eval_kernel,)}
-_KERNEL_MODULES = (_batchnorm_numba, _depthwise_numba, activations, pooling, squeeze_excite)
+    "eval": (_depthwise_numba._forward_bn_eval_kernel, conv_bn._products_bias_act_kernel)}
+_KERNEL_MODULES = (_batchnorm_numba, _depthwise_numba, _gemm_numba, activations, conv_bn,
+                   pooling, squeeze_excite)
 _checked: set[str] = set()  # the modes this process has checked
 _background: subprocess.Popen | None = None  # the evaluation-only kernel, compiling
 

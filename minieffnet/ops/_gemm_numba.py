@@ -63,67 +63,45 @@ def call_gemm(typingctx, address, transa, transb, m, n, k, alpha, a, lda, b, ldb
     return sig, codegen
 
 
-# The kernels take each operand as (data, transposed?, leading dimension) so that the
-# views the convolutions pass (a weight's transpose, im2col's strided columns) need no copy.
-@njit(cache=True, parallel=True)
-def _products_kernel(address, w, ta, lda, x, ldx, out, parts):
-    """out[n] = op(w) @ x[n], the samples cut into ``parts`` slices, one per thread.
-    op(w) (O, K); x (N, K, P) with rows ``ldx`` apart; out (N, O, P) C-contiguous."""
-    N, K, P = x.shape
-    O = out.shape[1]
-    one, zero = out.dtype.type(1), out.dtype.type(0)
-    for t in prange(parts):
-        for i in range(t * N // parts, (t + 1) * N // parts):
-            call_gemm(address, ta, np.int64(NO_TRANS), np.int64(O), np.int64(P),
-                       np.int64(K), one, w.ctypes.data, lda, x[i].ctypes.data, ldx, zero,
-                       out[i].ctypes.data, np.int64(P))
+# One kernel for every product, its operands given as addresses and byte steps, so that it
+# has one signature per float type whatever the arrays' layouts (a weight's transpose,
+# im2col's strided columns): each signature of a parallel kernel costs ~1 s to compile on a
+# cold start, which the start-up target cannot afford four or five times over.
+SPLIT_NONE, SPLIT_N, SPLIT_K = 0, 1, 2
 
 
 @njit(cache=True, parallel=True)
-def _columns_kernel(address, w, ta, lda, x, out, parts):
-    """out[:, cols] = op(w) @ x[:, cols] for ``parts`` slices of the columns, one per
-    thread: the folded product (the batch joined to the pixels). x (K, M), out (O, M)
-    C-contiguous."""
-    K, M = x.shape
-    O = out.shape[0]
-    one, zero = out.dtype.type(1), out.dtype.type(0)
+def _gemms_kernel(address, ta, tb, m, n, k, alpha, beta, a, lda, sa, b, ldb, sb, c, ldc, sc,
+                  st, count, split, parts):
+    """``parts`` threads share ``count`` gemm calls or one gemm's columns.
+
+    split SPLIT_NONE: call i (thread t taking calls t*count//parts ...) multiplies the
+    operands at ``a + i*sa``, ``b + i*sb`` into ``c + i*sc + t*st`` (``st``: one accumulator
+    per thread, for weight gradients with beta = 1). SPLIT_N / SPLIT_K: one gemm whose n or
+    k extent (``count`` columns) is cut into ``parts`` ranges; the range starting at column
+    ``lo`` starts at ``a + lo*sa``, ``b + lo*sb``, ``c + lo*sc + t*st``.
+    """
     for t in prange(parts):
-        lo, hi = t * M // parts, (t + 1) * M // parts
-        if hi > lo:
-            call_gemm(address, ta, np.int64(NO_TRANS), np.int64(O), np.int64(hi - lo),
-                       np.int64(K), one, w.ctypes.data, lda, x[:, lo:].ctypes.data,
-                       np.int64(M), zero, out[:, lo:].ctypes.data, np.int64(M))
+        lo, hi = t * count // parts, (t + 1) * count // parts
+        if split == SPLIT_NONE:
+            for i in range(lo, hi):
+                call_gemm(address, ta, tb, m, n, k, alpha, a + i * sa, lda, b + i * sb, ldb,
+                          beta, c + i * sc + t * st, ldc)
+        elif hi > lo:
+            call_gemm(address, ta, tb, m, hi - lo if split == SPLIT_N else n,
+                      hi - lo if split == SPLIT_K else k, alpha, a + lo * sa, lda,
+                      b + lo * sb, ldb, beta, c + lo * sc + t * st, ldc)
 
 
-@njit(cache=True, parallel=True)
-def _outer_kernel(address, d, ldd, x, ldx, acc, parts):
-    """acc[t] += sum over thread t's samples n of d[n] @ x[n].T: a weight gradient's
-    partial sums. d (N, O, P), x (N, K, P) with rows ``ldd``, ``ldx`` apart; acc
-    (parts, O, K), zeroed by the caller."""
-    N, O, P = d.shape
-    K = x.shape[1]
-    one = acc.dtype.type(1)
-    for t in prange(parts):
-        for i in range(t * N // parts, (t + 1) * N // parts):
-            call_gemm(address, np.int64(NO_TRANS), np.int64(_TRANS), np.int64(O),
-                       np.int64(K), np.int64(P), one, d[i].ctypes.data, ldd, x[i].ctypes.data,
-                       ldx, one, acc[t].ctypes.data, np.int64(K))
-
-
-@njit(cache=True, parallel=True)
-def _outer_columns_kernel(address, d, x, acc, parts):
-    """acc[t] = d[:, cols] @ x[:, cols].T over thread t's slice of the columns: the folded
-    weight gradient. d (O, M), x (K, M) C-contiguous; acc (parts, O, K), zeroed."""
-    O, M = d.shape
-    K = x.shape[0]
-    one = acc.dtype.type(1)
-    for t in prange(parts):
-        lo, hi = t * M // parts, (t + 1) * M // parts
-        if hi > lo:
-            call_gemm(address, np.int64(NO_TRANS), np.int64(_TRANS), np.int64(O),
-                       np.int64(K), np.int64(hi - lo), one, d[:, lo:].ctypes.data,
-                       np.int64(M), x[:, lo:].ctypes.data, np.int64(M), one,
-                       acc[t].ctypes.data, np.int64(K))
+def _gemms(address, ta, tb, m, n, k, beta, a, lda, sa, b, ldb, sb, c, ldc, sc, st, count,
+           split, parts, dtype) -> None:
+    """:func:`_gemms_kernel` with every size as int64 and alpha = 1, beta in ``dtype``;
+    a, b, c: arrays, whose data addresses are taken here (the caller keeps them alive)."""
+    i64 = np.int64
+    _gemms_kernel(address, i64(ta), i64(tb), i64(m), i64(n), i64(k), dtype.type(1),
+                  dtype.type(beta), i64(a.ctypes.data), i64(lda), i64(sa),
+                  i64(b.ctypes.data), i64(ldb), i64(sb), i64(c.ctypes.data), i64(ldc),
+                  i64(sc), i64(st), i64(count), i64(split), i64(parts))
 
 
 def leading_dimension(a: np.ndarray) -> int | None:
@@ -138,26 +116,31 @@ def _operand(w: np.ndarray):
     """``(w or its transpose's base, transposed?, leading dimension)`` for a 2-D w that is
     C- or F-contiguous (a copy otherwise)."""
     if not w.flags.c_contiguous and w.T.flags.c_contiguous:
-        return w.T, np.int64(_TRANS), np.int64(max(w.shape[0], 1))
+        return w.T, _TRANS, max(w.shape[0], 1)
     w = np.ascontiguousarray(w)
-    return w, np.int64(NO_TRANS), np.int64(max(w.shape[1], 1))
+    return w, NO_TRANS, max(w.shape[1], 1)
 
 
 def products(address: int, w: np.ndarray, x: np.ndarray, parts: int) -> np.ndarray:
     """``out[n] = w @ x[n]``: w (O, K), x (N, K, P) -> C-contiguous (N, O, P)."""
     if leading_dimension(x) is None:
         x = np.ascontiguousarray(x)
-    out = np.empty((x.shape[0], w.shape[0], x.shape[2]), w.dtype)
+    N, K, P = x.shape
+    out = np.empty((N, w.shape[0], P), w.dtype)
     base, ta, lda = _operand(w)
-    _products_kernel(address, base, ta, lda, x, np.int64(leading_dimension(x)), out, parts)
+    _gemms(address, ta, NO_TRANS, w.shape[0], P, K, 0, base, lda, 0, x, leading_dimension(x),
+           x.strides[0], out, P, out.strides[0], 0, N, SPLIT_NONE, parts, out.dtype)
     return out
 
 
 def folded_product(address: int, w: np.ndarray, x: np.ndarray, parts: int) -> np.ndarray:
-    """``w @ x`` for x (K, M) C-contiguous: (O, M), the columns split over the threads."""
-    out = np.empty((w.shape[0], x.shape[1]), w.dtype)
+    """``w @ x`` for x (K, M): (O, M), the columns split over the threads."""
+    x = np.ascontiguousarray(x)
+    K, M = x.shape
+    out = np.empty((w.shape[0], M), w.dtype)
     base, ta, lda = _operand(w)
-    _columns_kernel(address, base, ta, lda, np.ascontiguousarray(x), out, parts)
+    _gemms(address, ta, NO_TRANS, w.shape[0], M, K, 0, base, lda, 0, x, M, x.itemsize, out, M,
+           out.itemsize, 0, M, SPLIT_N, parts, out.dtype)
     return out
 
 
@@ -168,11 +151,17 @@ def outer_sums(address: int, d: np.ndarray, x: np.ndarray, parts: int,
     by the caller (so the result is deterministic)."""
     if folded:
         d, x = np.ascontiguousarray(d), np.ascontiguousarray(x)
-        acc = np.zeros((parts, d.shape[0], x.shape[0]), d.dtype)
-        _outer_columns_kernel(address, d, x, acc, parts)
+        (O, M), K = d.shape, x.shape[0]
+        acc = np.zeros((parts, O, K), d.dtype)
+        _gemms(address, NO_TRANS, _TRANS, O, K, M, 1, d, M, d.itemsize, x, M, x.itemsize, acc,
+               K, 0, acc.strides[0], M, SPLIT_K, parts, acc.dtype)
         return acc
     d = d if leading_dimension(d) is not None else np.ascontiguousarray(d)
     x = x if leading_dimension(x) is not None else np.ascontiguousarray(x)
-    acc = np.zeros((parts, d.shape[1], x.shape[1]), d.dtype)
-    _outer_kernel(address, d, np.int64(leading_dimension(d)), x, np.int64(leading_dimension(x)), acc, parts)
+    N, O, P = d.shape
+    K = x.shape[1]
+    acc = np.zeros((parts, O, K), d.dtype)
+    _gemms(address, NO_TRANS, _TRANS, O, K, P, 1, d, leading_dimension(d), d.strides[0], x,
+           leading_dimension(x), x.strides[0], acc, K, 0, acc.strides[0], N, SPLIT_NONE, parts,
+           acc.dtype)
     return acc

@@ -50,33 +50,27 @@ from .registry import OPS
 # together (its two layouts about half each), squeeze-excite 1.2 s, the rest less; the two
 # training workers take 7.9 and 7.6 s at once. The evaluation workers' first one holds the
 # fused kernel: it is the one a training fill starts in the background.
-# The convolutions' products (_gemm_numba; conv_bn's fused one in evaluation) at the sizes
-# that pick each of their kernels: per-sample and folded products (a >= 256 KiB weight on a
-# 16-pixel map), per-sample and folded weight gradients (at least and under 128 pixels), and
-# the stem's strided im2col columns, a different array type from a pointwise conv's input.
-_CONVS = (("pointwise conv2d", (2, 3, 5, 12), "both"),
-          ("pointwise conv2d", (2, 256, 256, 4), "both"),
-          ("conv2d 3x3 s2 (stem)", (2, 3, 4, 24, 3, 2), "both"))
+# The convolutions' products run one kernel of one signature (_gemm_numba._gemms_kernel),
+# whatever the layouts; conv_bn's fused evaluation kernel takes arrays, so the evaluation
+# workload runs it on a pointwise conv's input and on the stem's strided im2col columns.
+_CONV = ("pointwise conv2d", (2, 3, 5, 4), "both")
 WORKLOADS: dict[str, tuple[tuple[tuple[str, tuple, str], ...], ...]] = {
     "train": (
         (("depthwise 3x3 s1", (2, 3, 5, 3, 1), "forward"),
          ("batchnorm2d train + swish", (2, 3, 12), "both"),
-         ("squeeze_excite", (2, 4, 5, 2), "both"), ("sigmoid", (2, 3, 4), "both"),
-         _CONVS[2]),
+         ("squeeze_excite", (2, 4, 5, 2), "both"), ("sigmoid", (2, 3, 4), "both")),
         (("depthwise 3x3 s1", (2, 3, 5, 3, 1), "backward"),
          ("batchnorm2d train + swish", (2, 3, 4), "both"),
-         ("swish", (2, 3, 4), "both"), ("global_avg_pool", (2, 3, 4), "both"), *_CONVS[:2])),
+         ("swish", (2, 3, 4), "both"), ("global_avg_pool", (2, 3, 4), "both"), _CONV)),
     "eval": (
         (("depthwise+BN eval+swish 3x3 s1", (2, 3, 5, 3, 1), "forward"),
          ("conv+BN eval+swish 1x1", (2, 4, 6, 5, 1, 1), "forward"),
-         ("conv+BN eval+swish 1x1", (2, 256, 256, 4, 1, 1), "forward"),
          ("conv+BN eval 3x3 s2 same", (2, 3, 4, 5, 3, 2), "forward"),
          ("batchnorm2d eval + swish", (2, 3, 12), "both"),
          ("swish", (2, 3, 4), "both"), ("global_avg_pool", (2, 3, 4), "both")),
         (("depthwise 3x3 s1", (2, 3, 5, 3, 1), "both"),
          ("batchnorm2d eval + swish", (2, 3, 4), "both"),
-         ("squeeze_excite", (2, 4, 5, 2), "both"), ("sigmoid", (2, 3, 4), "both"),
-         *_CONVS)),
+         ("squeeze_excite", (2, 4, 5, 2), "both"), ("sigmoid", (2, 3, 4), "both"), _CONV)),
 }
 # The kernels only one mode's steps run, so that the other need not wait for them: batch
 # statistics in training; in evaluation the BN-fused depthwise forward and conv product.

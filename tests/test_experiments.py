@@ -332,6 +332,16 @@ def test_trials_run_seed_by_seed_and_come_back_in_their_own_order(tmp_path):
     assert [r["model"] for r in results] == ["base", "width-x2"]
 
 
+def test_every_seed_trains_at_the_first_budget_before_any_longer_one(tmp_path):
+    # A study stopped part-way must hold the multi-seed comparison at its first budget.
+    lines = []
+    compare_scaling(TINY, tmp_path, targets=(2.0,), seeds=(0, 1), strategies=("width",),
+                    budgets=(1, 2), log=lines.append)
+    assert [line.split("]")[1].split(":")[0].strip() for line in lines] == [
+        "base-1ep seed 0", "width-x2-1ep seed 0", "base-1ep seed 1", "width-x2-1ep seed 1",
+        "base-2ep seed 0", "width-x2-2ep seed 0", "base-2ep seed 1", "width-x2-2ep seed 1"]
+
+
 def test_cli_width_per_baseline_trains_each_baseline_at_each_width(tmp_path, capsys):
     args = ["width-per-baseline", "--out", str(tmp_path), "--width", "0.1", "--depth", "0.1",
             "--resolution", "16", "--train-size", "200", "--test-size", "100", "--epochs", "1",

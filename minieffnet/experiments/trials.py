@@ -127,8 +127,10 @@ def run_trials(trials: Sequence[Trial], jobs: int = 1,
     networks' cores busier than one two-threaded trial does (their kernels are too short to
     split well).
 
-    Trials run seed by seed, every model of the first seed before any of the second, so a long
-    study stopped part-way already holds a complete single-seed comparison. Results come back
+    Trials run shortest training first, then seed by seed: every model of the first seed before
+    any of the second, and every seed at the first budget before any longer one. So a long
+    study stopped part-way already holds a complete single-seed comparison, then a complete
+    multi-seed one at its first budget (the one its statistics need most). Results come back
     in the order of ``trials``; each row has ``trained`` telling whether this call trained it.
     """
     if jobs < 1:
@@ -141,7 +143,8 @@ def run_trials(trials: Sequence[Trial], jobs: int = 1,
         log(f"[{sum(r is not None for r in rows)}/{len(trials)}] {row['model']} seed "
             f"{row['seed']}: top-1 {100 * row['top1']:.1f} % ({state})")
 
-    order = sorted(range(len(trials)), key=lambda i: trials[i].seed)  # stable: model order kept
+    order = sorted(range(len(trials)),  # stable: model order kept
+                   key=lambda i: (trials[i].train.epochs, trials[i].seed))
 
     def run_on(pool: concurrent.futures.Executor, in_flight: int) -> None:
         # At most ``in_flight`` trials are submitted at once: a ProcessPoolExecutor moves

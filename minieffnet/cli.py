@@ -174,6 +174,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    f"and every option ({', '.join(RECIPES)}); options given override it")
     option(r, "--out", "out_dir", "run folder (default runs/<dataset>-<date>-<time>)",
            metavar="RUN")
+    r.add_argument("--from-run", metavar="RUN", help="start from the settings stored in "
+                   "RUN/config.json (another run, or a study's trial folder, to reproduce it); "
+                   "options given override them, --out is not taken from it")
     r.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint, with its settings")
     r.add_argument("--overwrite", action="store_true", help="replace the run in --out")
@@ -197,14 +200,20 @@ def cmd_train(args) -> int:
         # A named variant or φ brings its own width and depth; the defaults are the quick
         # start's narrow, shallow B0.
         given = {"width": None, "depth": None, **given}
+    sources = [flag for flag, given_ in (("--resume", args.resume),
+                                         ("--from-run", args.from_run is not None),
+                                         ("--recipe", args.recipe is not None)) if given_]
+    if len(sources) > 1:
+        raise ValueError(f"{sources[0]} and {sources[1]} both choose the settings: drop "
+                         f"{sources[1]}")
     if args.resume:
         if "out_dir" not in given:
             raise ValueError("--resume needs --out RUN_FOLDER")
-        if args.recipe is not None:
-            raise ValueError("--resume continues a run with its stored settings: drop "
-                             "--recipe")
         # The stored settings; any option given must agree (the Trainer says where not).
         config = dataclasses.replace(load_train_config(given["out_dir"]), **given)
+    elif args.from_run is not None:  # a new run: the stored folder is not this run's
+        config = dataclasses.replace(load_train_config(args.from_run),
+                                     **{"out_dir": None, **given})
     elif args.recipe is not None:
         config = recipe_config(args.recipe, **given)
     else:

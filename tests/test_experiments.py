@@ -332,6 +332,27 @@ def test_trials_run_seed_by_seed_and_come_back_in_their_own_order(tmp_path):
     assert [r["model"] for r in results] == ["base", "width-x2"]
 
 
+def test_the_command_under_the_results_reproduces_a_trial(tmp_path, capsys):
+    # results.md names, for every row, a command that retrains one of its trials from the
+    # settings its folder stored; the retrained network must score exactly what the study did.
+    study = tmp_path / "study"
+    compare_scaling(TINY, study, targets=(2.0,), seeds=(1,), strategies=("width",),
+                    log=lambda line: None)
+    text = (study / "results.md").read_text(encoding="utf-8")
+    assert "| width-x2 |" in text and "Compute: 2 trials," in text
+    command = text.split("Reproduce one seed S of a row: `")[1].split("`")[0]
+    args = command.replace("MODEL", "width-x2").replace("seedS", "seed1").split()
+    assert args[0] == "minieffnet"
+    again = tmp_path / "again"
+    assert main(args[1:-1] + [str(again), "--no-progress"]) == 0
+    capsys.readouterr()
+    stored = json.loads((study / "trials" / "width-x2-seed1" / "trial.json").read_text())
+    last = json.loads((again / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["test_top1"] == stored["top1"]
+    assert main(["train", "--from-run", str(again), "--recipe", "cifar10-30min"]) == 2
+    assert "drop --recipe" in capsys.readouterr().err
+
+
 def test_every_seed_trains_at_the_first_budget_before_any_longer_one(tmp_path):
     # A study stopped part-way must hold the multi-seed comparison at its first budget.
     lines = []

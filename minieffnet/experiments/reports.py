@@ -66,6 +66,17 @@ def markdown_table(rows: Sequence[dict],
     return "\n".join(lines) + "\n"
 
 
+def study_footer(rows: Sequence[dict], trials_dir: str | os.PathLike) -> str:
+    """The lines under a study's results table: how to rerun any one trial of it (the
+    settings its folder stored) and the compute its finished trials took."""
+    hours = sum(r["train_time_s"] for r in rows) / 3600
+    return (f"\nReproduce one seed S of a row: `minieffnet train --from-run "
+            f"{Path(trials_dir).as_posix()}/MODEL-seedS --out runs/MODEL-seedS` (MODEL: the "
+            f"first column; the data from `$MINIEFFNET_DATA`).\n\nCompute: {len(rows)} trials, "
+            f"{hours:.1f} h of training in all (the sum of their train times; trials run side "
+            f"by side share the cores).\n")
+
+
 def plot_accuracy_vs_flops(rows: Sequence[dict], out_png: str | os.PathLike) -> Path:
     """Top-1 (mean ± std over seeds) against FLOPs, one line per strategy through the base
     model, as in the paper's Figure 8. ``rows`` are :func:`compare_scaling`'s aggregated rows."""

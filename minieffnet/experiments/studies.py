@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 from ..scaling import count_flops
 from .reports import (RESULT_COLUMNS, markdown_table, pct, plot_lines, thousands, write_csv,
                       write_differences, write_tables, plot_accuracy_vs_flops,
-                      plot_learning_curves, plot_single_dimension)
+                      plot_learning_curves, plot_single_dimension, study_footer)
 from .solver import PAPER_COEFFICIENTS, STRATEGIES, grid_candidates, scale_config, solve_strategy
 from .stats import aggregate, paired_differences
 from .trials import TRIAL_FILE, TRIALS_DIR, Trial, base_model, train_config_for, run_trials
@@ -140,6 +140,7 @@ def compare_scaling(base_train, out_dir: str | os.PathLike,
     results = aggregate(rows, keys)
     write_tables(root, rows, results, keys)
     table = markdown_table(results, [
+        ("model", lambda r: r["model"]),
         ("strategy", lambda r: r["strategy"]), ("target", lambda r: f"{r['target']:g}x"),
         ("epochs", lambda r: str(r["epochs"])),
         ("FLOPs (M)", lambda r: f"{r['flops'] / 1e6:.2f} ({r['flops_ratio']:.3f}x)"),
@@ -155,7 +156,7 @@ def compare_scaling(base_train, out_dir: str | os.PathLike,
                if len(rows) < planned else "")
     (root / "results.md").write_text(
         "# Scaling strategies at equal FLOPs (Tan & Le 2019, Figure 8 / Table 3)\n\n"
-        + partial + table, encoding="utf-8")
+        + partial + table + study_footer(rows, trials_dir), encoding="utf-8")
     differences = paired_differences(rows)
     write_differences(root, differences)
     for i, epochs in enumerate(budgets):
@@ -204,7 +205,7 @@ def width_per_baseline(base_train, out_dir: str | os.PathLike,
     write_tables(root, rows, results, keys)
     (root / "results.md").write_text(
         "# Width scaling of different baselines (Tan & Le 2019, Figure 4)\n\n" + markdown_table(
-            results, [("baseline", lambda r: r["baseline"]),
+            results, [("model", lambda r: r["model"]), ("baseline", lambda r: r["baseline"]),
                       ("width x", lambda r: f"{r['w_mult']:g}"),
                       ("FLOPs (M)", lambda r: f"{r['flops'] / 1e6:.2f}"),
                       ("width / depth / res", lambda r: f"{r['width']:.3g} / {r['depth']:.3g}"
@@ -212,8 +213,8 @@ def width_per_baseline(base_train, out_dir: str | os.PathLike,
                       ("top-1 % (mean ± 95 % CI)",
                        lambda r: f"{pct(r['top1_mean'])} ± {pct(r['top1_ci95'])}"),
                       ("seeds", lambda r: str(r["seeds"])),
-                      ("train time (s)", lambda r: f"{r['train_time_s']:.0f}")]),
-        encoding="utf-8")
+                      ("train time (s)", lambda r: f"{r['train_time_s']:.0f}")])
+        + study_footer(rows, trials_dir), encoding="utf-8")
     plot_lines(results, "baseline", root / "width_per_baseline.png",
                "Width scaling of different baselines (cf. Tan & Le 2019, Fig. 4)")
     return results
@@ -271,7 +272,8 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
               ("round", "rank", "model", *keys, *RESULT_COLUMNS))
     best = results[0]
     table = markdown_table(results, [
-        ("rank", lambda r: str(r["rank"])), ("α", lambda r: f"{r['alpha']:g}"),
+        ("rank", lambda r: str(r["rank"])), ("model", lambda r: r["model"]),
+        ("α", lambda r: f"{r['alpha']:g}"),
         ("β", lambda r: f"{r['beta']:g}"), ("γ", lambda r: f"{r['gamma']:g}"),
         ("α·β²·γ²", lambda r: f"{r['constraint']:.3f}"),
         ("FLOPs (M)", lambda r: f"{r['flops'] / 1e6:.2f}"),
@@ -289,6 +291,6 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
         + (f"\nThe paper's (1.2, 1.1, 1.15): {'; '.join(paper)}.\n" if paper else "")
         + (f"\nSuccessive halving over {rounds} rounds: {len(ranked_rounds[0])} candidates at "
            f"{ranked_rounds[0][0]['epochs']} epochs down to {len(results)} at "
-           f"{results[0]['epochs']} (rounds.csv).\n" if rounds > 1 else ""),
-        encoding="utf-8")
+           f"{results[0]['epochs']} (rounds.csv).\n" if rounds > 1 else "")
+        + study_footer(all_rows, trials_dir), encoding="utf-8")
     return results

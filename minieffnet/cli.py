@@ -407,11 +407,13 @@ def _add_study_commands(sub) -> None:
                         "alpha*beta^2*gamma^2 ~ 2 at phi=1 (paper section 3.3)")
     gs.set_defaults(func=cmd_grid_search)
     _add_study_args(gs, default_seeds=2, default_epochs=2)
-    gs.add_argument("--step", type=float, default=0.05, help="grid step (default 0.05)")
+    gs.add_argument("--step", type=float, help="grid step (default 0.05, or the "
+                    "--protocol's)")
     gs.add_argument("--tol", type=float, default=0.1,
                     help="allowed |alpha*beta^2*gamma^2 - 2| (default 0.1)")
-    gs.add_argument("--rounds", type=int, default=1, help="successive halving: round r "
-                    "trains the better half of round r-1 for twice the epochs (default 1)")
+    gs.add_argument("--rounds", type=int, help="successive halving: round r trains the "
+                    "better half of round r-1 for twice the epochs (default 1, or the "
+                    "--protocol's)")
     wb = sub.add_parser("width-per-baseline", help="scale the width of baselines with "
                         "different depth and resolution (paper Figure 4)")
     wb.set_defaults(func=cmd_width_per_baseline)
@@ -431,8 +433,13 @@ def _study_settings(args) -> tuple[TrainConfig, tuple[int, ...], int, StudyProto
     protocol = PROTOCOLS[args.protocol] if args.protocol else None
     chosen = {**_STUDY_DEFAULTS, **(protocol.base if protocol else {})}
     chosen.update({k: getattr(args, k) for k in _STUDY_DEFAULTS if getattr(args, k) is not None})
-    budgets = tuple(args.epochs or (protocol.budgets if protocol else (args.default_epochs,)))
-    seeds = args.seeds or (protocol.seeds if protocol else args.default_seeds)
+    if protocol is None:
+        defaults = {"budgets": (args.default_epochs,), "seeds": args.default_seeds}
+    else:
+        defaults = {"budgets": protocol.budgets, "seeds": protocol.seeds,
+                    **protocol.others.get(args.command, {})}
+    budgets = tuple(args.epochs or defaults["budgets"])
+    seeds = args.seeds or defaults["seeds"]
     base = TrainConfig(**chosen, data_dir=args.data_dir, epochs=budgets[0],
                        batch_size=args.batch_size, lr=args.lr)
     return base, budgets, seeds, protocol
@@ -465,15 +472,21 @@ def cmd_compare_scaling(args) -> int:
 
 def cmd_grid_search(args) -> int:
     """Grid search for α, β, γ at φ = 1 (paper §3.3 Step 1)."""
-    base, budgets, seeds, _ = _study_settings(args)
+    base, budgets, seeds, protocol = _study_settings(args)
     if len(budgets) > 1:
         raise ValueError("grid-search takes one --epochs value (the first round's budget; "
                          "--rounds doubles it per round)")
-    candidates = grid_candidates(args.step, args.tol)
+    grid = protocol.others.get("grid-search", {}) if protocol else {}
+    step = args.step if args.step is not None else grid.get("step", 0.05)
+    rounds = args.rounds if args.rounds is not None else grid.get("rounds", 1)
+    candidates = grid_candidates(step, args.tol)
     print(f"{len(candidates)} candidates with |α·β²·γ² - 2| <= {args.tol:g} on a grid of "
-          f"{args.step:g}")
+          f"{step:g}")
+    if PAPER_COEFFICIENTS not in candidates:  # so that the ranking says where it stands
+        candidates.append(PAPER_COEFFICIENTS)
+        print("and the paper's (α, β, γ) = (1.2, 1.1, 1.15), which the grid misses")
     grid_search(base, args.out, candidates, seeds=range(seeds), jobs=args.jobs,
-                executor=_study_executor(args), rounds=args.rounds)
+                executor=_study_executor(args), rounds=rounds)
     out = Path(args.out)
     print(f"\n{(out / 'results.md').read_text(encoding='utf-8')}")
     print(f"results: {out / 'results.csv'}, {out / 'results.md'}")

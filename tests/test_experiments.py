@@ -110,9 +110,12 @@ def test_cli_grid_search_ranks_candidates_in_parallel(tmp_path, capsys):
             "--tol", "0.3", "--jobs", "2"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "Chosen: α = " in out
+    assert "Chosen: α = " in out and "which the grid misses" in out
     with open(tmp_path / "results.csv") as f:
         rows = list(csv.DictReader(f))
+    # The paper's point is ranked with the grid's, so that the report can say where it stands.
+    assert ("1.2", "1.1", "1.15") in {(r["alpha"], r["beta"], r["gamma"]) for r in rows}
+    assert "The paper's (1.2, 1.1, 1.15): round 1" in (tmp_path / "results.md").read_text()
     assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1)) and rows
     means = [float(r["top1_mean"]) for r in rows]
     assert means == sorted(means, reverse=True)
@@ -311,6 +314,12 @@ def test_protocol_v2_sets_the_documented_defaults_and_options_override_them():
     assert (base.resolution, base.dataset, budgets, seeds) == (32, "synthetic", (3,), 5)
     base, budgets, seeds, protocol = _study_settings(parse(["grid-search", "--out", "x"]))
     assert protocol is None and (base.dataset, budgets, seeds) == ("synthetic", (2,), 2)
+    # The other two studies of the protocol: its base and recipe, their own budgets and seeds.
+    for command, want in (("grid-search", ((2,), 2)), ("width-per-baseline", ((V2_EPOCHS,), 1))):
+        base, budgets, seeds, _ = _study_settings(parse([command, "--out", "x", "--protocol",
+                                                         "v2"]))
+        assert (budgets, seeds) == want and (base.dataset, base.resolution) == ("cifar10", 16)
+        assert base.epochs == budgets[0]
 
 
 def test_cli_compare_scaling_with_two_budgets_prints_the_paired_differences(tmp_path, capsys):

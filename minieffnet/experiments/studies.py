@@ -28,12 +28,15 @@ V2_EPOCHS = 10
 
 @dataclass(frozen=True)
 class StudyProtocol:
-    """A named, documented set of defaults for :func:`compare_scaling` (``--protocol``).
+    """A named, documented set of defaults for the studies (``--protocol``).
 
     ``base``: :class:`~minieffnet.train.TrainConfig` fields of the base network and of the
     recipe every trial shares; ``seeds``: seeds per model (0..seeds-1); ``targets``: FLOPs
     multipliers; ``budgets``: epochs per trial (the first for every model, the others for the
-    base and the 2x models, see :func:`compare_scaling`).
+    base and the 2x models, see :func:`compare_scaling`). ``others``: the defaults of the
+    other two studies on the same base and recipe, by sub-command: ``"width-per-baseline"``
+    and ``"grid-search"`` each map to ``budgets`` and ``seeds``, the grid search also to
+    ``rounds`` (:func:`grid_search`) and ``step`` (:func:`grid_candidates`).
     """
     name: str
     summary: str
@@ -41,6 +44,7 @@ class StudyProtocol:
     seeds: int
     targets: tuple[float, ...]
     budgets: tuple[int, ...]
+    others: dict = dataclasses.field(default_factory=dict)
 
 
 PROTOCOLS = {
@@ -56,7 +60,13 @@ PROTOCOLS = {
         "paired seeds; every model at E epochs and the base and 2x models also at 2E",
         base=dict(dataset="cifar10", preset="cifar", width=0.25, depth=0.25, resolution=16,
                   train_size=None, test_size=None),
-        seeds=3, targets=(2.0, 4.0), budgets=(V2_EPOCHS, 2 * V2_EPOCHS)),
+        seeds=3, targets=(2.0, 4.0), budgets=(V2_EPOCHS, 2 * V2_EPOCHS),
+        # Figure 4's twelve networks cost ~58 base networks (widths 1, 1.5, 2 on baselines of
+        # 1, 2, 1.7, 3.4 base FLOPs): one seed at E, as the issue allows. The grid: step 0.1
+        # gives 22 candidates (0.05: 111) and the paper's point is added to them; successive
+        # halving at 2, 4, 8 epochs spends about as much on each round (~3 h on two cores).
+        others={"width-per-baseline": dict(budgets=(V2_EPOCHS,), seeds=1),
+                "grid-search": dict(budgets=(2,), seeds=2, rounds=3, step=0.1)}),
 }
 
 

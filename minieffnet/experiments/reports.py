@@ -177,8 +177,9 @@ def write_differences(root: Path, differences: Sequence[dict]) -> None:
 def plot_learning_curves(rows: Sequence[dict], study_root: str | os.PathLike,
                          out_png: str | os.PathLike) -> Path:
     """Test top-1 against epoch for every model (mean over its seeds), read from each trial's
-    ``metrics.jsonl`` (``run_dir`` is relative to ``study_root``). Evidence of convergence:
-    a curve still rising at its last epoch has not converged."""
+    ``metrics.jsonl`` (``run_dir`` is relative to ``study_root``); one panel per training
+    budget, one colour per strategy, dashed above 2x the base FLOPs. Evidence of
+    convergence: a curve still rising at its last epoch has not converged."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -189,24 +190,28 @@ def plot_learning_curves(rows: Sequence[dict], study_root: str | os.PathLike,
         path = Path(study_root) / r["run_dir"] / "metrics.jsonl"
         if path.is_file():
             curves.setdefault(r["model"], []).append([m["test_top1"] for m in read_metrics(path)])
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    models = {r["model"]: r for r in rows}
+    budgets = sorted({r["epochs"] for r in models.values()})
+    fig = Figure(figsize=(5 + 3 * len(budgets), 4.5), layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    strategies = ("base",) + STRATEGIES
-    colours = {s: f"C{i}" for i, s in enumerate(strategies)}
-    for r in {r["model"]: r for r in rows}.values():
-        runs = [c for c in curves.get(r["model"], []) if c]
-        if not runs:
-            continue
-        n = min(len(c) for c in runs)
-        mean = [100 * statistics.fmean(c[e] for c in runs) for e in range(n)]
-        style = "-" if r["target"] <= 2 else "--"
-        ax.plot(range(1, n + 1), mean, style, color=colours.get(r["strategy"], "k"),
-                label=r["model"], marker="." if n < 30 else None)
-    ax.set(xlabel="epoch", ylabel="test top-1 (%)",
-           title="Learning curves (mean over seeds; dashed: targets above 2x)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    axes = fig.subplots(1, len(budgets), sharey=True, squeeze=False)[0]
+    colours = {"base": "k", **{s: f"C{i}" for i, s in enumerate(STRATEGIES)}}
+    for ax, epochs in zip(axes, budgets):
+        for r in (r for r in models.values() if r["epochs"] == epochs):
+            runs = [c for c in curves.get(r["model"], []) if c]
+            if not runs:
+                continue
+            n = min(len(c) for c in runs)
+            mean = [100 * statistics.fmean(c[e] for c in runs) for e in range(n)]
+            ax.plot(range(1, n + 1), mean, "-" if r["target"] <= 2 else "--",
+                    color=colours.get(r["strategy"], "C9"), marker="." if n < 30 else None,
+                    label=f"{r['strategy']} {r['target']:g}x ({len(runs)} seed"
+                          f"{'s' * (len(runs) > 1)})")
+        ax.set(xlabel="epoch", title=f"{epochs} epochs")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("test top-1 (%), mean over seeds")
+    fig.suptitle("Learning curves of every model (dashed: above 2x the base FLOPs)")
     out = Path(out_png)
     fig.savefig(out, dpi=100)
     return out

@@ -1,7 +1,8 @@
 """minieffnet: EfficientNet (Tan & Le, 2019) from scratch in NumPy and Numba."""
-from . import _threads
+from . import _malloc, _threads
 
 _threads.configure()  # before any Numba kernel runs: see _threads.py
+_malloc.configure()  # freed arrays stay with the process for the next step: see _malloc.py
 
 # The submodules a user reaches for as ``me.<name>`` (``me.interop.from_torchvision(...)``).
 # None imports matplotlib at import time (tests/test_cli.py checks), so together they add

@@ -185,7 +185,7 @@ def test_scaling_studies_run_on_your_own_data(tmp_path, rng, capsys):
     assert main(["grid-search", "--out", str(tmp_path / "gs"), *study, "--step", "0.25",
                  "--tol", "0.2"]) == 0
     with open(tmp_path / "gs" / "results.csv", newline="") as f:
-        assert len(list(csv.DictReader(f))) == 3
+        assert len(list(csv.DictReader(f))) == 4  # the grid's 3 and the paper's point
     trial = json.loads(next((tmp_path / "gs" / "trials").glob("*/trial.json")).read_text())
     assert trial["train_config"]["dataset"] == f"npz:{prefix}"
     capsys.readouterr()

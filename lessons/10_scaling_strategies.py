@@ -447,7 +447,8 @@ for r in results:
 n_compare = (1 + 2 * len(STRATEGIES)) * 3
 n_grid = len(grid_candidates(0.05, 0.1)) * 2
 print(f"compare-scaling: {n_compare} runs of 4 epochs; grid-search: {n_grid} runs of 2 epochs "
-      f"(--step 0.1: {len(grid_candidates(0.1, 0.1)) * 2} runs)")
+      f"(--step 0.1: {(len(grid_candidates(0.1, 0.1)) + 1) * 2} runs, with the paper's "
+      "(1.2, 1.1, 1.15), which that grid misses and the command adds)")
 assert n_compare == 27
 
 # %% [markdown]

@@ -5,9 +5,9 @@ default glibc's malloc serves large blocks from fresh ``mmap`` calls and trims t
 free top back to the OS, so each step faults in every page of them again, zeroed by the
 kernel. In the project's 2-core VMs those faults made steps slow *and* erratic: one thread
 faulting while the other waits for it at the end of a parallel kernel. Measured
-(2026-12-01, two threads, median of 10-20 steps, two alternations, benchmarks/RESULTS.md):
-the study's base network at 16 px 110-122 -> 77-79 ms per step, at 32 px 263-302 -> 224-226
-ms, B0 cifar preset 1016-1188 -> 839-861 ms; peak RSS within 2 %.
+(2026-12-02, one training step on two threads, median of 12 steps, two alternations with
+``MINIEFFNET_KEEP_MALLOC=1``, benchmarks/RESULTS.md): the study's base network at 16 px
+101-114 -> 74-75 ms, B0 cifar preset 1208-1255 -> 944-956 ms; peak RSS within 2 %.
 
 Two ``mallopt`` settings: ``M_MMAP_MAX = 0`` (large blocks come from the heap too, so they
 can be reused) and ``M_TRIM_THRESHOLD`` at its maximum (freed heap memory stays with the

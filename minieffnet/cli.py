@@ -200,9 +200,9 @@ def cmd_train(args) -> int:
         # A named variant or φ brings its own width and depth; the defaults are the quick
         # start's narrow, shallow B0.
         given = {"width": None, "depth": None, **given}
-    sources = [flag for flag, given_ in (("--resume", args.resume),
-                                         ("--from-run", args.from_run is not None),
-                                         ("--recipe", args.recipe is not None)) if given_]
+    sources = [flag for flag, used in (("--resume", args.resume),
+                                       ("--from-run", args.from_run is not None),
+                                       ("--recipe", args.recipe is not None)) if used]
     if len(sources) > 1:
         raise ValueError(f"{sources[0]} and {sources[1]} both choose the settings: drop "
                          f"{sources[1]}")

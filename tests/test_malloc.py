@@ -24,6 +24,7 @@ del a
 print(on_heap, libc.sbrk(0) >= end)
 """
 
+
 def probe(**env) -> str:
     environ = {k: v for k, v in os.environ.items()
                if not k.startswith(("MALLOC_", "MINIEFFNET_KEEP_MALLOC"))}

@@ -77,9 +77,19 @@ def study_footer(rows: Sequence[dict], trials_dir: str | os.PathLike) -> str:
             f"by side share the cores).\n")
 
 
+# The figures' error bars are the tables' intervals (``top1_ci95``): the half-width of the
+# two-sided 95 % Student-t interval of the mean over seeds (none with one seed).
+TOP1_LABEL = "test top-1 (%), mean ± 95 % CI"
+
+
+def _interval_bars(points: Sequence[dict]) -> list[float]:
+    """The error bar of each aggregated row, in percentage points (0 for a single seed)."""
+    return [0 if math.isnan(r["top1_ci95"]) else 100 * r["top1_ci95"] for r in points]
+
+
 def plot_accuracy_vs_flops(rows: Sequence[dict], out_png: str | os.PathLike) -> Path:
-    """Top-1 (mean ± std over seeds) against FLOPs, one line per strategy through the base
-    model, as in the paper's Figure 8. ``rows`` are :func:`compare_scaling`'s aggregated rows."""
+    """Top-1 (mean ± 95 % interval over seeds) against FLOPs, one line per strategy through
+    the base model, as in the paper's Figure 8. ``rows`` are :func:`compare_scaling`'s aggregated rows."""
     base = [r for r in rows if r["strategy"] == "base"]
     lines = [dict(r, line=f"scale by {s}") for s in STRATEGIES
              for r in base + [r for r in rows if r["strategy"] == s]
@@ -90,7 +100,8 @@ def plot_accuracy_vs_flops(rows: Sequence[dict], out_png: str | os.PathLike) -> 
 
 def plot_lines(rows: Sequence[dict], group: str, out_png: str | os.PathLike,
                title: str) -> Path:
-    """Top-1 (mean ± std over seeds) against FLOPs, one line per value of ``rows[i][group]``."""
+    """Top-1 (mean ± 95 % interval over seeds) against FLOPs, one line per value of
+    ``rows[i][group]``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -100,9 +111,8 @@ def plot_lines(rows: Sequence[dict], group: str, out_png: str | os.PathLike,
     for label in dict.fromkeys(r[group] for r in rows):
         points = sorted((r for r in rows if r[group] == label), key=lambda r: r["flops"])
         ax.errorbar([r["flops"] / 1e6 for r in points], [100 * r["top1_mean"] for r in points],
-                    yerr=[0 if math.isnan(r["top1_std"]) else 100 * r["top1_std"]
-                          for r in points], marker="o", capsize=3, label=label)
-    ax.set(xlabel="FLOPs (M multiply-adds)", ylabel="test top-1 (%)", title=title)
+                    yerr=_interval_bars(points), marker="o", capsize=3, label=label)
+    ax.set(xlabel="FLOPs (M multiply-adds)", ylabel=TOP1_LABEL, title=title)
     ax.grid(alpha=0.3)
     ax.legend()
     out = Path(out_png)
@@ -128,8 +138,7 @@ def plot_single_dimension(rows: Sequence[dict], out_png: str | os.PathLike) -> P
         points = sorted(base + [r for r in rows if r["strategy"] == strategy],
                         key=lambda r: r["flops"])
         ax.errorbar([r["flops_ratio"] for r in points], [100 * r["top1_mean"] for r in points],
-                    yerr=[0 if math.isnan(r["top1_std"]) else 100 * r["top1_std"]
-                          for r in points], marker="o", capsize=3)
+                    yerr=_interval_bars(points), marker="o", capsize=3)
         for r in points:
             v = value(r, base[0]) if base else math.nan
             ax.annotate(f"{letter}={v:.3g}", (r["flops_ratio"], 100 * r["top1_mean"]),
@@ -137,7 +146,7 @@ def plot_single_dimension(rows: Sequence[dict], out_png: str | os.PathLike) -> P
         ax.set(xlabel="FLOPs (x base)", title=f"scale {strategy} only")
         ax.margins(x=0.2)  # room for the last point's label
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("test top-1 (%)")
+    axes[0].set_ylabel(TOP1_LABEL)
     fig.suptitle("Single-dimension scaling (cf. Tan & Le 2019, Fig. 3)")
     out = Path(out_png)
     fig.savefig(out, dpi=100)

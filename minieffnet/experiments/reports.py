@@ -89,7 +89,8 @@ def _interval_bars(points: Sequence[dict]) -> list[float]:
 
 def plot_accuracy_vs_flops(rows: Sequence[dict], out_png: str | os.PathLike) -> Path:
     """Top-1 (mean ± 95 % interval over seeds) against FLOPs, one line per strategy through
-    the base model, as in the paper's Figure 8. ``rows`` are :func:`compare_scaling`'s aggregated rows."""
+    the base model, as in the paper's Figure 8. ``rows`` are :func:`compare_scaling`'s
+    aggregated rows."""
     base = [r for r in rows if r["strategy"] == "base"]
     lines = [dict(r, line=f"scale by {s}") for s in STRATEGIES
              for r in base + [r for r in rows if r["strategy"] == s]

@@ -382,6 +382,8 @@ def _add_study_args(p: argparse.ArgumentParser, default_seeds: int, default_epoc
                    "each with cores/jobs threads")
     p.add_argument("--dask", metavar="ADDRESS", help="run the trials on the Dask cluster at "
                    "ADDRESS instead (needs the 'cluster' extra and a shared file system)")
+    p.add_argument("--report", action="store_true", help="train nothing: write the tables "
+                   "and figures from the trials already finished (a study in progress)")
     p.set_defaults(default_seeds=default_seeds, default_epochs=default_epochs)
 
 
@@ -397,8 +399,6 @@ def _add_study_commands(sub) -> None:
                     help="targets also trained at the later --epochs budgets (default 1 2: "
                          "the base and the 2x models)")
     cs.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
-    cs.add_argument("--report", action="store_true", help="train nothing: write the tables "
-                    "and figures from the trials already finished (a study in progress)")
     for flag, what, default in zip(("--alpha", "--beta", "--gamma"),
                                    ("depth", "width", "resolution"), PAPER_COEFFICIENTS):
         cs.add_argument(flag, type=float, default=default,
@@ -486,7 +486,7 @@ def cmd_grid_search(args) -> int:
         candidates.append(PAPER_COEFFICIENTS)
         print("and the paper's (α, β, γ) = (1.2, 1.1, 1.15), which the grid misses")
     grid_search(base, args.out, candidates, seeds=range(seeds), jobs=args.jobs,
-                executor=_study_executor(args), rounds=rounds)
+                executor=_study_executor(args), rounds=rounds, report_only=args.report)
     out = Path(args.out)
     print(f"\n{(out / 'results.md').read_text(encoding='utf-8')}")
     print(f"results: {out / 'results.csv'}, {out / 'results.md'}")
@@ -509,7 +509,8 @@ def cmd_width_per_baseline(args) -> int:
     if len(budgets) > 1:
         raise ValueError("width-per-baseline takes one --epochs value")
     width_per_baseline(base, args.out, [_pair(b) for b in args.baselines], args.widths,
-                       seeds=range(seeds), jobs=args.jobs, executor=_study_executor(args))
+                       seeds=range(seeds), jobs=args.jobs, executor=_study_executor(args),
+                       report_only=args.report)
     out = Path(args.out)
     print(f"\n{(out / 'results.md').read_text(encoding='utf-8')}")
     print(f"results: {out / 'results.csv'}, {out / 'width_per_baseline.png'}")

@@ -55,6 +55,16 @@ TINY = TrainConfig(width=0.1, depth=0.1, resolution=16, train_size=200, test_siz
                    epochs=1, batch_size=100)
 
 
+def no_training(monkeypatch):
+    """Make any training fail: a report (``report_only``) must train nothing."""
+    import minieffnet.train as train_module
+
+    def trainer(*args, **kw):
+        raise AssertionError("a report trained a trial")
+
+    monkeypatch.setattr(train_module, "Trainer", trainer)
+
+
 def test_compare_scaling_writes_reports_and_skips_finished_trials(tmp_path):
     kwargs = dict(targets=(2.0,), seeds=(0, 1), strategies=("width", "resolution"),
                   log=lambda line: None)
@@ -84,12 +94,7 @@ def test_report_only_tables_the_finished_trials_and_trains_nothing(tmp_path, mon
     with pytest.raises(ValueError, match="no finished trial"):
         compare_scaling(TINY, tmp_path, seeds=(0, 1), report_only=True, **kwargs)
     compare_scaling(TINY, tmp_path, seeds=(0,), **kwargs)    # seed 0 of every model
-    import minieffnet.train as train_module
-
-    def no_training(*args, **kw):
-        raise AssertionError("a report trained a trial")
-
-    monkeypatch.setattr(train_module, "Trainer", no_training)
+    no_training(monkeypatch)
     results = compare_scaling(TINY, tmp_path, seeds=(0, 1), report_only=True, **kwargs)
     assert [(r["model"], r["seeds"]) for r in results] == [("base", 1), ("width-x2", 1)]
     assert "Partial: 2 of the study's 4 trials" in (tmp_path / "results.md").read_text()
@@ -276,7 +281,7 @@ def test_paired_seeds_give_every_model_the_same_batches(tmp_path):
         assert np.corrcoef(resize_bilinear(xl, 16).ravel(), xs.ravel())[0, 1] > 0.9
 
 
-def test_successive_halving_keeps_the_better_half_and_doubles_the_budget(tmp_path):
+def test_successive_halving_keeps_the_better_half_and_doubles_the_budget(tmp_path, monkeypatch):
     candidates = [(1.0, 1.0, 1.4), (2.0, 1.0, 1.0), (1.2, 1.1, 1.15), (1.0, 1.4, 1.0)]
     ranked = grid_search(TINY, tmp_path, candidates, seeds=(0,), log=lambda line: None,
                          rounds=2)
@@ -289,14 +294,39 @@ def test_successive_halving_keeps_the_better_half_and_doubles_the_budget(tmp_pat
     assert {(r["alpha"], r["beta"], r["gamma"]) for r in ranked} == kept
     assert "The paper's (1.2, 1.1, 1.15): round 1" in (tmp_path / "results.md").read_text()
 
+    # A search still running: --report ranks what has finished, up to the first open round.
+    no_training(monkeypatch)
+    report = dict(seeds=(0,), log=lambda line: None, rounds=2, report_only=True)
+    second = sorted((tmp_path / "trials").glob("*-2ep-seed0"))
+    (second[0] / "trial.json").unlink()
+    ranked = grid_search(TINY, tmp_path, candidates, **report)
+    text = (tmp_path / "results.md").read_text()
+    assert len(ranked) == 1 and ranked[0]["epochs"] == 2
+    assert "Partial: 1 of round 2's 2 trials have finished" in text and "Best so far" in text
+    (second[1] / "trial.json").unlink()
+    ranked = grid_search(TINY, tmp_path, candidates, **report)
+    assert len(ranked) == 4 and {r["epochs"] for r in ranked} == {1}
+    text = (tmp_path / "results.md").read_text()
+    assert "round 2 of 2 (2 epochs) has no finished trial yet" in text and "Best so far" in text
+    for record in (tmp_path / "trials").glob("*/trial.json"):
+        record.unlink()
+    with pytest.raises(ValueError, match="no finished trial"):
+        grid_search(TINY, tmp_path, candidates, **report)
 
-def test_width_per_baseline_draws_one_line_per_baseline(tmp_path):
+
+def test_width_per_baseline_draws_one_line_per_baseline(tmp_path, monkeypatch):
     from minieffnet.experiments import width_per_baseline
     rows = width_per_baseline(TINY, tmp_path, baselines=((1.0, 1.0), (2.0, 1.0)),
                               widths=(1.0, 1.5), log=lambda line: None)
     assert [r["model"] for r in rows] == ["d1-r1-w1", "d1-r1-w1.5", "d2-r1-w1", "d2-r1-w1.5"]
     assert rows[1]["flops"] > rows[0]["flops"] and rows[2]["depth"] > rows[0]["depth"]
     assert (tmp_path / "width_per_baseline.png").stat().st_size > 0
+    no_training(monkeypatch)
+    (tmp_path / "trials" / "d2-r1-w1.5-seed0" / "trial.json").unlink()
+    rows = width_per_baseline(TINY, tmp_path, baselines=((1.0, 1.0), (2.0, 1.0)),
+                              widths=(1.0, 1.5), log=lambda line: None, report_only=True)
+    assert [r["model"] for r in rows] == ["d1-r1-w1", "d1-r1-w1.5", "d2-r1-w1"]
+    assert "Partial: 3 of the study's 4 trials" in (tmp_path / "results.md").read_text()
 
 
 def test_protocol_v2_sets_the_documented_defaults_and_options_override_them():

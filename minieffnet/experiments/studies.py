@@ -76,7 +76,19 @@ def _study_dirs(out_dir: str | os.PathLike) -> tuple[Path, Path]:
     return root, root / TRIALS_DIR
 
 
-# --- the two studies ---------------------------------------------------------------------------
+# --- the studies -------------------------------------------------------------------------------
+def _finished(trials: Sequence[Trial]) -> list[Trial]:
+    """The trials of ``trials`` whose record is written (``report_only``: table these, train
+    nothing)."""
+    return [t for t in trials if (t.run_dir / TRIAL_FILE).is_file()]
+
+
+def _partial_note(finished: int, planned: int, what: str = "the study's") -> str:
+    """results.md's first line when only ``finished`` of ``planned`` trials are tabled."""
+    return (f"Partial: {finished} of {what} {planned} trials have finished.\n\n"
+            if finished < planned else "")
+
+
 def _models_at_budgets(models: Sequence[tuple], budgets: Sequence[int],
                        long_targets: Sequence[float]) -> list[tuple]:
     """``(name, strategy, target, config, epochs)`` for every model at the first budget, and
@@ -142,7 +154,7 @@ def compare_scaling(base_train, out_dir: str | os.PathLike,
               _models_at_budgets(models, budgets, long_targets) for seed in seeds]
     planned = len(trials)
     if report_only:
-        trials = [t for t in trials if (t.run_dir / TRIAL_FILE).is_file()]
+        trials = _finished(trials)
         if not trials:
             raise ValueError(f"{trials_dir} holds no finished trial of this study to report")
     rows = run_trials(trials, jobs, log, executor)
@@ -162,11 +174,10 @@ def compare_scaling(base_train, out_dir: str | os.PathLike,
          lambda r: f"{pct(r['top1_mean'])} ± {pct(r['top1_ci95'])}"),
         ("seeds", lambda r: str(r["seeds"])),
         ("train time (s)", lambda r: f"{r['train_time_s']:.0f}")])
-    partial = (f"Partial: {len(rows)} of the study's {planned} trials have finished.\n\n"
-               if len(rows) < planned else "")
     (root / "results.md").write_text(
         "# Scaling strategies at equal FLOPs (Tan & Le 2019, Figure 8 / Table 3)\n\n"
-        + partial + table + study_footer(rows, trials_dir), encoding="utf-8")
+        + _partial_note(len(rows), planned) + table + study_footer(rows, trials_dir),
+        encoding="utf-8")
     differences = paired_differences(rows)
     write_differences(root, differences)
     for i, epochs in enumerate(budgets):
@@ -188,7 +199,8 @@ def width_per_baseline(base_train, out_dir: str | os.PathLike,
                        baselines: Sequence[tuple[float, float]] = FIGURE4_BASELINES,
                        widths: Sequence[float] = FIGURE4_WIDTHS, seeds: Sequence[int] = (0,),
                        jobs: int = 1, log: Callable[[str], None] = print,
-                       executor: concurrent.futures.Executor | None = None) -> list[dict]:
+                       executor: concurrent.futures.Executor | None = None, *,
+                       report_only: bool = False) -> list[dict]:
     """The paper's Figure 4 (Observation 2): scale the width of baselines with different
     (depth, resolution) multipliers of the base of ``base_train``; one line per baseline,
     top-1 against FLOPs. The paper finds that width pays more on deeper, larger-resolution
@@ -196,7 +208,8 @@ def width_per_baseline(base_train, out_dir: str | os.PathLike,
 
     Writes trials.csv, results.csv, results.md and width_per_baseline.png in ``out_dir``;
     returns the aggregated rows (columns as :func:`compare_scaling`'s, with ``baseline``
-    and the multipliers ``d_mult``, ``w_mult``, ``r_mult``).
+    and the multipliers ``d_mult``, ``w_mult``, ``r_mult``). ``report_only``: as in
+    :func:`compare_scaling`.
     """
     root, trials_dir = _study_dirs(out_dir)
     base = base_model(base_train)
@@ -209,12 +222,18 @@ def width_per_baseline(base_train, out_dir: str | os.PathLike,
                                                           trials_dir / f"{name}-seed{seed}"),
                              {"baseline": f"d={d:g}, r={r:g}", "d_mult": d, "w_mult": w,
                               "r_mult": r}) for seed in seeds]
+    planned = len(trials)
+    if report_only:
+        trials = _finished(trials)
+        if not trials:
+            raise ValueError(f"{trials_dir} holds no finished trial of this study to report")
     rows = run_trials(trials, jobs, log, executor)
     keys = ("baseline", "d_mult", "w_mult", "r_mult", "width", "depth", "resolution")
     results = aggregate(rows, keys)
     write_tables(root, rows, results, keys)
     (root / "results.md").write_text(
-        "# Width scaling of different baselines (Tan & Le 2019, Figure 4)\n\n" + markdown_table(
+        "# Width scaling of different baselines (Tan & Le 2019, Figure 4)\n\n"
+        + _partial_note(len(rows), planned) + markdown_table(
             results, [("model", lambda r: r["model"]), ("baseline", lambda r: r["baseline"]),
                       ("width x", lambda r: f"{r['w_mult']:g}"),
                       ("FLOPs (M)", lambda r: f"{r['flops'] / 1e6:.2f}"),
@@ -234,7 +253,7 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
                 seeds: Sequence[int] = (0, 1), jobs: int = 1,
                 log: Callable[[str], None] = print,
                 executor: concurrent.futures.Executor | None = None, *,
-                rounds: int = 1) -> list[dict]:
+                rounds: int = 1, report_only: bool = False) -> list[dict]:
     """§3.3 Step 1 of the paper: with φ = 1, scale the base of ``base_train`` by each
     (α, β, γ) of ``candidates`` (default :func:`grid_candidates`) — depth × α, width × β,
     resolution × γ — train each once per seed with ``base_train``'s (short) recipe, and rank
@@ -243,6 +262,10 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
     ``rounds > 1`` spends the compute where it matters, by successive halving: round r trains
     the candidates still in the race for ``base_train.epochs * 2**r`` epochs, and the better
     half (at least two) goes on to the next round. The final ranking is the last round's.
+
+    ``report_only``: train nothing; rank the finished trials of every round that has any,
+    up to the first round not yet complete (which of its candidates go on is not known
+    before it ends), and say in results.md which round that is and how far it got.
 
     Writes trials.csv, rounds.csv (every round's ranking), results.csv and results.md (the
     final ranking with 95 % confidence intervals, the chosen α, β, γ and where the paper's
@@ -256,7 +279,7 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
     if not survivors:
         raise ValueError("no (alpha, beta, gamma) candidate to try")
     keys = ("alpha", "beta", "gamma", "constraint")
-    all_rows, ranked_rounds = [], []
+    all_rows, ranked_rounds, partial = [], [], ""
     for r in range(rounds):
         epochs = base_train.epochs * 2 ** r
         recipe = dataclasses.replace(base_train, epochs=epochs)
@@ -268,14 +291,26 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
                                                           trials_dir / f"{name}-seed{seed}"),
                              {"alpha": a, "beta": b, "gamma": g,
                               "constraint": round(a * b * b * g * g, 4)}) for seed in seeds]
+        planned = len(trials)
+        if report_only:
+            trials = _finished(trials)
+            if not trials:
+                partial = (f"Partial: round {r + 1} of {rounds} ({epochs} epochs) has no "
+                           f"finished trial yet; the ranking is round {r}'s.\n\n")
+                break
         rows = run_trials(trials, jobs, log, executor)
         results = sorted(aggregate(rows, keys), key=lambda row: -row["top1_mean"])
         for rank, row in enumerate(results, 1):
             row.update(rank=rank, round=r + 1)
         all_rows += rows
         ranked_rounds.append(results)
+        partial = _partial_note(len(rows), planned, f"round {r + 1}'s")
+        if partial:
+            break
         survivors = [(row["alpha"], row["beta"], row["gamma"])
                      for row in results[:max(2, math.ceil(len(results) / 2))]]
+    if not ranked_rounds:
+        raise ValueError(f"{trials_dir} holds no finished trial of this search to report")
     results = ranked_rounds[-1]
     write_tables(root, all_rows, results, keys, first=("rank", "model"))
     write_csv(root / "rounds.csv", [row for rr in ranked_rounds for row in rr],
@@ -295,12 +330,13 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
              f"{len(rr)}" for rr in ranked_rounds for row in rr
              if (row["alpha"], row["beta"], row["gamma"]) == PAPER_COEFFICIENTS]
     (root / "results.md").write_text(
-        "# Grid search for α, β, γ at φ = 1 (Tan & Le 2019, §3.3 Step 1)\n\n" + table +
-        f"\nChosen: α = {best['alpha']:g}, β = {best['beta']:g}, γ = {best['gamma']:g} "
+        "# Grid search for α, β, γ at φ = 1 (Tan & Le 2019, §3.3 Step 1)\n\n" + partial + table
+        + f"\n{'Best so far' if partial else 'Chosen'}: α = {best['alpha']:g}, "
+        f"β = {best['beta']:g}, γ = {best['gamma']:g} "
         f"(α·β²·γ² = {best['constraint']:.3f}; the paper's: α = 1.2, β = 1.1, γ = 1.15).\n"
         + (f"\nThe paper's (1.2, 1.1, 1.15): {'; '.join(paper)}.\n" if paper else "")
         + (f"\nSuccessive halving over {rounds} rounds: {len(ranked_rounds[0])} candidates at "
            f"{ranked_rounds[0][0]['epochs']} epochs down to {len(results)} at "
-           f"{results[0]['epochs']} (rounds.csv).\n" if rounds > 1 else "")
+           f"{results[0]['epochs']} (rounds.csv).\n" if rounds > 1 and not partial else "")
         + study_footer(all_rows, trials_dir), encoding="utf-8")
     return results

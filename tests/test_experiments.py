@@ -51,6 +51,16 @@ def test_grid_candidates_satisfy_the_constraint_and_hold_the_papers_choice():
         grid_candidates(0, 0.1)
 
 
+def test_candidates_that_round_to_one_network_are_one_candidate():
+    from minieffnet.experiments import same_networks
+    base = make_config("b0", 10, preset="cifar", width=0.25, depth=0.25, resolution=16)
+    # depth 0.4 and 0.425 round to the same repeats; 16 * 1.1 and 16 * 1.15 both to 18 px
+    groups = same_networks(base, [(1.6, 1.0, 1.1), (1.7, 1.0, 1.1), (1.3, 1.1, 1.1),
+                                  (1.2, 1.1, 1.15), (1.0, 1.0, 1.4)])
+    assert groups == {(1.6, 1.0, 1.1): [(1.7, 1.0, 1.1)], (1.2, 1.1, 1.15): [(1.3, 1.1, 1.1)],
+                      (1.0, 1.0, 1.4): []}          # the paper's point keeps its group
+
+
 TINY = TrainConfig(width=0.1, depth=0.1, resolution=16, train_size=200, test_size=100,
                    epochs=1, batch_size=100)
 

@@ -45,7 +45,7 @@ to a cluster.
 from .reports import (plot_accuracy_vs_flops, plot_learning_curves, plot_single_dimension,
                       read_results)
 from .solver import (FLOPS_TOLERANCE, PAPER_COEFFICIENTS, STRATEGIES, grid_candidates,
-                     scale_config, solve_strategy)
+                     same_networks, scale_config, solve_strategy)
 from .stats import aggregate, mean_std_ci, paired_difference, paired_differences
 from .studies import (FIGURE4_BASELINES, FIGURE4_WIDTHS, PROTOCOLS, V2_EPOCHS, StudyProtocol,
                       compare_scaling, grid_search, width_per_baseline)
@@ -56,5 +56,6 @@ __all__ = ["FIGURE4_BASELINES", "FIGURE4_WIDTHS", "FLOPS_TOLERANCE", "PAPER_COEF
            "Trial", "aggregate", "compare_scaling", "dask_executor", "grid_candidates",
            "grid_search", "mean_std_ci", "paired_difference", "paired_differences",
            "plot_accuracy_vs_flops", "plot_learning_curves", "plot_single_dimension",
-           "read_results", "run_trial", "run_trials", "scale_config", "solve_strategy",
+           "read_results", "run_trial", "run_trials", "same_networks", "scale_config",
+           "solve_strategy",
            "width_per_baseline"]

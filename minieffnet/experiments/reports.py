@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 from .solver import STRATEGIES
 
 
-TEXT_COLUMNS = ("model", "strategy", "baseline")
+TEXT_COLUMNS = ("model", "strategy", "baseline", "same_network_as")
 
 
 def read_results(path: str | os.PathLike) -> list[dict]:
@@ -45,11 +45,13 @@ RESULT_COLUMNS = ("epochs", "flops", "params", "activations", "seeds", "top1_mea
 
 
 def write_tables(root: Path, rows: Sequence[dict], results: Sequence[dict],
-                 keys: Sequence[str], first: Sequence[str] = ("model",)) -> None:
+                 keys: Sequence[str], first: Sequence[str] = ("model",),
+                 last: Sequence[str] = ()) -> None:
     """trials.csv (one row per trial) and results.csv (one per model, :func:`aggregate`),
-    with the study's own ``keys`` columns after the model's name."""
+    with the study's own ``keys`` columns after the model's name (and results.csv's ``last``
+    columns at the end)."""
     write_csv(root / "trials.csv", rows, ("model", "seed", *keys, *TRIAL_COLUMNS))
-    write_csv(root / "results.csv", results, (*first, *keys, *RESULT_COLUMNS))
+    write_csv(root / "results.csv", results, (*first, *keys, *RESULT_COLUMNS, *last))
 
 
 def pct(x: float) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Sequence
 
 from ..scaling import PRESETS, EfficientNetConfig, count_flops, make_config
 
@@ -121,6 +122,28 @@ def solve_strategy(base_config: EfficientNetConfig, strategy: str, target_multip
 
 
 # --- the grid of §3.3 Step 1 -------------------------------------------------------------------
+def same_networks(base: EfficientNetConfig, candidates: Sequence[tuple[float, float, float]],
+                  ) -> dict[tuple[float, float, float], list[tuple[float, float, float]]]:
+    """Group the (α, β, γ) ``candidates`` by the network they scale ``base`` to: ``{kept:
+    [the others]}``, in the order of ``candidates``.
+
+    Repeats round up and channels to multiples of 8 (:func:`scale_config`), so on a small
+    base several triples give the same network: at depth 0.25, α = 1.6 and 1.7 round to
+    the same repeats in every stage. Training both ranks one network twice. Each group is
+    kept by its first triple, or by the paper's (1.2, 1.1, 1.15) where it is in the group,
+    so that a ranking can say where the paper's choice stands.
+    """
+    groups: dict[EfficientNetConfig, list[tuple[float, float, float]]] = {}
+    for abg in candidates:
+        network = dataclasses.replace(scale_config(base, *abg), name="", width=0.0, depth=0.0)
+        groups.setdefault(network, []).append(tuple(abg))
+    out = {}
+    for group in groups.values():
+        kept = PAPER_COEFFICIENTS if PAPER_COEFFICIENTS in group else group[0]
+        out[kept] = [abg for abg in group if abg != kept]
+    return out
+
+
 def grid_candidates(step: float = 0.05, tol: float = 0.1) -> list[tuple[float, float, float]]:
     """Every (α, β, γ) on a grid of ``step`` from 1 with ``|α·β²·γ² − 2| <= tol``.
 

@@ -15,7 +15,8 @@ from ..scaling import count_flops
 from .reports import (RESULT_COLUMNS, markdown_table, pct, plot_lines, thousands, write_csv,
                       write_differences, write_tables, plot_accuracy_vs_flops,
                       plot_learning_curves, plot_single_dimension, study_footer)
-from .solver import PAPER_COEFFICIENTS, STRATEGIES, grid_candidates, scale_config, solve_strategy
+from .solver import (PAPER_COEFFICIENTS, STRATEGIES, grid_candidates, same_networks, scale_config,
+                     solve_strategy)
 from .stats import aggregate, paired_differences
 from .trials import TRIAL_FILE, TRIALS_DIR, Trial, base_model, train_config_for, run_trials
 
@@ -249,6 +250,10 @@ def width_per_baseline(base_train, out_dir: str | os.PathLike,
     return results
 
 
+def _grid_name(alpha: float, beta: float, gamma: float) -> str:
+    return f"a{alpha:g}-b{beta:g}-g{gamma:g}"
+
+
 def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tuple] | None = None,
                 seeds: Sequence[int] = (0, 1), jobs: int = 1,
                 log: Callable[[str], None] = print,
@@ -257,7 +262,8 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
     """§3.3 Step 1 of the paper: with φ = 1, scale the base of ``base_train`` by each
     (α, β, γ) of ``candidates`` (default :func:`grid_candidates`) — depth × α, width × β,
     resolution × γ — train each once per seed with ``base_train``'s (short) recipe, and rank
-    by mean top-1.
+    by mean top-1. Candidates that round to the same network are trained once, under one
+    name (:func:`same_networks`); the tables list the others in ``same_network_as``.
 
     ``rounds > 1`` spends the compute where it matters, by successive halving: round r trains
     the candidates still in the race for ``base_train.epochs * 2**r`` epochs, and the better
@@ -275,9 +281,12 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
         raise ValueError(f"rounds must be a positive integer, got {rounds}")
     root, trials_dir = _study_dirs(out_dir)
     base = base_model(base_train)
-    survivors = grid_candidates() if candidates is None else list(candidates)
+    same_as = same_networks(base, grid_candidates() if candidates is None else candidates)
+    survivors = list(same_as)
     if not survivors:
         raise ValueError("no (alpha, beta, gamma) candidate to try")
+    log(f"{sum(1 + len(v) for v in same_as.values())} candidates scale the base to "
+        f"{len(survivors)} different networks")
     keys = ("alpha", "beta", "gamma", "constraint")
     all_rows, ranked_rounds, partial = [], [], ""
     for r in range(rounds):
@@ -286,7 +295,7 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
         trials = []
         for a, b, g in survivors:
             config = scale_config(base, depth=a, width=b, resolution=g)
-            name = f"a{a:g}-b{b:g}-g{g:g}" + (f"-{epochs}ep" if rounds > 1 else "")
+            name = _grid_name(a, b, g) + (f"-{epochs}ep" if rounds > 1 else "")
             trials += [Trial(name, seed, train_config_for(recipe, config, seed,
                                                           trials_dir / f"{name}-seed{seed}"),
                              {"alpha": a, "beta": b, "gamma": g,
@@ -301,7 +310,8 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
         rows = run_trials(trials, jobs, log, executor)
         results = sorted(aggregate(rows, keys), key=lambda row: -row["top1_mean"])
         for rank, row in enumerate(results, 1):
-            row.update(rank=rank, round=r + 1)
+            row.update(rank=rank, round=r + 1, same_network_as=" ".join(
+                _grid_name(*abg) for abg in same_as[row["alpha"], row["beta"], row["gamma"]]))
         all_rows += rows
         ranked_rounds.append(results)
         partial = _partial_note(len(rows), planned, f"round {r + 1}'s")
@@ -312,9 +322,10 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
     if not ranked_rounds:
         raise ValueError(f"{trials_dir} holds no finished trial of this search to report")
     results = ranked_rounds[-1]
-    write_tables(root, all_rows, results, keys, first=("rank", "model"))
+    write_tables(root, all_rows, results, keys, first=("rank", "model"),
+                 last=("same_network_as",))
     write_csv(root / "rounds.csv", [row for rr in ranked_rounds for row in rr],
-              ("round", "rank", "model", *keys, *RESULT_COLUMNS))
+              ("round", "rank", "model", *keys, *RESULT_COLUMNS, "same_network_as"))
     best = results[0]
     table = markdown_table(results, [
         ("rank", lambda r: str(r["rank"])), ("model", lambda r: r["model"]),
@@ -325,7 +336,8 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
         ("epochs", lambda r: str(r["epochs"])),
         ("top-1 % (mean ± 95 % CI)",
          lambda r: f"{pct(r['top1_mean'])} ± {pct(r['top1_ci95'])}"),
-        ("seeds", lambda r: str(r["seeds"]))])
+        ("seeds", lambda r: str(r["seeds"])),
+        ("same network as", lambda r: r["same_network_as"] or "–")])
     paper = [f"round {rr[0]['round']} ({rr[0]['epochs']} epochs): rank {row['rank']} of "
              f"{len(rr)}" for rr in ranked_rounds for row in rr
              if (row["alpha"], row["beta"], row["gamma"]) == PAPER_COEFFICIENTS]

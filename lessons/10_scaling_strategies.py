@@ -624,7 +624,7 @@ if "cifar10_scaling_10k_4ep" in real:
 
 # %%
 budget_trials = []
-for trial_dir in sorted((REPO / "studies").glob("*/trials/*")):
+for trial_dir in sorted((REPO / "studies").glob("cifar10-v2-budget/trials/*")):
     metrics = trial_dir / "metrics.jsonl"
     if not metrics.exists() or not (trial_dir / "config.json").exists():
         continue

@@ -64,8 +64,9 @@ PROTOCOLS = {
         seeds=3, targets=(2.0, 4.0), budgets=(V2_EPOCHS, 2 * V2_EPOCHS),
         # Figure 4's twelve networks cost ~58 base networks (widths 1, 1.5, 2 on baselines of
         # 1, 2, 1.7, 3.4 base FLOPs): one seed at E, as the issue allows. The grid: step 0.1
-        # gives 22 candidates (0.05: 111) and the paper's point is added to them; successive
-        # halving at 2, 4, 8 epochs spends about as much on each round (~3 h on two cores).
+        # gives 22 candidates (0.05: 111) and the paper's point is added to them, 17 different
+        # networks on this base; successive halving at 2, 4, 8 epochs spends about as much on
+        # each round (~1.2 h each on two cores).
         others={"width-per-baseline": dict(budgets=(V2_EPOCHS,), seeds=1),
                 "grid-search": dict(budgets=(2,), seeds=2, rounds=3, step=0.1)}),
 }

@@ -709,19 +709,17 @@ rounds_csv = REPO / "studies" / "cifar10-v2-grid" / "rounds.csv"
 if rounds_csv.exists():
     rounds = read_results(rounds_csv)
     last = max(r["round"] for r in rounds)
+    paper_rank = {r["round"]: int(r["rank"]) for r in rounds
+                  if (r["alpha"], r["beta"], r["gamma"]) == PAPER_COEFFICIENTS}
     for n in range(1, int(last) + 1):
         ranked = sorted((r for r in rounds if r["round"] == n), key=lambda r: r["rank"])
-        paper = [int(r["rank"]) for r in ranked
-                 if (r["alpha"], r["beta"], r["gamma"]) == PAPER_COEFFICIENTS]
         top = ranked[0]
         print(f"round {n} ({int(top['epochs'])} epochs, {len(ranked):2d} networks): first "
               f"({top['alpha']:g}, {top['beta']:g}, {top['gamma']:g}) at "
               f"{100 * top['top1_mean']:.1f} ± {100 * top['top1_ci95']:.1f} %; the paper's "
-              + (f"point ranks {paper[0]}" if paper else "point is out"))
-    winner = next(r for r in rounds if r["round"] == last and r["rank"] == 1)
-    assert winner["gamma"] > max(winner["alpha"], winner["beta"]), winner["model"]
-    assert not any((r["alpha"], r["beta"], r["gamma"]) == PAPER_COEFFICIENTS
-                   for r in rounds if r["round"] == last)
+              + (f"point ranks {paper_rank[n]}" if n in paper_rank else "point is out"))
+    assert top["gamma"] > max(top["alpha"], top["beta"]), top["model"]  # the last round's winner
+    assert last not in paper_rank
 else:
     print("no grid records (not a repository checkout?)")
 

@@ -114,6 +114,7 @@ def _check_numba_matches_reference(dtype, N, C, H, W, layout, training, seed):
                 assert_close(a, b, dtype, what)
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("training", [True, False])
 def test_matches_torch(training, rng):
     torch = pytest.importorskip("torch")

@@ -67,9 +67,16 @@ def installed(*modules: str) -> bool:
     return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
-def test_quick_run_reports_every_row_and_peer(run_all):
+@pytest.mark.parametrize("torch_ran", [False, pytest.param(True, marks=pytest.mark.torch)],
+                         ids=["no-torch", "torch"])
+def test_quick_run_reports_every_row_and_peer(run_all, torch_ran):
+    """Without PyTorch (``--no-torch``, or not installed) every peer column is a dash; with
+    it, the PyTorch and ONNX Runtime peers run beside every model row."""
+    if torch_ran and not installed("torch", "torchvision"):
+        pytest.skip("the torch extra is not installed")
     assert run_all.row_names() == EXPECTED_ROWS
-    out = subprocess.run([sys.executable, str(BENCHMARKS / "run_all.py"), "--quick"],
+    out = subprocess.run([sys.executable, str(BENCHMARKS / "run_all.py"), "--quick",
+                          *([] if torch_ran else ["--no-torch"])],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     rows = table_rows(out.stdout)
@@ -82,7 +89,6 @@ def test_quick_run_reports_every_row_and_peer(run_all):
         assert rows[name]["torch.compile"] == "–"  # compiling takes minutes: not in --quick
         target = run_all.TARGETS.get(name)
         assert rows[name]["target"] == ("–" if target is None else target.text)
-    torch_ran = installed("torch", "torchvision")
     for name in ("train B0 cifar", "infer study 16 px"):
         for peer in ("torch eager", "channels_last"):
             assert (rows[name][peer] != "–") == torch_ran, (peer, rows[name])
@@ -94,8 +100,14 @@ def test_quick_run_reports_every_row_and_peer(run_all):
     assert rows["start-up cold"]["minieffnet"] == "–"        # skipped in quick mode
     assert "not timed" in rows["depthwise conv (cuda)"]["notes"]  # the simulator times nothing
     for line in ("- Machine:", "- Threads: 1 ", "- Versions:", "- Memory bandwidth",
-                 "- Peers:", "torch.compile (--quick)"):
+                 "- Peers:"):
         assert line in out.stdout
+    # The header says why each peer did not run: with PyTorch, torch.compile is left out of
+    # a quick run (compiling takes minutes); without it, none runs.
+    peers = next(line for line in out.stdout.splitlines() if line.startswith("- Peers:"))
+    assert ("torch.compile (--quick)" if torch_ran else
+            "Not run here: torch eager, channels_last, torch.compile, ONNX Runtime (--no-torch)"
+            ) in peers, peers
 
 
 def test_only_runs_the_sections_asked_for(run_all):

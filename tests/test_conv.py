@@ -112,6 +112,7 @@ def _torch_conv(x, w, b, stride, padding):
     return F.conv2d(F.pad(x, (pl, pr, pt, pb)), w, b, stride=stride)
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("k,stride", [(1, 1), (1, 2), (3, 1), (3, 2), (5, 2)])
 @pytest.mark.parametrize("padding", ["symmetric", "same"])
 def test_matches_torch(k, stride, padding, rng):

@@ -29,6 +29,7 @@ def test_linear_dtype_follows_input(dtype, rng):
     assert all(g.dtype == dtype for g in linear_backward(np.ones(out.shape), cache))
 
 
+@pytest.mark.torch
 def test_linear_matches_torch(rng):
     torch = pytest.importorskip("torch")
     x, w, b = rng.standard_normal((5, 4)), rng.standard_normal((3, 4)), rng.standard_normal(3)
@@ -103,6 +104,7 @@ def test_loss_gradient(eps, rng):
     assert rel_error(dlogits, numeric) < 1e-7
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("eps", [0.0, 0.1, 0.5])
 def test_loss_matches_torch(eps, rng):
     torch = pytest.importorskip("torch")

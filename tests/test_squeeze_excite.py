@@ -36,6 +36,7 @@ def test_numba_matches_reference(dtype, N, C, Cr, H, W, transpose, seed):
         assert_close(a, b, dtype, name)
 
 
+@pytest.mark.torch
 def test_matches_hand_built_torch_se(rng):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional

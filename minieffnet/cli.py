@@ -16,9 +16,10 @@ import numpy as np
 
 from .cam import class_activation_maps, plot_cams
 from .checkpoint import CHECKPOINT_FILE
+from .errors import BadOptionError
 from .experiments import (FIGURE4_BASELINES, FIGURE4_WIDTHS, PAPER_COEFFICIENTS, PROTOCOLS,
-                          STRATEGIES, StudyProtocol, compare_scaling, dask_executor,
-                          grid_candidates, grid_search, width_per_baseline)
+                          STRATEGIES, StudyProtocol, budget_curve, compare_scaling,
+                          dask_executor, grid_candidates, grid_search, width_per_baseline)
 from .inference import load_trained_model, predict, prepare_images, read_image, softmax
 from .opcheck import print_op_table
 from .optim import SCHEDULES
@@ -395,9 +396,9 @@ def _add_study_commands(sub) -> None:
     _add_study_args(cs, default_seeds=3, default_epochs=4)
     cs.add_argument("--targets", type=float, nargs="+",
                     help="FLOPs multipliers (default 2 4)")
-    cs.add_argument("--long-targets", type=float, nargs="+", default=[1.0, 2.0],
+    cs.add_argument("--long-targets", type=float, nargs="+",
                     help="targets also trained at the later --epochs budgets (default 1 2: "
-                         "the base and the 2x models)")
+                         "the base and the 2x models, or the --protocol's)")
     cs.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
     for flag, what, default in zip(("--alpha", "--beta", "--gamma"),
                                    ("depth", "width", "resolution"), PAPER_COEFFICIENTS):
@@ -414,6 +415,13 @@ def _add_study_commands(sub) -> None:
     gs.add_argument("--rounds", type=int, help="successive halving: round r trains the "
                     "better half of round r-1 for twice the epochs (default 1, or the "
                     "--protocol's)")
+    bc = sub.add_parser("budget-curve", help="train the base network at several epoch "
+                        "budgets and input resolutions (choosing a study's epochs)")
+    bc.set_defaults(func=cmd_budget_curve)
+    _add_study_args(bc, default_seeds=1, default_epochs=4)
+    bc.add_argument("--resolutions", type=int, nargs="+", metavar="R",
+                    help="input sides to train the base at (default: the base's, or the "
+                         "--protocol's)")
     wb = sub.add_parser("width-per-baseline", help="scale the width of baselines with "
                         "different depth and resolution (paper Figure 4)")
     wb.set_defaults(func=cmd_width_per_baseline)
@@ -438,6 +446,9 @@ def _study_settings(args) -> tuple[TrainConfig, tuple[int, ...], int, StudyProto
     else:
         defaults = {"budgets": protocol.budgets, "seeds": protocol.seeds,
                     **protocol.others.get(args.command, {})}
+    if chosen["dataset"] is None:
+        raise BadOptionError(f"--protocol {args.protocol} needs --dataset folder:PATH (or "
+                             "npz:PATH): it names no data set of its own")
     budgets = tuple(args.epochs or defaults["budgets"])
     seeds = args.seeds or defaults["seeds"]
     base = TrainConfig(**chosen, data_dir=args.data_dir, epochs=budgets[0],
@@ -456,17 +467,31 @@ def cmd_compare_scaling(args) -> int:
     """Depth, width, resolution and compound scaling at equal FLOPs (paper Figure 8)."""
     base, budgets, seeds, protocol = _study_settings(args)
     targets = args.targets or (protocol.targets if protocol else (2.0, 4.0))
+    long_targets = args.long_targets or (protocol.long_targets if protocol else (1.0, 2.0))
     results = compare_scaling(base, args.out, targets=targets, seeds=range(seeds),
                               strategies=args.strategies,
                               coefficients=(args.alpha, args.beta, args.gamma),
                               jobs=args.jobs, executor=_study_executor(args), budgets=budgets,
-                              long_targets=args.long_targets, report_only=args.report)
+                              long_targets=long_targets, report_only=args.report)
     out = Path(args.out)
     print(f"\n{(out / 'results.md').read_text(encoding='utf-8')}")
     print(f"{(out / 'differences.md').read_text(encoding='utf-8')}")
     print(f"{len(results)} models: {out / 'results.csv'}, {out / 'results.md'}, "
           f"{out / 'differences.md'}, {out / 'accuracy_vs_flops.png'}, "
           f"{out / 'learning_curves.png'}")
+    return 0
+
+
+def cmd_budget_curve(args) -> int:
+    """The base network's accuracy against epochs and input resolution."""
+    base, budgets, seeds, protocol = _study_settings(args)
+    curve = protocol.others.get("budget-curve", {}) if protocol else {}
+    budget_curve(base, args.out, budgets, args.resolutions or curve.get("resolutions"),
+                 seeds=range(seeds), jobs=args.jobs, executor=_study_executor(args),
+                 report_only=args.report)
+    out = Path(args.out)
+    print(f"\n{(out / 'results.md').read_text(encoding='utf-8')}")
+    print(f"results: {out / 'results.csv'}, {out / 'results.md'}, {out / 'budget_curve.png'}")
     return 0
 
 

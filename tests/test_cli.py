@@ -67,6 +67,7 @@ def test_every_subcommand_has_a_function_and_the_librarys_choices():
         ("compare-scaling", "strategies"): STRATEGIES,
         **{("grid-search", k): v for k, v in study.items()},
         **{("width-per-baseline", k): v for k, v in study.items()},
+        **{("budget-curve", k): v for k, v in study.items()},
     }
 
 

@@ -457,3 +457,84 @@ def test_ctrl_c_stops_a_parallel_study_cleanly_and_the_same_command_resumes(tmp_
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "base seed 0: top-1" in again.stdout and "already done" in again.stdout
+
+
+def test_protocol_v3_needs_a_data_set_and_holds_out_a_validation_split():
+    from minieffnet.cli import _study_settings, build_parser
+    from minieffnet.errors import BadOptionError
+    from minieffnet.experiments import PROTOCOLS, V3_EPOCHS
+    parse = build_parser().parse_args
+    with pytest.raises(BadOptionError, match="--protocol v3 needs --dataset"):
+        _study_settings(parse(["compare-scaling", "--out", "x", "--protocol", "v3"]))
+    base, budgets, seeds, protocol = _study_settings(parse(
+        ["compare-scaling", "--out", "x", "--protocol", "v3", "--dataset", "folder:imgs"]))
+    assert protocol is PROTOCOLS["v3"] and seeds == 3 and budgets == (V3_EPOCHS, 2 * V3_EPOCHS)
+    assert (base.dataset, base.resolution, base.val_size, base.final_test) == \
+        ("folder:imgs", 32, 1000, True)
+    assert protocol.long_targets == (1.0, 2.0, 4.0)  # every model at both budgets
+    base, budgets, seeds, _ = _study_settings(parse(
+        ["budget-curve", "--out", "x", "--protocol", "v3", "--dataset", "folder:imgs"]))
+    assert (budgets, seeds) == ((5, 10, 20, 40), 1) and base.epochs == 5
+
+
+def test_budget_curve_trains_every_side_at_every_budget_and_reports_validation(tmp_path,
+                                                                             monkeypatch):
+    from minieffnet.experiments import budget_curve
+    recipe = TrainConfig(**{**TINY.to_dict(), "val_size": 50})
+    rows = budget_curve(recipe, tmp_path, budgets=(1, 2), resolutions=(12, 16),
+                        log=lambda line: None)
+    assert [(r["model"], r["resolution"], r["epochs"]) for r in rows] == [
+        ("r12-1ep", 12, 1), ("r12-2ep", 12, 2), ("r16-1ep", 16, 1), ("r16-2ep", 16, 2)]
+    assert rows[0]["flops_ratio"] < 1 and rows[2]["flops_ratio"] == 1
+    assert all(0 <= r["val_top1_mean"] <= 1 and 0 <= r["train_top1_mean"] <= 1 for r in rows)
+    text = (tmp_path / "results.md").read_text()
+    assert "val top-1 %" in text and "test top-1 %" in text and "train top-1 %" in text
+    assert (tmp_path / "budget_curve.png").stat().st_size > 0
+    record = json.loads((tmp_path / "trials" / "r16-2ep-seed0" / "trial.json").read_text())
+    assert {"val_top1", "top1", "train_top1", "code_version"} <= set(record)
+    no_training(monkeypatch)
+    again = budget_curve(recipe, tmp_path, budgets=(1, 2), resolutions=(12, 16),
+                         log=lambda line: None, report_only=True)
+    assert [r["val_top1_mean"] for r in again] == [r["val_top1_mean"] for r in rows]
+
+
+def test_a_grid_with_a_validation_split_ranks_on_it_not_on_the_test_set(tmp_path, monkeypatch):
+    import minieffnet.experiments.studies as studies
+    candidates = [(1.0, 1.0, 1.4), (2.0, 1.0, 1.0), (1.0, 1.4, 1.0)]
+    # Validation and test disagree by construction: the ranking must follow validation.
+    scores = {(1.0, 1.0, 1.4): (0.3, 0.9), (2.0, 1.0, 1.0): (0.9, 0.1),
+              (1.0, 1.4, 1.0): (0.6, 0.5)}
+
+    def fake_trials(trials, jobs, log, executor):
+        return [{"model": t.model, "seed": t.seed, **t.info, "flops": 1, "params": 1,
+                 "epochs": t.train.epochs, "val_top1": scores[t.info["alpha"], t.info["beta"],
+                                                              t.info["gamma"]][0],
+                 "top1": scores[t.info["alpha"], t.info["beta"], t.info["gamma"]][1],
+                 "train_time_s": 1.0, "run_dir": "x", "code_version": "abc"} for t in trials]
+    monkeypatch.setattr(studies, "run_trials", fake_trials)
+    ranked = grid_search(TINY, tmp_path, candidates, seeds=(0, 1), log=lambda line: None)
+    assert [(r["alpha"], r["beta"], r["gamma"]) for r in ranked] == [
+        (2.0, 1.0, 1.0), (1.0, 1.4, 1.0), (1.0, 1.0, 1.4)]
+    assert "val top-1 %" in (tmp_path / "results.md").read_text()
+
+
+def test_trials_record_their_code_version_and_a_mix_is_warned_about(tmp_path):
+    from minieffnet.experiments import code_version, run_trials
+    from minieffnet.experiments.trials import Trial, train_config_for, base_model
+    version = code_version()
+    assert version  # a commit (+dirty) in a checkout, else the installed version
+    config = base_model(TINY)
+    trials = [Trial("base", s, train_config_for(TINY, config, s, tmp_path / "trials" /
+                                                f"base-seed{s}"), {}) for s in (0, 1)]
+    lines = []
+    rows = run_trials(trials, log=lines.append)
+    assert {r["code_version"] for r in rows} == {version}
+    assert not any("different code versions" in line for line in lines)
+    record = tmp_path / "trials" / "base-seed1" / "trial.json"
+    old = json.loads(record.read_text())
+    old["code_version"] = "0123456789ab"
+    record.write_text(json.dumps(old))
+    lines = []
+    run_trials(trials, log=lines.append)
+    assert any("different code versions" in line and "0123456789ab: 1" in line
+               for line in lines), lines

@@ -7,6 +7,9 @@ Two studies from Tan & Le (2019), "EfficientNet: Rethinking Model Scaling for CN
   per strategy, scaling depth only, width only, resolution only, or all three with the
   compound rule (Eq. 3, ``d = α^φ, w = β^φ, r = γ^φ``), each *solved* so its FLOPs land within
   ±5 % of the target (:func:`solve_strategy`), and train every one with the same recipe.
+* :func:`budget_curve` trains the base at several epoch budgets and input resolutions: the
+  curve a protocol's epoch budget E is chosen on, and whether the base is starved of
+  resolution.
 * :func:`grid_search` is §3.3 Step 1: fix φ = 1, try (α, β, γ) on a grid with
   ``α·β²·γ² ≈ 2`` and ``α, β, γ ≥ 1`` (:func:`grid_candidates`), train each briefly, rank by
   accuracy and pick the best.
@@ -29,7 +32,8 @@ A study lives in one folder::
                            paired by seed, with 95 % intervals
       accuracy_vs_flops.png   (compare_scaling) top-1 against FLOPs per strategy, as Figure 8
       single_dimension.png    (compare_scaling) one panel per single dimension, as Figure 3
-      learning_curves.png     (compare_scaling) test top-1 against epoch, every model
+      learning_curves.png     (compare_scaling) top-1 against epoch, every model
+      budget_curve.png        (budget_curve) top-1 against epochs, one line per resolution
       rounds.csv           (grid_search with successive halving) every round's ranking
       width_per_baseline.png  (width_per_baseline) Figure 4
 
@@ -47,13 +51,16 @@ from .reports import (plot_accuracy_vs_flops, plot_learning_curves, plot_single_
 from .solver import (FLOPS_TOLERANCE, PAPER_COEFFICIENTS, STRATEGIES, grid_candidates,
                      same_networks, scale_config, solve_strategy)
 from .stats import aggregate, mean_std_ci, paired_difference, paired_differences
-from .studies import (FIGURE4_BASELINES, FIGURE4_WIDTHS, PROTOCOLS, V2_EPOCHS, StudyProtocol,
-                      compare_scaling, grid_search, width_per_baseline)
-from .trials import TRIAL_FILE, TRIALS_DIR, Trial, dask_executor, run_trial, run_trials
+from .studies import (FIGURE4_BASELINES, FIGURE4_WIDTHS, PROTOCOLS, V2_EPOCHS, V3_EPOCHS,
+                      StudyProtocol, budget_curve, compare_scaling, grid_search,
+                      width_per_baseline)
+from .trials import (TRIAL_FILE, TRIALS_DIR, Trial, code_version, dask_executor, run_trial,
+                     run_trials)
 
 __all__ = ["FIGURE4_BASELINES", "FIGURE4_WIDTHS", "FLOPS_TOLERANCE", "PAPER_COEFFICIENTS",
-           "PROTOCOLS", "STRATEGIES", "TRIALS_DIR", "TRIAL_FILE", "V2_EPOCHS", "StudyProtocol",
-           "Trial", "aggregate", "compare_scaling", "dask_executor", "grid_candidates",
+           "PROTOCOLS", "STRATEGIES", "TRIALS_DIR", "TRIAL_FILE", "V2_EPOCHS", "V3_EPOCHS",
+           "StudyProtocol", "Trial", "aggregate", "budget_curve", "code_version",
+           "compare_scaling", "dask_executor", "grid_candidates",
            "grid_search", "mean_std_ci", "paired_difference", "paired_differences",
            "plot_accuracy_vs_flops", "plot_learning_curves", "plot_single_dimension",
            "read_results", "run_trial", "run_trials", "same_networks", "scale_config",

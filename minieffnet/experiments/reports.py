@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 from .solver import STRATEGIES
 
 
-TEXT_COLUMNS = ("model", "strategy", "baseline", "same_network_as")
+TEXT_COLUMNS = ("model", "strategy", "baseline", "same_network_as", "code_version")
 
 
 def read_results(path: str | os.PathLike) -> list[dict]:
@@ -38,10 +38,11 @@ def write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> None:
         writer.writerows(rows)
 
 
-TRIAL_COLUMNS = ("epochs", "flops", "params", "activations", "top1", "top5", "train_time_s",
-                 "run_dir")
+TRIAL_COLUMNS = ("epochs", "flops", "params", "activations", "top1", "top5", "val_top1",
+                 "train_top1", "train_time_s", "code_version", "run_dir")
 RESULT_COLUMNS = ("epochs", "flops", "params", "activations", "seeds", "top1_mean",
-                  "top1_std", "top1_ci95", "train_time_s")
+                  "top1_std", "top1_ci95", "val_top1_mean", "val_top1_std", "val_top1_ci95",
+                  "train_top1_mean", "train_time_s")
 
 
 def write_tables(root: Path, rows: Sequence[dict], results: Sequence[dict],
@@ -70,13 +71,41 @@ def markdown_table(rows: Sequence[dict],
 
 def study_footer(rows: Sequence[dict], trials_dir: str | os.PathLike) -> str:
     """The lines under a study's results table: how to rerun any one trial of it (the
-    settings its folder stored) and the compute its finished trials took."""
+    settings its folder stored), the compute its finished trials took and the code versions
+    they ran on."""
+    from .trials import code_versions
     hours = sum(r["train_time_s"] for r in rows) / 3600
+    versions = code_versions(rows)
     return (f"\nReproduce one seed S of a row: `minieffnet train --from-run "
             f"{Path(trials_dir).as_posix()}/MODEL-seedS --out runs/MODEL-seedS` (MODEL: the "
             f"first column; the data from `$MINIEFFNET_DATA`).\n\nCompute: {len(rows)} trials, "
             f"{hours:.1f} h of training in all (the sum of their train times; trials run side "
-            f"by side share the cores).\n")
+            f"by side share the cores).\n\nCode: "
+            + ", ".join(f"{v} ({n} trial{'s' * (n > 1)})" for v, n in versions.most_common())
+            + (" — **mixed versions**: their float rounding differs as much as two seeds do."
+               if len(versions) > 1 else ".") + "\n")
+
+
+def choice_metric(rows: Sequence[dict]) -> str:
+    """The accuracy a study chooses on: ``"val_top1"`` when every trial row holds a
+    validation accuracy (a held-out split of the training images), else the test
+    accuracy ``"top1"`` (the studies recorded before validation splits)."""
+    return "val_top1" if rows and all("val_top1" in r for r in rows) else "top1"
+
+
+def accuracy_columns(results: Sequence[dict]) -> list[tuple[str, Callable[[dict], str]]]:
+    """The accuracy columns of a results table: validation top-1 (when the study has a
+    validation split: what it chooses on), test top-1, and training top-1 of the last epoch
+    (beside test, it shows whether a model is under-trained)."""
+    columns = []
+    if results and all("val_top1_mean" in r for r in results):
+        columns.append(("val top-1 % (mean ± 95 % CI)",
+                        lambda r: f"{pct(r['val_top1_mean'])} ± {pct(r['val_top1_ci95'])}"))
+    columns.append(("test top-1 % (mean ± 95 % CI)" if columns else "top-1 % (mean ± 95 % CI)",
+                    lambda r: f"{pct(r['top1_mean'])} ± {pct(r['top1_ci95'])}"))
+    if results and all("train_top1_mean" in r for r in results):
+        columns.append(("train top-1 %", lambda r: pct(r["train_top1_mean"])))
+    return columns
 
 
 # The figures' error bars are the tables' intervals (``top1_ci95``): the half-width of the
@@ -118,6 +147,35 @@ def plot_lines(rows: Sequence[dict], group: str, out_png: str | os.PathLike,
     ax.set(xlabel="FLOPs (M multiply-adds)", ylabel=TOP1_LABEL, title=title)
     ax.grid(alpha=0.3)
     ax.legend()
+    out = Path(out_png)
+    fig.savefig(out, dpi=100)
+    return out
+
+
+def plot_budget_curve(rows: Sequence[dict], out_png: str | os.PathLike) -> Path:
+    """Top-1 against training epochs (log scale), one line per input resolution: validation
+    top-1 (solid) where the study holds a split out, test top-1 (dashed) always. ``rows`` are
+    :func:`~.studies.budget_curve`'s aggregated rows."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for i, resolution in enumerate(sorted({r["resolution"] for r in rows})):
+        points = sorted((r for r in rows if r["resolution"] == resolution),
+                        key=lambda r: r["epochs"])
+        epochs = [r["epochs"] for r in points]
+        for split, style in (("val_top1", "-"), ("top1", "--")):
+            if all(f"{split}_mean" in r for r in points):
+                name = "val" if split == "val_top1" else "test"
+                ax.plot(epochs, [100 * r[f"{split}_mean"] for r in points], style, marker="o",
+                        color=f"C{i}", label=f"{resolution} px, {name}")
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="epochs", ylabel="top-1 (%), mean over seeds",
+           title="Accuracy against training budget, per input resolution")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     out = Path(out_png)
     fig.savefig(out, dpi=100)
     return out
@@ -188,20 +246,23 @@ def write_differences(root: Path, differences: Sequence[dict]) -> None:
 
 def plot_learning_curves(rows: Sequence[dict], study_root: str | os.PathLike,
                          out_png: str | os.PathLike) -> Path:
-    """Test top-1 against epoch for every model (mean over its seeds), read from each trial's
-    ``metrics.jsonl`` (``run_dir`` is relative to ``study_root``); one panel per training
-    budget, one colour per strategy, dashed above 2x the base FLOPs. Evidence of
-    convergence: a curve still rising at its last epoch has not converged."""
+    """Validation top-1 (test top-1 for a study without a validation split) against epoch
+    for every model (mean over its seeds), read from each trial's ``metrics.jsonl``
+    (``run_dir`` is relative to ``study_root``); one panel per training budget, one colour
+    per strategy, dashed above 2x the base FLOPs. Evidence of convergence: a curve still
+    rising at its last epoch has not converged."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     from ..viz import read_metrics
 
+    split = "val" if choice_metric(rows) == "val_top1" else "test"
     curves: dict[str, list[list[float]]] = {}
     for r in rows:
         path = Path(study_root) / r["run_dir"] / "metrics.jsonl"
         if path.is_file():
-            curves.setdefault(r["model"], []).append([m["test_top1"] for m in read_metrics(path)])
+            curves.setdefault(r["model"], []).append(
+                [m[f"{split}_top1"] for m in read_metrics(path) if f"{split}_top1" in m])
     models = {r["model"]: r for r in rows}
     budgets = sorted({r["epochs"] for r in models.values()})
     fig = Figure(figsize=(5 + 3 * len(budgets), 4.5), layout="constrained")
@@ -222,7 +283,7 @@ def plot_learning_curves(rows: Sequence[dict], study_root: str | os.PathLike,
         ax.set(xlabel="epoch", title=f"{epochs} epochs")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0].set_ylabel("test top-1 (%), mean over seeds")
+    axes[0].set_ylabel(f"{split} top-1 (%), mean over seeds")
     fig.suptitle("Learning curves of every model (dashed: above 2x the base FLOPs)")
     out = Path(out_png)
     fig.savefig(out, dpi=100)

@@ -24,23 +24,34 @@ def mean_std_ci(values: Sequence[float]) -> tuple[float, float, float]:
     return mean, std, t * std / math.sqrt(n)
 
 
+# The accuracies a trial row may hold: test top-1 (``top1``, always), validation top-1 (with
+# a validation split) and training top-1 of the last epoch (over its augmented batches).
+ACCURACIES = ("top1", "val_top1", "train_top1")
+
+
 def aggregate(rows: Sequence[dict], keys: Sequence[str]) -> list[dict]:
     """One row per ``model`` (in first-seen order): the ``keys`` columns of its first trial,
-    FLOPs, params, activations, epochs, seeds, top-1 mean / std / 95 % CI and mean training
-    time."""
+    FLOPs, params, activations, epochs, seeds, mean training time, and for each accuracy of
+    :data:`ACCURACIES` that every one of its trials holds, ``<accuracy>_mean`` / ``_std`` /
+    ``_ci95`` (``top1_mean`` ... is the test accuracy)."""
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(r["model"], []).append(r)
     out = []
     for model, trials in groups.items():
-        mean, std, ci = mean_std_ci([t["top1"] for t in trials])
         first = trials[0]
-        out.append({"model": model, **{k: first[k] for k in keys},
-                    "flops": first["flops"], "params": first["params"],
-                    "activations": first.get("activations", math.nan),
-                    "epochs": first.get("epochs", first["train_config"]["epochs"]),
-                    "seeds": len(trials), "top1_mean": mean, "top1_std": std, "top1_ci95": ci,
-                    "train_time_s": statistics.fmean(t["train_time_s"] for t in trials)})
+        row = {"model": model, **{k: first[k] for k in keys},
+               "flops": first["flops"], "params": first["params"],
+               "activations": first.get("activations", math.nan),
+               "epochs": first["epochs"] if "epochs" in first
+               else first["train_config"]["epochs"],
+               "seeds": len(trials),
+               "train_time_s": statistics.fmean(t["train_time_s"] for t in trials)}
+        for accuracy in ACCURACIES:
+            if all(accuracy in t for t in trials):
+                row.update(zip((f"{accuracy}_mean", f"{accuracy}_std", f"{accuracy}_ci95"),
+                               mean_std_ci([t[accuracy] for t in trials])))
+        out.append(row)
     return out
 
 

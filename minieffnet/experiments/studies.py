@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..scaling import count_flops
-from .reports import (RESULT_COLUMNS, markdown_table, pct, plot_lines, thousands, write_csv,
-                      write_differences, write_tables, plot_accuracy_vs_flops,
-                      plot_learning_curves, plot_single_dimension, study_footer)
+from .reports import (RESULT_COLUMNS, accuracy_columns, choice_metric, markdown_table, pct,
+                      plot_budget_curve, plot_lines, thousands, write_csv, write_differences,
+                      write_tables, plot_accuracy_vs_flops, plot_learning_curves,
+                      plot_single_dimension, study_footer)
 from .solver import (PAPER_COEFFICIENTS, STRATEGIES, grid_candidates, same_networks, scale_config,
                      solve_strategy)
 from .stats import aggregate, paired_differences
@@ -25,6 +26,12 @@ from .trials import TRIAL_FILE, TRIALS_DIR, Trial, base_model, train_config_for,
 # Still 6.3 points from E to 2E at E = 10: not converged, which is why every 2x model is also
 # trained at 2E; E = 20 would double a study of about ten hours on two cores.
 V2_EPOCHS = 10
+# Protocol v3's validation split: 1,000 of Imagenette's 9,469 training images (100 a class,
+# about 10 %), held out of training for every seed and model alike.
+V3_VAL_SIZE = 1000
+# E of protocol v3: provisional (v2's value) until the base's validation curve
+# (``budget-curve --protocol v3``, studies/imagenette64-v3-budget) has chosen it.
+V3_EPOCHS = 10
 
 
 @dataclass(frozen=True)
@@ -34,10 +41,13 @@ class StudyProtocol:
     ``base``: :class:`~minieffnet.train.TrainConfig` fields of the base network and of the
     recipe every trial shares; ``seeds``: seeds per model (0..seeds-1); ``targets``: FLOPs
     multipliers; ``budgets``: epochs per trial (the first for every model, the others for the
-    base and the 2x models, see :func:`compare_scaling`). ``others``: the defaults of the
-    other two studies on the same base and recipe, by sub-command: ``"width-per-baseline"``
-    and ``"grid-search"`` each map to ``budgets`` and ``seeds``, the grid search also to
-    ``rounds`` (:func:`grid_search`) and ``step`` (:func:`grid_candidates`).
+    models whose target is in ``long_targets``, see :func:`compare_scaling`). ``others``: the
+    defaults of the other studies on the same base and recipe, by sub-command:
+    ``"width-per-baseline"``, ``"grid-search"`` and ``"budget-curve"`` each map to
+    ``budgets`` and ``seeds``, the grid search also to ``rounds`` (:func:`grid_search`) and
+    ``step`` (:func:`grid_candidates`), the budget curve to ``resolutions``
+    (:func:`budget_curve`). A ``base`` whose ``dataset`` is None names no data set: the study
+    needs ``--dataset`` (a folder of the user's).
     """
     name: str
     summary: str
@@ -45,6 +55,7 @@ class StudyProtocol:
     seeds: int
     targets: tuple[float, ...]
     budgets: tuple[int, ...]
+    long_targets: tuple[float, ...] = (1.0, 2.0)
     others: dict = dataclasses.field(default_factory=dict)
 
 
@@ -69,6 +80,21 @@ PROTOCOLS = {
         # each round (~1.2 h each on two cores).
         others={"width-per-baseline": dict(budgets=(V2_EPOCHS,), seeds=1),
                 "grid-search": dict(budgets=(2,), seeds=2, rounds=3, step=0.1)}),
+    "v3": StudyProtocol(
+        "v3", "your own image folder (--dataset folder:PATH; made for Imagenette at 64 px) "
+        "and a 32 px base, so that resolution scaling to 2x and 4x the FLOPs (45, 64 px) sees "
+        "real pixels; a fixed class-balanced validation split of 1,000 training images makes "
+        "every choice (the test set is evaluated once, after each trial's last epoch); 3 "
+        "paired seeds; every model at E and 2E epochs",
+        base=dict(dataset=None, preset="cifar", width=0.25, depth=0.25, resolution=32,
+                  train_size=None, test_size=None, val_size=V3_VAL_SIZE, final_test=True),
+        seeds=3, targets=(2.0, 4.0), budgets=(V3_EPOCHS, 2 * V3_EPOCHS),
+        long_targets=(1.0, 2.0, 4.0),
+        # The budget curve: the base at three input sides (24 px below it, 45 px at 2x its
+        # FLOPs) and four budgets, one seed: E is chosen on its validation curve, and the
+        # three sides show whether the 32 px base is starved of resolution.
+        others={"budget-curve": dict(budgets=(5, 10, 20, 40), seeds=1,
+                                     resolutions=(24, 32, 45))}),
 }
 
 
@@ -89,6 +115,21 @@ def _partial_note(finished: int, planned: int, what: str = "the study's") -> str
     """results.md's first line when only ``finished`` of ``planned`` trials are tabled."""
     return (f"Partial: {finished} of {what} {planned} trials have finished.\n\n"
             if finished < planned else "")
+
+
+def _run_study(trials: Sequence[Trial], trials_dir: Path, jobs: int,
+               log: Callable[[str], None], executor: concurrent.futures.Executor | None,
+               report_only: bool) -> tuple[list[dict], str]:
+    """Train ``trials`` (skipping the finished ones), or with ``report_only`` only read the
+    finished ones; returns their rows and results.md's partial note (empty when every
+    planned trial is in)."""
+    planned = len(trials)
+    if report_only:
+        trials = _finished(trials)
+        if not trials:
+            raise ValueError(f"{trials_dir} holds no finished trial of this study to report")
+    rows = run_trials(trials, jobs, log, executor)
+    return rows, _partial_note(len(rows), planned)
 
 
 def _models_at_budgets(models: Sequence[tuple], budgets: Sequence[int],
@@ -154,12 +195,7 @@ def compare_scaling(base_train, out_dir: str | os.PathLike,
                      "flops_ratio": round(count_flops(config) / base_flops, 4)})
               for name, strategy, target, config, epochs in
               _models_at_budgets(models, budgets, long_targets) for seed in seeds]
-    planned = len(trials)
-    if report_only:
-        trials = _finished(trials)
-        if not trials:
-            raise ValueError(f"{trials_dir} holds no finished trial of this study to report")
-    rows = run_trials(trials, jobs, log, executor)
+    rows, partial = _run_study(trials, trials_dir, jobs, log, executor, report_only)
     keys = ("strategy", "target", "flops_ratio", "width", "depth", "resolution")
     results = aggregate(rows, keys)
     write_tables(root, rows, results, keys)
@@ -172,14 +208,12 @@ def compare_scaling(base_train, out_dir: str | os.PathLike,
         ("activations (k/img)", lambda r: thousands(r["activations"])),
         ("width / depth / res", lambda r: f"{r['width']:.3g} / {r['depth']:.3g} / "
                                           f"{r['resolution']}"),
-        ("top-1 % (mean ± 95 % CI)",
-         lambda r: f"{pct(r['top1_mean'])} ± {pct(r['top1_ci95'])}"),
+        *accuracy_columns(results),
         ("seeds", lambda r: str(r["seeds"])),
         ("train time (s)", lambda r: f"{r['train_time_s']:.0f}")])
     (root / "results.md").write_text(
         "# Scaling strategies at equal FLOPs (Tan & Le 2019, Figure 8 / Table 3)\n\n"
-        + _partial_note(len(rows), planned) + table + study_footer(rows, trials_dir),
-        encoding="utf-8")
+        + partial + table + study_footer(rows, trials_dir), encoding="utf-8")
     differences = paired_differences(rows)
     write_differences(root, differences)
     for i, epochs in enumerate(budgets):
@@ -224,25 +258,19 @@ def width_per_baseline(base_train, out_dir: str | os.PathLike,
                                                           trials_dir / f"{name}-seed{seed}"),
                              {"baseline": f"d={d:g}, r={r:g}", "d_mult": d, "w_mult": w,
                               "r_mult": r}) for seed in seeds]
-    planned = len(trials)
-    if report_only:
-        trials = _finished(trials)
-        if not trials:
-            raise ValueError(f"{trials_dir} holds no finished trial of this study to report")
-    rows = run_trials(trials, jobs, log, executor)
+    rows, partial = _run_study(trials, trials_dir, jobs, log, executor, report_only)
     keys = ("baseline", "d_mult", "w_mult", "r_mult", "width", "depth", "resolution")
     results = aggregate(rows, keys)
     write_tables(root, rows, results, keys)
     (root / "results.md").write_text(
         "# Width scaling of different baselines (Tan & Le 2019, Figure 4)\n\n"
-        + _partial_note(len(rows), planned) + markdown_table(
+        + partial + markdown_table(
             results, [("model", lambda r: r["model"]), ("baseline", lambda r: r["baseline"]),
                       ("width x", lambda r: f"{r['w_mult']:g}"),
                       ("FLOPs (M)", lambda r: f"{r['flops'] / 1e6:.2f}"),
                       ("width / depth / res", lambda r: f"{r['width']:.3g} / {r['depth']:.3g}"
                                                         f" / {r['resolution']}"),
-                      ("top-1 % (mean ± 95 % CI)",
-                       lambda r: f"{pct(r['top1_mean'])} ± {pct(r['top1_ci95'])}"),
+                      *accuracy_columns(results),
                       ("seeds", lambda r: str(r["seeds"])),
                       ("train time (s)", lambda r: f"{r['train_time_s']:.0f}")])
         + study_footer(rows, trials_dir), encoding="utf-8")
@@ -263,7 +291,7 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
     """§3.3 Step 1 of the paper: with φ = 1, scale the base of ``base_train`` by each
     (α, β, γ) of ``candidates`` (default :func:`grid_candidates`) — depth × α, width × β,
     resolution × γ — train each once per seed with ``base_train``'s (short) recipe, and rank
-    by mean top-1. Candidates that round to the same network are trained once, under one
+    by mean top-1 (validation top-1 when ``base_train`` holds a validation split out). Candidates that round to the same network are trained once, under one
     name (:func:`same_networks`); the tables list the others in ``same_network_as``.
 
     ``rounds > 1`` spends the compute where it matters, by successive halving: round r trains
@@ -309,7 +337,10 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
                            f"finished trial yet; the ranking is round {r}'s.\n\n")
                 break
         rows = run_trials(trials, jobs, log, executor)
-        results = sorted(aggregate(rows, keys), key=lambda row: -row["top1_mean"])
+        # Ranked on validation where the study holds a split out (the test set is reported,
+        # never chosen on), else on test top-1 as the studies without one were.
+        metric = choice_metric(rows)
+        results = sorted(aggregate(rows, keys), key=lambda row: -row[f"{metric}_mean"])
         for rank, row in enumerate(results, 1):
             row.update(rank=rank, round=r + 1, same_network_as=" ".join(
                 _grid_name(*abg) for abg in same_as[row["alpha"], row["beta"], row["gamma"]]))
@@ -335,8 +366,7 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
         ("α·β²·γ²", lambda r: f"{r['constraint']:.3f}"),
         ("FLOPs (M)", lambda r: f"{r['flops'] / 1e6:.2f}"),
         ("epochs", lambda r: str(r["epochs"])),
-        ("top-1 % (mean ± 95 % CI)",
-         lambda r: f"{pct(r['top1_mean'])} ± {pct(r['top1_ci95'])}"),
+        *accuracy_columns(results),
         ("seeds", lambda r: str(r["seeds"])),
         ("same network as", lambda r: r["same_network_as"] or "–")])
     paper = [f"round {rr[0]['round']} ({rr[0]['epochs']} epochs): rank {row['rank']} of "
@@ -352,4 +382,54 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
            f"{ranked_rounds[0][0]['epochs']} epochs down to {len(results)} at "
            f"{results[0]['epochs']} (rounds.csv).\n" if rounds > 1 and not partial else "")
         + study_footer(all_rows, trials_dir), encoding="utf-8")
+    return results
+
+
+def budget_curve(base_train, out_dir: str | os.PathLike, budgets: Sequence[int] = (5, 10, 20, 40),
+                 resolutions: Sequence[int] | None = None, seeds: Sequence[int] = (0,),
+                 jobs: int = 1, log: Callable[[str], None] = print,
+                 executor: concurrent.futures.Executor | None = None, *,
+                 report_only: bool = False) -> list[dict]:
+    """The base network of ``base_train`` trained for each of ``budgets`` epochs at each
+    input side of ``resolutions`` (default: the base's own): the curve a protocol's E is
+    chosen on (validation top-1 when ``base_train`` holds a validation split out), and
+    whether the base is starved of resolution (a side above the base's that gains a lot at
+    every budget says so, as the paper's Figure 3 flattens above its base).
+
+    Writes trials.csv, results.csv, results.md and budget_curve.png (top-1 against epochs,
+    one line per side) in ``out_dir``; returns the aggregated rows (columns as
+    :func:`compare_scaling`'s). ``report_only``: as in :func:`compare_scaling`.
+    """
+    if not budgets or any(int(e) != e or e < 1 for e in budgets):
+        raise ValueError(f"budgets must be positive whole epochs, got {budgets}")
+    root, trials_dir = _study_dirs(out_dir)
+    base = base_model(base_train)
+    trials = []
+    for resolution in resolutions or (base.resolution,):
+        config = dataclasses.replace(base, resolution=int(resolution))
+        for epochs in budgets:
+            name = f"r{resolution}-{epochs}ep"
+            recipe = dataclasses.replace(base_train, epochs=epochs)
+            trials += [Trial(name, seed, train_config_for(recipe, config, seed,
+                                                          trials_dir / f"{name}-seed{seed}"),
+                             {"flops_ratio": round(count_flops(config) / count_flops(base),
+                                                   4)})
+                       for seed in seeds]
+    rows, partial = _run_study(trials, trials_dir, jobs, log, executor, report_only)
+    keys = ("resolution", "flops_ratio")
+    results = aggregate(rows, keys)
+    write_tables(root, rows, results, keys)
+    (root / "results.md").write_text(
+        "# The base's accuracy against its training budget and input resolution\n\n"
+        + partial + markdown_table(
+            results, [("model", lambda r: r["model"]),
+                      ("resolution", lambda r: f"{r['resolution']}"),
+                      ("epochs", lambda r: str(r["epochs"])),
+                      ("FLOPs (M)", lambda r: f"{r['flops'] / 1e6:.2f} "
+                                              f"({r['flops_ratio']:.3g}x)"),
+                      *accuracy_columns(results),
+                      ("seeds", lambda r: str(r["seeds"])),
+                      ("train time (s)", lambda r: f"{r['train_time_s']:.0f}")])
+        + study_footer(rows, trials_dir), encoding="utf-8")
+    plot_budget_curve(results, root / "budget_curve.png")
     return results

@@ -2,11 +2,14 @@
 many of them in processes or on any :class:`concurrent.futures.Executor` (a Dask cluster)."""
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import dataclasses
+import functools
 import json
 import multiprocessing
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -59,6 +62,41 @@ def _portable_train_config(train, study_root: Path | None) -> dict:
     return d
 
 
+@functools.lru_cache(maxsize=None)
+def code_version() -> str:
+    """The code a trial runs on: the commit of the git checkout minieffnet is imported from
+    (12 hex digits), with ``+dirty`` when its package files differ from that commit, or
+    ``minieffnet <version>`` when it is not imported from a checkout (an installed wheel).
+
+    Float rounding follows the kernels, so the same network and seed trained on two versions
+    can differ by as much as two seeds do: a study records the version of every trial and
+    warns when they mix (:func:`run_trials`)."""
+    package = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(package), *args], capture_output=True,
+                              text=True, timeout=30, check=True).stdout.strip()
+    try:
+        top = Path(git("rev-parse", "--show-toplevel")).resolve()
+        if top != package.parent:
+            raise ValueError(f"{package} is not the checkout's own package")
+        commit = git("rev-parse", "HEAD")[:12]
+        dirty = git("status", "--porcelain", "--", ".")
+    except (OSError, ValueError, subprocess.SubprocessError):
+        from importlib import metadata
+        try:
+            return f"minieffnet {metadata.version('minieffnet')}"
+        except metadata.PackageNotFoundError:
+            return "minieffnet (unknown version)"
+    return commit + ("+dirty" if dirty else "")
+
+
+def code_versions(rows: Sequence[dict]) -> collections.Counter:
+    """How many of ``rows`` (trial rows) ran on each code version (``"unrecorded"`` for
+    records older than the ``code_version`` field)."""
+    return collections.Counter(r.get("code_version", "unrecorded") for r in rows)
+
+
 def _relative_to(path: Path, root: Path) -> str:
     """``path`` relative to ``root`` in POSIX form (both resolved first)."""
     return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
@@ -99,7 +137,12 @@ def run_trial(trial: Trial, progress: bool = False) -> dict:
            "params": count_parameters(net), "activations": count_activations(net),
            "width": net.width, "depth": net.depth, "resolution": net.resolution,
            "top1": last["test_top1"], "top5": last["test_top5"],
+           # With a validation split (``val_size``) every choice is made on it; the test
+           # accuracy above is reported, never chosen on.
+           **{k: last[k] for k in ("val_top1", "val_top5") if k in last},
+           "train_top1": last["train_top1"],
            "train_time_s": last["elapsed_s"], "run_dir": run_dir,
+           "code_version": code_version(),
            "train_config": _portable_train_config(trial.train, study_root)}
     tmp = done.with_name(f".{TRIAL_FILE}.tmp")
     tmp.write_text(json.dumps(row, indent=1), encoding="utf-8")
@@ -184,6 +227,12 @@ def run_trials(trials: Sequence[Trial], jobs: int = 1,
                                                     initializer=_set_worker_threads,
                                                     initargs=(threads,)) as pool:
             run_on(pool, jobs)
+    versions = code_versions(rows)
+    if len(versions) > 1:
+        log("warning: these trials ran on different code versions ("
+            + ", ".join(f"{v}: {n}" for v, n in versions.most_common())
+            + "); float rounding differs between versions as much as between seeds, so run "
+              "a study from one pinned checkout (a git worktree at a fixed commit)")
     return rows
 
 

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -354,13 +354,13 @@ fig.tight_layout()
 #
 # This project ran the same kind of experiment on CIFAR-10 with small networks on two
 # cores (`minieffnet compare-scaling`; the commands and tables are in the repository's
-# README). The records are committed: the first studies as CSV files in `figures/`, newer
+# docs/scaling-studies.md). The records are committed: the first studies as CSV files in `figures/`, newer
 # ones in `studies/<name>/results.csv` (a study still running has no `results.csv` yet, and
 # is skipped). We read whatever is there.
 
 # %%
 REPO = Path(me.__file__).resolve().parent.parent     # the repository, for an editable install
-STUDY_NOTES = {                                       # what the figures/ CSVs are (README)
+STUDY_NOTES = {                                       # what the figures/ CSVs are (docs/scaling-studies.md)
     "cifar10_scaling_5k_2ep": "v1: 32 px base, 5,000 images, 2 epochs, 2 seeds",
     "cifar10_scaling_10k_4ep": "v1: 32 px base, 10,000 images, 4 epochs, 1 seed",
 }

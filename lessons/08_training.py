@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -293,8 +293,8 @@ assert (run_dir / "curves.png").stat().st_size > 0
 #
 # (`minieffnet train --help` lists one option per `TrainConfig` field.) The curve the
 # Trainer wrote is committed as `figures/cifar10_b0-w0.5-d0.5_7ep_curves.png`, and the
-# repository's README lists its epochs; we read both, and count the network's size with the
-# library to check the README's description of it.
+# repository's `docs/recipe.md` lists its epochs; we read both, and count the network's size
+# with the library to check that description of it.
 
 # %%
 REPO = Path(me.__file__).resolve().parent.parent     # the repository, for an editable install
@@ -304,10 +304,10 @@ print(f"cifar preset, width 0.5, depth 0.5: {me.count_parameters(real_net):,} pa
 assert me.count_parameters(real_net) == 663_530
 
 curve_png = REPO / "figures" / "cifar10_b0-w0.5-d0.5_7ep_curves.png"
-readme = REPO / "README.md"
+recipe_doc = REPO / "docs" / "recipe.md"
 table = []
-if readme.exists():
-    lines = readme.read_text(encoding="utf-8").splitlines()
+if recipe_doc.exists():
+    lines = recipe_doc.read_text(encoding="utf-8").splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith("| epoch | train top-1 | test top-1")]
     for line in lines[starts[0] + 2:] if starts else []:
         cells = [c.strip().strip("*").rstrip(" %").strip("*") for c in line.strip("|").split("|")]
@@ -315,6 +315,7 @@ if readme.exists():
             break
         table.append({"epoch": int(cells[0]), "train_top1": float(cells[1]),
                       "test_top1": float(cells[2]), "test_top5": float(cells[3])})
+    assert table, f"{recipe_doc} no longer holds the run's table of epochs"
 for row in table:
     print(row)
 if table:

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -596,7 +596,8 @@ if real:
 # the reasons: 2–4 epochs measure how fast a network learns rather than what it reaches,
 # and at a 32 px base "higher resolution" only upsamples CIFAR's images. With one or two
 # seeds the smaller gaps are also within noise: the 10k study's earlier run, with code that
-# differed only in float rounding, moved single numbers by about 4 points (README).
+# differed only in float rounding, moved single numbers by about 4 points
+# (docs/scaling-studies.md).
 #
 # The asserts below tie this prose to the records: if the records change, so must the
 # text.
@@ -701,8 +702,8 @@ else:
 # and the paper's point (17 different networks once rounded), 2 seeds, successive halving at
 # 2, 4 and 8 epochs. `rounds.csv` ranks every round; the paper's point did not reach the
 # last one, and the winner scales resolution most. With two seeds the leaders' intervals
-# overlap (README), so read the direction, not the exact winner. The asserts tie this to the
-# records.
+# overlap (docs/scaling-studies.md), so read the direction, not the exact winner. The
+# asserts tie this to the records.
 
 # %%
 rounds_csv = REPO / "studies" / "cifar10-v2-grid" / "rounds.csv"

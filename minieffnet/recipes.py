@@ -14,10 +14,11 @@ from .train_config import TrainConfig
 
 CIFAR10_30MIN: dict[str, Any] = dict(
     # Network: the cifar preset at width 0.5, depth 0.5, 32 px (663,530 parameters, 21 M
-    # multiply-adds): the best recorded 30-minute run (83.5 % after 7 epochs, README). Checked
-    # on the validation split against width 0.5 depth 0.25 and width 0.625 depth 0.5 at 10,
-    # 20 and 30 minutes (README, accuracy against the budget): at 30 minutes depth 0.25 is
-    # within 0.5 points of it either way (one seed), at 10 minutes 6.7 points ahead.
+    # multiply-adds): the best recorded 30-minute run (83.5 % after 7 epochs, docs/recipe.md).
+    # Checked on the validation split against width 0.5 depth 0.25 and width 0.625 depth 0.5
+    # at 10, 20 and 30 minutes (docs/recipe.md, accuracy against the budget): at 30 minutes
+    # depth 0.25 is within 0.5 points of it either way (one seed), at 10 minutes 6.7 points
+    # ahead.
     dataset="cifar10", variant="b0", preset="cifar", width=0.5, depth=0.5, resolution=32,
     # Light regularisation: a ~10-epoch run underfits, so the paper's 0.2 / 0.2 are halved,
     # and progressive learning grows them from 0 (EfficientNetV2 §4) while the resolution
@@ -26,9 +27,9 @@ CIFAR10_30MIN: dict[str, Any] = dict(
     progressive_from=20, progressive_stages=3, progressive_reg_from=0.0,
     # Optimisation: airbench / Page's short-run recipe: SGD-Nesterov, a triangular schedule,
     # label smoothing 0.2; the BN scale of every residual branch starts at 0, so each block
-    # starts as the identity. Chosen on the validation split (README, ablation table): peak
-    # lr 0.4, not 0.2 (+1.0 point), and no weight EMA (0.999 ended 0.4 points below the
-    # plain weights: the schedule's fall to zero settles them itself).
+    # starts as the identity. Chosen on the validation split (docs/recipe.md, ablation
+    # table): peak lr 0.4, not 0.2 (+1.0 point), and no weight EMA (0.999 ended 0.4 points
+    # below the plain weights: the schedule's fall to zero settles them itself).
     batch_size=256, optimizer="sgd", lr=0.4, momentum=0.9, nesterov=True, weight_decay=5e-4,
     schedule="triangular", label_smoothing=0.2, augment=True, cutout=0, ema=None,
     zero_init_residual=True,
@@ -46,7 +47,7 @@ then measured on a held-out split (``--val-size 5000``): lr 0.2 -> 0.4 and EMA o
 validation top-1 from 87.4 % to 88.8 % (90.2 % with TTA), 14 epochs. Its test run
 (2026-12-01, all 50,000 training images, 14 epochs fitted): 88.6 % test top-1, 89.5 % with TTA,
 29.9 minutes for the whole command. The records are under
-``studies/cifar10-30min/``, the ablation table and the test runs in the README.
+``studies/cifar10-30min/``, the ablation table and the test runs in docs/recipe.md.
 ``--dataset cifar100`` runs it unchanged.
 """
 

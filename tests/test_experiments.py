@@ -234,6 +234,27 @@ def test_paired_difference_pairs_by_seed_and_says_when_zero_is_excluded():
     assert paired_difference({0: 0.5}, {1: 0.5})["pairs"] == 0
 
 
+def test_pooled_intervals_use_the_scatter_of_every_models_differences():
+    from minieffnet.experiments.stats import paired_differences, pooled_sd
+    sd, df = pooled_sd([[1.0, 2.0, 3.0], [5.0, 5.0], [7.0]])
+    assert df == 3 and sd == pytest.approx((2.0 / 3) ** 0.5)   # (1 + 0 + 1 + 0) / 3
+    # Width's three paired differences to the base happen to agree (a per-pair interval of
+    # zero); depth's scatter. Pooled, both get the study's scatter: width's interval widens.
+    top1 = {("base", 1.0): (0.70, 0.70, 0.70), ("width", 2.0): (0.72, 0.72, 0.72),
+            ("depth", 2.0): (0.70, 0.74, 0.72)}
+    rows = [{"model": f"{s}-x{t:g}", "strategy": s, "target": t, "epochs": 1, "seed": seed,
+             "top1": v} for (s, t), values in top1.items() for seed, v in enumerate(values)]
+    diffs = {d["model"]: d for d in paired_differences(rows)}
+    width, depth = diffs["width-x2"], diffs["depth-x2"]
+    assert width["vs_base_ci95"] == pytest.approx(0, abs=1e-12)
+    assert width["vs_base_pooled_df"] == depth["vs_base_pooled_df"] == 4
+    expected = 2.776 * width["vs_base_pooled_sd"] / 3 ** 0.5         # t(4) = 2.776
+    assert width["vs_base_pooled_ci95"] == pytest.approx(expected)
+    assert depth["vs_base_pooled_ci95"] == pytest.approx(expected)
+    assert width["vs_base_pooled_sd"] == pytest.approx((0.02 ** 2 * 2 / 4) ** 0.5)
+    assert width["vs_base_distinguishable"] and not width["vs_base_pooled_distinguishable"]
+
+
 def test_two_budgets_train_the_long_targets_again_and_records_are_portable(tmp_path):
     results = compare_scaling(TINY, tmp_path, targets=(2.0, 4.0), seeds=(0, 1),
                               strategies=("width", "compound"), log=lambda line: None,

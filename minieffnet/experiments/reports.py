@@ -219,29 +219,47 @@ def thousands(n: float) -> str:
     return "–" if isinstance(n, float) and math.isnan(n) else f"{n / 1e3:,.0f}"
 
 
-def _signed_pct(d: dict, ref: str) -> str:
+def _signed_pct(d: dict, ref: str, interval: str = "") -> str:
+    """``+2.3 ± 0.9 *``: the difference to ``ref`` with its per-pair interval, or its pooled
+    one with ``interval="pooled_"``; ``*`` where the interval excludes zero."""
     if f"vs_{ref}_diff" not in d:
         return "–"
-    diff, ci = d[f"vs_{ref}_diff"], d[f"vs_{ref}_ci95"]
-    mark = " *" if d[f"vs_{ref}_distinguishable"] else ""
+    diff, ci = d[f"vs_{ref}_diff"], d[f"vs_{ref}_{interval}ci95"]
+    mark = " *" if d[f"vs_{ref}_{interval}distinguishable"] else ""
     return f"{100 * diff:+.1f} ± {pct(ci)}{mark}"
 
 
+REFERENCES = ("base", "compound")
+
+
 def write_differences(root: Path, differences: Sequence[dict]) -> None:
-    """differences.csv and differences.md from :func:`~.stats.paired_differences`' rows."""
+    """differences.csv and differences.md from :func:`~.stats.paired_differences`' rows:
+    each difference with its per-pair interval and its interval from the pooled variance."""
     columns = ["model", "strategy", "target", "epochs"] + [
-        f"vs_{ref}_{k}" for ref in ("base", "compound")
-        for k in ("pairs", "diff", "ci95", "distinguishable")]
+        f"vs_{ref}_{k}" for ref in REFERENCES
+        for k in ("pairs", "diff", "ci95", "distinguishable", "pooled_ci95",
+                  "pooled_distinguishable", "pooled_sd", "pooled_df")]
     write_csv(root / "differences.csv", differences, columns)
     table = markdown_table(differences, [
         ("model", lambda r: r["model"]), ("target", lambda r: f"{r['target']:g}x"),
         ("epochs", lambda r: str(r["epochs"])),
-        ("vs base (points, 95 % CI)", lambda r: _signed_pct(r, "base")),
-        ("vs compound (points, 95 % CI)", lambda r: _signed_pct(r, "compound"))])
+        *((f"vs {ref} (points, {kind} 95 % CI)",
+           lambda r, ref=ref, interval=interval: _signed_pct(r, ref, interval))
+          for ref in REFERENCES
+          for kind, interval in (("per-pair", ""), ("pooled", "pooled_")))])
+    pooled = []
+    for ref in REFERENCES:
+        row = next((r for r in differences if f"vs_{ref}_pooled_sd" in r), None)
+        if row is not None and row[f"vs_{ref}_pooled_df"]:
+            pooled.append(f"vs {ref}: {100 * row[f'vs_{ref}_pooled_sd']:.2f} points "
+                          f"({row[f'vs_{ref}_pooled_df']} degrees of freedom)")
     (root / "differences.md").write_text(
         "# Paired differences in test top-1 (same seeds: same data order and augmentation)\n\n"
-        + table + "\n`*`: the 95 % interval of the paired difference excludes zero.\n",
-        encoding="utf-8")
+        + table + "\n`*`: the 95 % interval excludes zero. Per-pair: from the model's own "
+        "paired differences. Pooled: from the standard deviation of the paired differences "
+        "pooled over every model against the same reference"
+        + (f" ({'; '.join(pooled)})" if pooled else "") + ", the steadier estimate with few "
+        "seeds.\n", encoding="utf-8")
 
 
 def plot_learning_curves(rows: Sequence[dict], study_root: str | os.PathLike,

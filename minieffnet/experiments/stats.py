@@ -12,6 +12,11 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
 
+def t975(df: int) -> float:
+    """The two-sided 95 % Student-t quantile for ``df`` degrees of freedom (df >= 1)."""
+    return _T975[df - 1] if df <= len(_T975) else 1.96
+
+
 def mean_std_ci(values: Sequence[float]) -> tuple[float, float, float]:
     """Mean, sample standard deviation and the half-width of the two-sided 95 % Student-t
     confidence interval of the mean (std and CI are NaN for a single value)."""
@@ -20,8 +25,19 @@ def mean_std_ci(values: Sequence[float]) -> tuple[float, float, float]:
     if n < 2:
         return mean, math.nan, math.nan
     std = statistics.stdev(values)
-    t = _T975[n - 2] if n - 1 <= len(_T975) else 1.96
-    return mean, std, t * std / math.sqrt(n)
+    return mean, std, t975(n - 1) * std / math.sqrt(n)
+
+
+def pooled_sd(groups: Sequence[Sequence[float]]) -> tuple[float, int]:
+    """``(sd, df)``: the standard deviation of several groups' values about their own means,
+    pooled over the groups (``sum of squares / df``), and its degrees of freedom
+    ``df = Σ (n_i - 1)``; ``(nan, 0)`` when no group has two values."""
+    groups = [g for g in groups if len(g) > 1]
+    df = sum(len(g) - 1 for g in groups)
+    if df == 0:
+        return math.nan, 0
+    squares = sum(sum((v - statistics.fmean(g)) ** 2 for v in g) for g in groups)
+    return math.sqrt(squares / df), df
 
 
 # The accuracies a trial row may hold: test top-1 (``top1``, always), validation top-1 (with
@@ -64,18 +80,36 @@ def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict[str, flo
     the two models' own intervals would suggest when the seed effect is large.
     ``distinguishable`` is True when the interval excludes zero.
     """
-    seeds = sorted(set(a) & set(b))
-    if not seeds:
+    differences = _paired(a, b)
+    if not differences:
         return {"pairs": 0, "diff": math.nan, "ci95": math.nan, "distinguishable": False}
-    mean, _, ci = mean_std_ci([a[s] - b[s] for s in seeds])
-    return {"pairs": len(seeds), "diff": mean, "ci95": ci,
-            "distinguishable": bool(not math.isnan(ci) and abs(mean) > ci)}
+    mean, _, ci = mean_std_ci(differences)
+    return {"pairs": len(differences), "diff": mean, "ci95": ci,
+            "distinguishable": _excludes_zero(mean, ci)}
+
+
+def _paired(a: dict[int, float], b: dict[int, float]) -> list[float]:
+    """``a[s] - b[s]`` for every seed s both hold, in seed order."""
+    return [a[s] - b[s] for s in sorted(set(a) & set(b))]
+
+
+def _excludes_zero(mean: float, ci: float) -> bool:
+    return bool(not math.isnan(ci) and abs(mean) > ci)
 
 
 def paired_differences(rows: Sequence[dict]) -> list[dict]:
     """For every scaled model of a :func:`compare_scaling` study, its top-1 minus the base's
     (same epochs) and minus compound scaling's (same target and epochs), paired by seed
-    (:func:`paired_difference`). ``rows`` are trial rows (one per model and seed)."""
+    (:func:`paired_difference`). ``rows`` are trial rows (one per model and seed).
+
+    Each difference also gets an interval from the *pooled* within-study variance of the
+    paired differences against the same reference (:func:`pooled_sd` over every model's
+    differences to the base, and over every model's to compound): with three seeds a
+    single model's own standard deviation is a poor estimate (the t quantile is 4.3), and
+    float rounding between code versions acts like a new seed, so the pooled interval is
+    the honest one when the per-pair ones look tighter than the study's scatter.
+    Columns ``vs_<ref>_pooled_ci95`` / ``_pooled_distinguishable`` / ``_pooled_sd`` /
+    ``_pooled_df``."""
     by_model: dict[tuple, dict[int, float]] = {}
     meta: dict[tuple, dict] = {}
     for r in rows:
@@ -83,6 +117,7 @@ def paired_differences(rows: Sequence[dict]) -> list[dict]:
         by_model.setdefault(key, {})[r["seed"]] = r["top1"]
         meta.setdefault(key, r)
     out = []
+    paired: dict[str, list[tuple[dict, list[float]]]] = {"base": [], "compound": []}
     for (strategy, target, epochs), scores in by_model.items():
         if strategy == "base":
             continue
@@ -94,5 +129,14 @@ def paired_differences(rows: Sequence[dict]) -> list[dict]:
                 continue
             d = paired_difference(scores, by_model[key])
             row.update({f"vs_{ref}_{k}": v for k, v in d.items()})
+            paired[ref].append((row, _paired(scores, by_model[key])))
         out.append(row)
+    for ref, pairs in paired.items():
+        sd, df = pooled_sd([differences for _, differences in pairs])
+        for row, differences in pairs:
+            ci = t975(df) * sd / math.sqrt(len(differences)) if df and differences else math.nan
+            row.update({f"vs_{ref}_pooled_ci95": ci, f"vs_{ref}_pooled_sd": sd,
+                        f"vs_{ref}_pooled_df": df,
+                        f"vs_{ref}_pooled_distinguishable":
+                            _excludes_zero(row[f"vs_{ref}_diff"], ci)})
     return out

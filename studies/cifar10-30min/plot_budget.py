@@ -1,4 +1,4 @@
-"""Redraw figures/cifar10_30min_accuracy_vs_budget.png from the committed records (README,
+"""Redraw figures/cifar10_30min_accuracy_vs_budget.png from the committed records (docs/recipe.md,
 "Which network for 30 minutes"): python studies/cifar10-30min/plot_budget.py, from the
 repository root."""
 from minieffnet.viz import plot_accuracy_vs_budget

@@ -70,14 +70,13 @@ from __future__ import annotations
 
 import itertools
 import math
-import numbers
-import operator
 import os
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import TooLargeError
 from .ops.padding import PADDINGS, output_size
+from .validate import check_count, check_positive, check_rate, check_real
 
 
 # --- the architecture as data (paper Table 1) ----------------------------------------------
@@ -165,7 +164,7 @@ def round_filters(channels: int, width: float, divisor: int = 8) -> int:
     rounding lost more than 10 %. E.g. ``round_filters(32, 1.1) == 32`` (35.2 rounds down, 9 %
     lost) but ``round_filters(16, 1.4) == 24`` (22.4 -> 24).
     """
-    _check_positive("width", width)
+    check_positive("width", width)
     if divisor < 1:
         raise ValueError(f"round_filters: divisor must be a positive integer, got {divisor}")
     scaled = _finite_product("width", width, channels)
@@ -180,7 +179,7 @@ def round_repeats(repeats: int, depth: float) -> int:
 
     Rounding up (TF, torchvision) means every depth > 1 adds at least one block to each stage.
     """
-    _check_positive("depth", depth)
+    check_positive("depth", depth)
     return int(math.ceil(_finite_product("depth", depth, repeats)))
 
 
@@ -194,9 +193,9 @@ def compound_coefficients(phi: float, alpha: float = 1.2, beta: float = 1.1,
     (1.2·1.1²·1.15² = 1.92). Here α, β, γ need only be positive, so a grid search may explore
     freely, and φ may be negative to scale *down* from B0.
     """
-    phi = _check_finite("phi", phi)
+    phi = check_real("phi", phi)
     for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
-        _check_positive(name, value)
+        check_positive(name, value)
     try:
         return alpha ** phi, beta ** phi, gamma ** phi
     except OverflowError:
@@ -343,22 +342,22 @@ def make_config(variant: str = "b0", num_classes: int = 1000, *, preset: str = "
         if rule:
             raise ValueError(f"{', '.join(rule)} only apply with phi (the compound rule)")
         overridden = any(v is not None for v in (width, depth, resolution))
-        width = base.width if width is None else _check_positive("width", width)
-        depth = base.depth if depth is None else _check_positive("depth", depth)
+        width = base.width if width is None else check_positive("width", width)
+        depth = base.depth if depth is None else check_positive("depth", depth)
         if resolution is None:
             # The variant's resolution relative to B0's 224, applied to the preset's base.
             resolution = round(base_resolution * base.resolution / 224)
         name = f"{key}+custom" if overridden else key
-    resolution = _check_count("resolution", resolution)
+    resolution = check_count("resolution", resolution)
     if preset != "imagenet":
         name = f"{name}-{preset}"
 
-    num_classes = _check_count("num_classes", num_classes)
-    dropout = _check_rate("dropout", base.dropout if dropout is None else dropout)
-    drop_connect = _check_rate("drop_connect", DROP_CONNECT if drop_connect is None
+    num_classes = check_count("num_classes", num_classes)
+    dropout = check_rate("dropout", base.dropout if dropout is None else dropout)
+    drop_connect = check_rate("drop_connect", DROP_CONNECT if drop_connect is None
                                else drop_connect)
     default_eps, default_momentum = BN_SETTINGS[key]
-    bn_eps = _check_positive("bn_eps", default_eps if bn_eps is None else bn_eps)
+    bn_eps = check_positive("bn_eps", default_eps if bn_eps is None else bn_eps)
     bn_momentum = default_momentum if bn_momentum is None else bn_momentum
     if not 0 < bn_momentum <= 1:
         raise ValueError(f"bn_momentum must be in (0, 1] (PyTorch's convention), "
@@ -705,33 +704,4 @@ def _hw(resolution: int | tuple[int, int]) -> tuple[int, int]:
     sizes = resolution if isinstance(resolution, tuple) else (resolution, resolution)
     if len(sizes) != 2:
         raise ValueError(f"resolution must be an int or (H, W), got {resolution!r}")
-    return _check_count("resolution", sizes[0]), _check_count("resolution", sizes[1])
-
-
-# --- argument checks -------------------------------------------------------------------------
-def _check_finite(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return value
-
-
-def _check_positive(name: str, value: float) -> float:
-    if _check_finite(name, value) <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    return value
-
-
-def _check_rate(name: str, value: float) -> float:
-    if not 0 <= _check_finite(name, value) < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return float(value)
-
-
-def _check_count(name: str, value: int) -> int:
-    try:
-        n = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer, got {value!r}") from None
-    if isinstance(value, bool) or n < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return n
+    return check_count("resolution", sizes[0]), check_count("resolution", sizes[1])

@@ -72,7 +72,7 @@ import itertools
 import math
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .errors import TooLargeError
 from .ops.padding import PADDINGS, output_size
@@ -410,16 +410,8 @@ class LayerSpec:
     """One module of the network, as :mod:`minieffnet.model` builds it.
 
     ``name`` is the module's attribute in its parent, hence its state_dict path (``stem``,
-    ``blocks.i.<name>``, ``head``, ``pool``, ``dropout``, ``classifier``). ``kind`` is one of
-
-    * ``"conv_bn"``: ``kernel``×``kernel`` convolution (no bias, ``stride``) -> BatchNorm ->
-      ``activation``; every convolution in EfficientNet is followed by BatchNorm
-    * ``"depthwise_bn"``: the same with one filter per channel (groups = channels)
-    * ``"squeeze_excite"``: squeeze to ``squeeze`` channels, excite back (two FCs with bias)
-    * ``"drop_connect"``: stochastic depth at ``rate``; the block then adds its input
-    * ``"pool"``: global average pooling; ``"dropout"``: dropout at ``rate``
-    * ``"linear"``: fully connected with bias (the classifier)
-
+    ``blocks.i.<name>``, ``head``, ``pool``, ``dropout``, ``classifier``). ``kind`` is a key
+    of :data:`LAYER_KINDS`, which says what each kind is and how it counts.
     ``activation`` is ``"swish"`` or None (the projection's linear bottleneck).
     """
     name: str
@@ -433,43 +425,85 @@ class LayerSpec:
     rate: float = 0.0
 
     @property
+    def kind_info(self) -> LayerKind:
+        """What this layer's ``kind`` is: its :data:`LAYER_KINDS` entry."""
+        return LAYER_KINDS[self.kind]
+
+    @property
     def weights(self) -> int:
         """Convolution or FC weights: one multiply-add each per output position."""
-        if self.kind == "conv_bn":
-            return self.out_channels * self.in_channels * self.kernel ** 2
-        if self.kind == "depthwise_bn":
-            return self.out_channels * self.kernel ** 2
-        if self.kind == "squeeze_excite":
-            return 2 * self.in_channels * self.squeeze
-        if self.kind == "linear":
-            return self.in_channels * self.out_channels
-        return 0
+        return self.kind_info.weights(self)
 
     @property
     def params(self) -> int:
         """Trainable parameters: :attr:`weights`, BatchNorm's weight and bias (2 per channel;
         running statistics are buffers, not parameters) and the FCs' biases."""
-        biases = {"conv_bn": 2 * self.out_channels, "depthwise_bn": 2 * self.out_channels,
-                  "squeeze_excite": self.squeeze + self.in_channels,
-                  "linear": self.out_channels}
-        return self.weights + biases.get(self.kind, 0)
+        return self.weights + self.kind_info.biases(self)
 
     def flops(self, out_size: tuple[int, int]) -> int:
         """Multiply-adds to produce an ``out_size`` (H, W) output. Convolutions cost
         :attr:`weights` per output position; SE's FCs and the classifier run once, on pooled
         features. BatchNorm, activations, pooling, SE's rescale and the residual addition are
         not counted (the paper's and torchvision's convention)."""
-        if self.kind in ("conv_bn", "depthwise_bn"):
+        if self.kind_info.conv:
             return self.weights * out_size[0] * out_size[1]
         return self.weights
 
     def output_size(self, size: tuple[int, int], padding: str) -> tuple[int, int]:
         """Output (H, W) for an input of ``size`` (H, W) under ``padding``; (1, 1) after
         pooling."""
-        if self.kind in ("conv_bn", "depthwise_bn"):
+        if self.kind_info.conv:
             return (output_size(size[0], self.kernel, self.stride, padding),
                     output_size(size[1], self.kernel, self.stride, padding))
-        return (1, 1) if self.kind == "pool" else size
+        return (1, 1) if self.kind_info.pool else size
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """What one kind of :class:`LayerSpec` is, for everything that reads layers by kind.
+
+    ``weights`` and ``biases``: ``(layer) -> count`` of its weights (one multiply-add each per
+    output position) and of its other parameters (biases, BatchNorm's weight and bias).
+    ``conv``: a convolution followed by BatchNorm and the layer's activation: its output size
+    follows ``kernel``, ``stride`` and the padding, it costs its weights once per output
+    position, and a training step keeps two values per output (the convolution's and
+    BatchNorm's, whose activation is fused into it). ``pool``: its output is 1×1.
+    """
+    weights: Callable[[LayerSpec], int]
+    biases: Callable[[LayerSpec], int]
+    conv: bool = False
+    pool: bool = False
+
+
+def _none(layer: LayerSpec) -> int:
+    return 0
+
+
+def _batchnorm(layer: LayerSpec) -> int:
+    return 2 * layer.out_channels
+
+
+# Every kind of layer the network is made of. Adding a kind is a row here and its module in
+# minieffnet.model; counting, the benchmarks and interop read its entry.
+LAYER_KINDS: dict[str, LayerKind] = {
+    # kernel x kernel convolution (no bias, stride) -> BatchNorm -> activation; every
+    # convolution in EfficientNet is followed by BatchNorm
+    "conv_bn": LayerKind(lambda s: s.out_channels * s.in_channels * s.kernel ** 2, _batchnorm,
+                         conv=True),
+    # the same with one filter per channel (groups = channels)
+    "depthwise_bn": LayerKind(lambda s: s.out_channels * s.kernel ** 2, _batchnorm, conv=True),
+    # squeeze to `squeeze` channels, excite back (two FCs with bias)
+    "squeeze_excite": LayerKind(lambda s: 2 * s.in_channels * s.squeeze,
+                                lambda s: s.squeeze + s.in_channels),
+    # stochastic depth at `rate`; the block then adds its input
+    "drop_connect": LayerKind(_none, _none),
+    # global average pooling
+    "pool": LayerKind(_none, _none, pool=True),
+    # dropout at `rate`
+    "dropout": LayerKind(_none, _none),
+    # fully connected with bias (the classifier)
+    "linear": LayerKind(lambda s: s.in_channels * s.out_channels, lambda s: s.out_channels),
+}
 
 
 def stem_layer(config: EfficientNetConfig) -> LayerSpec:
@@ -625,8 +659,7 @@ def count_activations(config: Any, resolution: int | tuple[int, int] | None = No
     resolution scaling enlarges every map, width the channels, depth adds whole blocks.
     ``config`` may also be a model with ``.config``.
     """
-    per_output = {"conv_bn": 2, "depthwise_bn": 2}
-    return sum(per_output.get(p.layer.kind, 1) * p.layer.out_channels * p.out_size[0]
+    return sum((2 if p.layer.kind_info.conv else 1) * p.layer.out_channels * p.out_size[0]
                * p.out_size[1] for p in network_layers(config, resolution))
 
 

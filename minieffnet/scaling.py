@@ -183,8 +183,13 @@ def round_repeats(repeats: int, depth: float) -> int:
     return int(math.ceil(_finite_product("depth", depth, repeats)))
 
 
-def compound_coefficients(phi: float, alpha: float = 1.2, beta: float = 1.1,
-                          gamma: float = 1.15) -> tuple[float, float, float]:
+# α, β, γ of the compound rule (Eq. 3), found by the paper's grid search at φ=1 (§3.3 Step 1).
+PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
+
+
+def compound_coefficients(phi: float, alpha: float = PAPER_COEFFICIENTS[0],
+                          beta: float = PAPER_COEFFICIENTS[1],
+                          gamma: float = PAPER_COEFFICIENTS[2]) -> tuple[float, float, float]:
     """The paper's compound rule (Eq. 3): ``(depth, width, resolution multiplier)``
     ``= (α^φ, β^φ, γ^φ)``.
 

@@ -91,6 +91,31 @@ OPS = ("depthwise", "batchnorm", "swish", "batchnorm_swish", "squeeze_excite", "
        "stem", "linear", "global_avg_pool")
 
 
+def _dense_conv(placed) -> tuple[str, tuple] | None:
+    """A dense convolution's benchmarked op: the stem's k×k, or a 1×1 (expand, project,
+    head)."""
+    layer, h = placed.layer, placed.in_size[0]
+    if placed.path == "stem":
+        return "stem", (layer.in_channels, layer.out_channels, h, layer.kernel, layer.stride)
+    if layer.kernel == 1:
+        return "pointwise", (layer.in_channels, layer.out_channels, h)
+    return None
+
+
+# The benchmarked op doing the work of each layer kind that is timed on its own (stochastic
+# depth and dropout are not): a placed layer (``minieffnet.scaling.PlacedLayer``) ->
+# (op, its op_shapes key), or None.
+_OWN_OP: dict[str, Callable[..., tuple[str, tuple] | None]] = {
+    "conv_bn": _dense_conv,
+    "depthwise_bn": lambda p: ("depthwise", (p.layer.in_channels, p.in_size[0],
+                                             p.layer.kernel, p.layer.stride)),
+    "squeeze_excite": lambda p: ("squeeze_excite", (p.layer.in_channels, p.in_size[0],
+                                                    p.layer.squeeze)),
+    "pool": lambda p: ("global_avg_pool", (p.layer.in_channels, p.in_size[0])),
+    "linear": lambda p: ("linear", (p.layer.in_channels, p.layer.out_channels)),
+}
+
+
 def op_shapes(config, resolution: int) -> dict[str, Counter]:
     """Every shape each benchmarked op sees in one forward pass of ``config``'s network.
 
@@ -105,33 +130,25 @@ def op_shapes(config, resolution: int) -> dict[str, Counter]:
     * ``stem``: ``(C_in, C_out, H, k, stride)`` (the dense k×k convolution)
     * ``global_avg_pool``: ``(C, H)``; ``linear``: ``(C_in, C_out)`` (the classifier)
 
-    Reads the layers the model builds (``minieffnet.scaling.network_layers``): every conv is
-    followed by a BatchNorm, and by a swish unless it is a block's projection. ``swish`` lists
-    every activation after a BatchNorm, whether the model runs it as its own op or fused into
-    the BatchNorm; the swish inside SE belongs to the SE op.
+    Reads the layers the model builds (``minieffnet.scaling.network_layers``): each kind's
+    own op (:data:`_OWN_OP`), and the BatchNorm after every convolution kind
+    (``LAYER_KINDS``' ``conv``), followed by a swish unless it is a block's projection.
+    ``swish`` lists every activation after a BatchNorm, whether the model runs it as its own
+    op or fused into the BatchNorm; the swish inside SE belongs to the SE op.
     """
     from minieffnet.scaling import network_layers
 
     shapes = {op: Counter() for op in OPS}
     for placed in network_layers(config, resolution):
-        layer, h, h_out = placed.layer, placed.in_size[0], placed.out_size[0]
-        c_in, c_out = layer.in_channels, layer.out_channels
-        if layer.kind == "depthwise_bn":
-            shapes["depthwise"][c_in, h, layer.kernel, layer.stride] += 1
-        if layer.kind == "conv_bn" and layer.kernel == 1:
-            shapes["pointwise"][c_in, c_out, h] += 1
-        if layer.kind in ("conv_bn", "depthwise_bn"):
-            shapes["batchnorm"][c_out, h_out] += 1
+        layer, h_out = placed.layer, placed.out_size[0]
+        own = _OWN_OP[layer.kind](placed) if layer.kind in _OWN_OP else None
+        if own is not None:
+            op, key = own
+            shapes[op][key] += 1
+        if layer.kind_info.conv:
+            shapes["batchnorm"][layer.out_channels, h_out] += 1
             if layer.activation == "swish":
-                shapes["swish"][c_out, h_out] += 1
-        if layer.kind == "squeeze_excite":
-            shapes["squeeze_excite"][c_in, h, layer.squeeze] += 1
-        if placed.path == "stem":
-            shapes["stem"][c_in, c_out, h, layer.kernel, layer.stride] += 1
-        if layer.kind == "pool":
-            shapes["global_avg_pool"][c_in, h] += 1
-        if layer.kind == "linear":
-            shapes["linear"][c_in, c_out] += 1
+                shapes["swish"][layer.out_channels, h_out] += 1
     shapes["batchnorm_swish"] = Counter(shapes["swish"])
     return shapes
 

@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
-import numbers
 import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -52,6 +50,7 @@ from .errors import BadFileError, NonFiniteError
 from .io import load_npz, save_npz_atomic
 from .model import EfficientNet
 from .scaling import BlockSpec, EfficientNetConfig, check_memory, count_parameters
+from .validate import is_int, is_real
 
 MODEL_FORMAT = "minieffnet.model"
 MODEL_VERSION = 1
@@ -117,35 +116,27 @@ def check_fields(what: str, d: Any, cls: type) -> None:
         raise ValueError(f"{what}: missing fields {missing}, unknown fields {unknown}")
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def _is_real(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
-
-
 # What a stored config's values must be, beyond their annotated type: every int field is a
 # count >= 1 unless listed here, every float finite. A config read from a file is checked
 # against this before a network is built from it, so a bad value is named instead of
 # surfacing as a TypeError deep inside a layer.
 _FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "stage": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    "kernel": (lambda v: _is_int(v) and v >= 1 and v % 2 == 1, "an odd positive integer"),
-    "stride": (lambda v: _is_int(v) and v in (1, 2), "1 or 2"),
-    "stem_stride": (lambda v: _is_int(v) and v in (1, 2), "1 or 2"),
-    "width": (lambda v: _is_real(v) and v > 0, "a positive number"),
-    "depth": (lambda v: _is_real(v) and v > 0, "a positive number"),
-    "se_ratio": (lambda v: _is_real(v) and v > 0, "a positive number"),
-    "bn_eps": (lambda v: _is_real(v) and v > 0, "a positive number"),
-    "bn_momentum": (lambda v: _is_real(v) and 0 < v <= 1, "in (0, 1]"),
-    "dropout": (lambda v: _is_real(v) and 0 <= v < 1, "in [0, 1)"),
-    "drop_connect": (lambda v: _is_real(v) and 0 <= v < 1, "in [0, 1)"),
-    "drop_connect_rate": (lambda v: _is_real(v) and 0 <= v < 1, "in [0, 1)"),
+    "stage": (lambda v: is_int(v) and v >= 0, "an integer >= 0"),
+    "kernel": (lambda v: is_int(v) and v >= 1 and v % 2 == 1, "an odd positive integer"),
+    "stride": (lambda v: is_int(v) and v in (1, 2), "1 or 2"),
+    "stem_stride": (lambda v: is_int(v) and v in (1, 2), "1 or 2"),
+    "width": (lambda v: is_real(v) and v > 0, "a positive number"),
+    "depth": (lambda v: is_real(v) and v > 0, "a positive number"),
+    "se_ratio": (lambda v: is_real(v) and v > 0, "a positive number"),
+    "bn_eps": (lambda v: is_real(v) and v > 0, "a positive number"),
+    "bn_momentum": (lambda v: is_real(v) and 0 < v <= 1, "in (0, 1]"),
+    "dropout": (lambda v: is_real(v) and 0 <= v < 1, "in [0, 1)"),
+    "drop_connect": (lambda v: is_real(v) and 0 <= v < 1, "in [0, 1)"),
+    "drop_connect_rate": (lambda v: is_real(v) and 0 <= v < 1, "in [0, 1)"),
 }
 _TYPE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "int": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
-    "float": (_is_real, "a finite number"),
+    "int": (lambda v: is_int(v) and v >= 1, "a positive integer"),
+    "float": (is_real, "a finite number"),
     "str": (lambda v: isinstance(v, str), "a string"),
 }
 
@@ -288,7 +279,7 @@ def check_statistics(mean: Any, std: Any, what: str
     ValueError naming ``what``."""
     for name, value in (("mean", mean), ("std", std)):
         if not (isinstance(value, (list, tuple)) and len(value) == 3
-                and all(_is_real(v) for v in value)) or (name == "std" and min(value) <= 0):
+                and all(is_real(v) for v in value)) or (name == "std" and min(value) <= 0):
             positive = " positive" if name == "std" else ""
             raise ValueError(f"{what} {name} must be 3 finite{positive} numbers (R, G, B), "
                              f"got {value!r:.80}")
@@ -453,11 +444,11 @@ def split_training_checkpoint(arrays: dict[str, np.ndarray], meta: Any,
         norm = meta["normalization"]
         check_statistics(norm["mean"], norm["std"], "normalization")
     with checkpoint_field(path, "position"):
-        _check_numbers(meta["position"], _is_int, "integers", ("epoch", "batch", "step"))
+        _check_numbers(meta["position"], is_int, "integers", ("epoch", "batch", "step"))
     with checkpoint_field(path, "epoch_totals"):
-        _check_numbers(meta["epoch_totals"], _is_real, "finite numbers")
+        _check_numbers(meta["epoch_totals"], is_real, "finite numbers")
     with checkpoint_field(path, "elapsed_s"):
-        _check_numbers(meta, _is_real, "a finite number", ("elapsed_s",))
+        _check_numbers(meta, is_real, "a finite number", ("elapsed_s",))
     for part in ("model", "loader_epoch_start"):
         with checkpoint_field(path, "rng"):
             state = meta["rng"][part]

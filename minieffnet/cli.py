@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .cam import class_activation_maps, plot_cams
 from .checkpoint import CHECKPOINT_FILE
+from .data import CIFAR10_CLASSES
 from .errors import BadOptionError
-from .experiments import (FIGURE4_BASELINES, FIGURE4_WIDTHS, PAPER_COEFFICIENTS, PROTOCOLS,
-                          STRATEGIES, StudyProtocol, budget_curve, compare_scaling,
+from .experiments import (FIGURE4_BASELINES, FIGURE4_WIDTHS, GRID_STEP, GRID_TOLERANCE,
+                          PROTOCOLS, STRATEGIES, StudyProtocol, budget_curve, compare_scaling,
                           dask_executor, grid_candidates, grid_search, width_per_baseline)
 from .inference import load_trained_model, predict, prepare_images, read_image, softmax
 from .opcheck import print_op_table
 from .optim import SCHEDULES
 from .recipes import RECIPES, recipe_config
-from .scaling import (COEFFICIENTS, DROP_CONNECT, PRESETS, count_activations, count_flops,
-                      count_parameters, make_config, memory_estimate, stage_table)
+from .scaling import (COEFFICIENTS, DROP_CONNECT, PAPER_COEFFICIENTS, PRESETS,
+                      count_activations, count_flops, count_parameters, make_config,
+                      memory_estimate, stage_table)
 from .train import Trainer, TrainingDiverged, TrainingInterrupted, evaluate
 from .train_config import (DATASETS, OPTIMIZERS, SYNTHETIC_SIZES, TrainConfig, load_datasets,
                            load_train_config)
@@ -33,23 +37,70 @@ from .train_config import (DATASETS, OPTIMIZERS, SYNTHETIC_SIZES, TrainConfig, l
 VARIANTS = tuple(COEFFICIENTS)  # "b0", ..., "b7"
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--top 0`` or ``-3`` would print nothing or all)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+# The options that choose a network, declared once: TrainConfig field -> argparse keywords (the
+# flag is the field with dashes). info, train and the studies each add the ones they take with
+# their own help and default, since an option left out means something else to each: the
+# variant's value (info), the quick start's (train: TrainConfig), the study base's.
+_NETWORK_OPTIONS: dict[str, dict[str, Any]] = {
+    "variant": {},
+    "preset": {"choices": PRESETS},
+    "width": {"type": float},
+    "depth": {"type": float},
+    "resolution": {"type": positive_int},
+    "phi": {"type": float},
+    "dropout": {"type": float},
+    "drop_connect": {"type": float},
+    "zero_init_residual": {"action": argparse.BooleanOptionalAction},
+}
+
+
+def _network_option(group, field: str, help: str | None, **kw) -> None:
+    """Add to ``group`` the option that sets network ``field`` (:data:`_NETWORK_OPTIONS`),
+    with the sub-command's ``help`` and ``kw`` (its default)."""
+    group.add_argument(f"--{field.replace('_', '-')}", dest=field, help=help,
+                       **_NETWORK_OPTIONS[field], **kw)
+
+
+# make_config's defaults (variant, num_classes, preset, ...): info's for the options left out.
+_MAKE_CONFIG_DEFAULTS = {name: param.default
+                         for name, param in inspect.signature(make_config).parameters.items()}
+
+
+def _info_classes(preset: str) -> int:
+    """info's class count without --num-classes: CIFAR-10's for the cifar preset, else
+    make_config's (ImageNet's)."""
+    return len(CIFAR10_CLASSES) if preset == "cifar" else _MAKE_CONFIG_DEFAULTS["num_classes"]
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     """Arguments that choose a network: a variant, or custom coefficients, or φ."""
-    p.add_argument("variant", nargs="?", default="b0",
-                   help=f"{VARIANTS[0]}..{VARIANTS[-1]} (default b0)")
-    p.add_argument("--preset", choices=PRESETS, default="imagenet")
+    d = _MAKE_CONFIG_DEFAULTS
+    p.add_argument("variant", nargs="?", default=d["variant"],
+                   help=f"{VARIANTS[0]}..{VARIANTS[-1]} (default {d['variant']})")
+    _network_option(p, "preset", None, default=d["preset"])
     p.add_argument("--num-classes", type=positive_int, default=None,
-                   help="default 1000 (imagenet preset) or 10 (cifar preset)")
-    p.add_argument("--width", type=float, help="custom width multiplier")
-    p.add_argument("--depth", type=float, help="custom depth multiplier")
-    p.add_argument("--resolution", type=positive_int, help="input resolution (pixels)")
+                   help=f"default {_info_classes('imagenet')} (imagenet preset) or "
+                        f"{_info_classes('cifar')} (cifar preset)")
+    _network_option(p, "width", "custom width multiplier")
+    _network_option(p, "depth", "custom depth multiplier")
+    _network_option(p, "resolution", "input resolution (pixels)")
     alpha, beta, gamma = PAPER_COEFFICIENTS
-    p.add_argument("--phi", type=float,
-                   help=f"compound coefficient: d={alpha}^φ, w={beta}^φ, r={gamma}^φ")
+    _network_option(p, "phi", f"compound coefficient: d={alpha}^φ, w={beta}^φ, r={gamma}^φ")
 
 
 def _config_from_args(args):
-    num_classes = args.num_classes or (10 if args.preset == "cifar" else 1000)
+    num_classes = args.num_classes or _info_classes(args.preset)
     overrides = {k: getattr(args, k) for k in ("width", "depth", "resolution", "phi")
                  if getattr(args, k) is not None}
     return make_config(args.variant, num_classes, preset=args.preset, **overrides)
@@ -86,12 +137,16 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     """
     d = TrainConfig()
 
-    def option(group, flag, dest, help, **kw):
+    def described(dest: str, help: str, kw: dict) -> str:
+        """``help``, naming the field's default unless it says it or has none to name."""
         default = getattr(d, dest)
         # None defaults and switches are explained by the help text, or it names the default
         explained = default is None or "action" in kw or "default" in help
-        shown = "" if explained else f" (default {default})"
-        group.add_argument(flag, dest=dest, default=argparse.SUPPRESS, help=help + shown, **kw)
+        return help if explained else f"{help} (default {default})"
+
+    def option(group, flag, dest, help, **kw):
+        group.add_argument(flag, dest=dest, default=argparse.SUPPRESS,
+                           help=described(dest, help, kw), **kw)
 
     def or_none(kind):
         """An argparse type: ``kind(text)``, or None for "none" (so that an option a recipe
@@ -102,23 +157,22 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         return parse
 
     m = p.add_argument_group("model")
-    option(m, "--variant", "variant", f"{VARIANTS[0]}..{VARIANTS[-1]}")
-    option(m, "--preset", "preset", "network preset", choices=PRESETS)
-    option(m, "--width", "width", f"width multiplier (default {d.width}; with --variant or "
-           "--phi: the variant's)", type=float)
-    option(m, "--depth", "depth", f"depth multiplier (default {d.depth}; with --variant or "
-           "--phi: the variant's)", type=float)
-    option(m, "--resolution", "resolution", "input resolution in pixels (default: the "
-           "variant's)", type=int)
-    option(m, "--phi", "phi", "compound coefficient instead of width/depth/resolution",
-           type=float)
-    option(m, "--dropout", "dropout", "dropout before the classifier (default: the "
-           "variant's)", type=float)
-    option(m, "--drop-connect", "drop_connect", "stochastic depth rate of the last block "
-           f"(default {DROP_CONNECT})", type=float)
-    option(m, "--zero-init-residual", "zero_init_residual", "start every residual block's "
-           "last BatchNorm scale at 0, so the block starts as the identity (default: off)",
-           action=argparse.BooleanOptionalAction)
+    for field, help in (
+            ("variant", f"{VARIANTS[0]}..{VARIANTS[-1]}"),
+            ("preset", "network preset"),
+            ("width", f"width multiplier (default {d.width}; with --variant or --phi: the "
+                      "variant's)"),
+            ("depth", f"depth multiplier (default {d.depth}; with --variant or --phi: the "
+                      "variant's)"),
+            ("resolution", "input resolution in pixels (default: the variant's)"),
+            ("phi", "compound coefficient instead of width/depth/resolution"),
+            ("dropout", "dropout before the classifier (default: the variant's)"),
+            ("drop_connect", f"stochastic depth rate of the last block (default "
+                             f"{DROP_CONNECT})"),
+            ("zero_init_residual", "start every residual block's last BatchNorm scale at 0, "
+                                   "so the block starts as the identity (default: off)")):
+        _network_option(m, field, described(field, help, _NETWORK_OPTIONS[field]),
+                        default=argparse.SUPPRESS)
     g = p.add_argument_group("data")
     option(g, "--dataset", "dataset", "training data", choices=DATASETS)
     option(g, "--data-dir", "data_dir", "CIFAR root (default $MINIEFFNET_DATA, else the user "
@@ -346,9 +400,11 @@ def cmd_cam(args) -> int:
     return 0
 
 
-# Study options a --protocol may set, with their values when no protocol is given.
-_STUDY_DEFAULTS = dict(dataset="synthetic", preset="cifar", width=0.25, depth=0.25,
-                       resolution=None, train_size=None, test_size=None)
+# The study options a --protocol may set (TrainConfig fields). Left out with no protocol, each
+# keeps TrainConfig's default but the depth: the base is a quarter of B0's, as in every
+# protocol.
+_STUDY_FIELDS = ("dataset", "preset", "width", "depth", "resolution", "train_size", "test_size")
+_STUDY_BASE = {"depth": 0.25}
 
 
 def _add_study_args(p: argparse.ArgumentParser, default_seeds: int, default_epochs: int) -> None:
@@ -357,7 +413,8 @@ def _add_study_args(p: argparse.ArgumentParser, default_seeds: int, default_epoc
     Options left out take the ``--protocol``'s value (:data:`~minieffnet.experiments.PROTOCOLS`),
     else the defaults shown.
     """
-    d = _STUDY_DEFAULTS
+    quick = TrainConfig()
+    d = {**{k: getattr(quick, k) for k in _STUDY_FIELDS}, **_STUDY_BASE}
     p.add_argument("--out", required=True, metavar="STUDY",
                    help="study folder (re-running skips the trials already finished)")
     p.add_argument("--protocol", choices=tuple(PROTOCOLS),
@@ -369,15 +426,15 @@ def _add_study_args(p: argparse.ArgumentParser, default_seeds: int, default_epoc
                    help="use N training images, balanced over the classes (default all)")
     p.add_argument("--test-size", type=int, metavar="N",
                    help="use N test images, balanced over the classes (default all)")
-    p.add_argument("--preset", choices=PRESETS, help=f"default {d['preset']}")
-    p.add_argument("--width", type=float, help=f"base width (default {d['width']})")
-    p.add_argument("--depth", type=float, help=f"base depth (default {d['depth']})")
-    p.add_argument("--resolution", type=int, help="base resolution (default: the preset's)")
+    _network_option(p, "preset", f"default {d['preset']}")
+    _network_option(p, "width", f"base width (default {d['width']})")
+    _network_option(p, "depth", f"base depth (default {d['depth']})")
+    _network_option(p, "resolution", "base resolution (default: the preset's)")
     p.add_argument("--epochs", type=int, nargs="+", metavar="E",
                    help=f"epochs per trial (default {default_epochs}); compare-scaling takes "
                         "several budgets (see --long-targets)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.1, help="peak one-cycle learning rate")
+    p.add_argument("--batch-size", type=int, default=quick.batch_size)
+    p.add_argument("--lr", type=float, default=quick.lr, help="peak one-cycle learning rate")
     p.add_argument("--seeds", type=int, help=f"seeds per model: 0..N-1 (default {default_seeds})")
     p.add_argument("--jobs", type=int, default=1, help="trials trained in parallel processes, "
                    "each with cores/jobs threads")
@@ -408,10 +465,10 @@ def _add_study_commands(sub) -> None:
                         "alpha*beta^2*gamma^2 ~ 2 at phi=1 (paper section 3.3)")
     gs.set_defaults(func=cmd_grid_search)
     _add_study_args(gs, default_seeds=2, default_epochs=2)
-    gs.add_argument("--step", type=float, help="grid step (default 0.05, or the "
+    gs.add_argument("--step", type=float, help=f"grid step (default {GRID_STEP}, or the "
                     "--protocol's)")
-    gs.add_argument("--tol", type=float, default=0.1,
-                    help="allowed |alpha*beta^2*gamma^2 - 2| (default 0.1)")
+    gs.add_argument("--tol", type=float, default=GRID_TOLERANCE,
+                    help=f"allowed |alpha*beta^2*gamma^2 - 2| (default {GRID_TOLERANCE})")
     gs.add_argument("--rounds", type=int, help="successive halving: round r trains the "
                     "better half of round r-1 for twice the epochs (default 1, or the "
                     "--protocol's)")
@@ -439,8 +496,8 @@ def _study_settings(args) -> tuple[TrainConfig, tuple[int, ...], int, StudyProto
     """``(base TrainConfig, epoch budgets, seeds, protocol)`` from the options, each option
     left out taking the ``--protocol``'s value, else its default."""
     protocol = PROTOCOLS[args.protocol] if args.protocol else None
-    chosen = {**_STUDY_DEFAULTS, **(protocol.base if protocol else {})}
-    chosen.update({k: getattr(args, k) for k in _STUDY_DEFAULTS if getattr(args, k) is not None})
+    chosen = {**_STUDY_BASE, **(protocol.base if protocol else {})}
+    chosen.update({k: getattr(args, k) for k in _STUDY_FIELDS if getattr(args, k) is not None})
     if protocol is None:
         defaults = {"budgets": (args.default_epochs,), "seeds": args.default_seeds}
     else:
@@ -502,14 +559,14 @@ def cmd_grid_search(args) -> int:
         raise ValueError("grid-search takes one --epochs value (the first round's budget; "
                          "--rounds doubles it per round)")
     grid = protocol.others.get("grid-search", {}) if protocol else {}
-    step = args.step if args.step is not None else grid.get("step", 0.05)
+    step = args.step if args.step is not None else grid.get("step", GRID_STEP)
     rounds = args.rounds if args.rounds is not None else grid.get("rounds", 1)
     candidates = grid_candidates(step, args.tol)
     print(f"{len(candidates)} candidates with |α·β²·γ² - 2| <= {args.tol:g} on a grid of "
           f"{step:g}")
     if PAPER_COEFFICIENTS not in candidates:  # so that the ranking says where it stands
         candidates.append(PAPER_COEFFICIENTS)
-        print("and the paper's (α, β, γ) = (1.2, 1.1, 1.15), which the grid misses")
+        print(f"and the paper's (α, β, γ) = {PAPER_COEFFICIENTS}, which the grid misses")
     grid_search(base, args.out, candidates, seeds=range(seeds), jobs=args.jobs,
                 executor=_study_executor(args), rounds=rounds, report_only=args.report)
     out = Path(args.out)
@@ -554,17 +611,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         # _one_line: a value typed with a newline or carriage return must not split the line
         self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (``--top 0`` or ``-3`` would print nothing or all)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

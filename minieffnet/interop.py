@@ -69,8 +69,9 @@ def _module_prefixes(config: EfficientNetConfig) -> dict[str, str]:
     for s, stage in enumerate(config.stages):
         for j, spec in enumerate(stage):
             # torchvision's block Sequential numbers only the layers that exist (so each index
-            # shifts by one without an expansion conv) and keeps stochastic depth outside it.
-            parts = [layer.name for layer in block_layers(spec) if layer.kind != "drop_connect"]
+            # shifts by one without an expansion conv) and keeps what holds no parameters
+            # (stochastic depth) outside it.
+            parts = [layer.name for layer in block_layers(spec) if layer.params]
             for k, part in enumerate(parts):
                 prefixes[f"blocks.{i}.{part}"] = f"features.{s + 1}.{j}.block.{k}"
             i += 1

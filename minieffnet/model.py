@@ -20,6 +20,8 @@ Layer order per block (paper Figure 2 / MnasNet's MBConv, torchvision's ``MBConv
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from .nn import Module, Sequential
@@ -31,35 +33,41 @@ from .scaling import (BlockSpec, EfficientNetConfig, LayerSpec, block_layers, ch
                       count_parameters, head_layers, make_config, stem_layer)
 
 
+def _batchnorm(layer: LayerSpec, config: EfficientNetConfig, dtype) -> BatchNorm2d:
+    # BN -> swish runs as one fused op (BatchNorm2d's activation): a third fewer passes over
+    # the activations, and one cached array instead of two.
+    return BatchNorm2d(layer.out_channels, config.bn_eps, config.bn_momentum, dtype,
+                       activation=layer.activation)
+
+
+# The module of each kind of layer (scaling.LAYER_KINDS):
+# (layer, config, rng, dtype) -> Module, convolution and FC weights drawn from rng.
+_MODULES: dict[str, Callable[..., Module]] = {
+    # ConvBN folds BN into the convolution in eval mode.
+    "conv_bn": lambda layer, config, rng, dtype: ConvBN(
+        Conv2d(layer.in_channels, layer.out_channels, layer.kernel, layer.stride,
+               config.padding, rng=rng, dtype=dtype), _batchnorm(layer, config, dtype)),
+    # DepthwiseBN runs conv -> BN -> swish in one pass in eval mode.
+    "depthwise_bn": lambda layer, config, rng, dtype: DepthwiseBN(
+        DepthwiseConv2d(layer.in_channels, layer.kernel, layer.stride, config.padding,
+                        rng=rng, dtype=dtype), _batchnorm(layer, config, dtype)),
+    "squeeze_excite": lambda layer, config, rng, dtype: SqueezeExcite(
+        layer.in_channels, layer.squeeze, rng=rng, dtype=dtype),
+    "drop_connect": lambda layer, config, rng, dtype: DropConnect(layer.rate),
+    "pool": lambda layer, config, rng, dtype: GlobalAvgPool(),
+    "dropout": lambda layer, config, rng, dtype: Dropout(layer.rate),
+    "linear": lambda layer, config, rng, dtype: Linear(
+        layer.in_channels, layer.out_channels, rng=rng, dtype=dtype),
+}
+
+
 def build_layer(layer: LayerSpec, config: EfficientNetConfig, *, rng: np.random.Generator,
                 dtype=np.float32) -> Module:
     """The module for one :class:`~minieffnet.scaling.LayerSpec`, with ``config``'s padding
     and BatchNorm eps/momentum; convolution and FC weights are drawn from ``rng``."""
-    def bn():
-        # BN -> swish runs as one fused op (BatchNorm2d's activation): a third fewer passes
-        # over the activations, and one cached array instead of two.
-        return BatchNorm2d(layer.out_channels, config.bn_eps, config.bn_momentum, dtype,
-                           activation=layer.activation)
-
-    if layer.kind == "conv_bn":
-        # ConvBN folds BN into the convolution in eval mode.
-        return ConvBN(Conv2d(layer.in_channels, layer.out_channels, layer.kernel,
-                             layer.stride, config.padding, rng=rng, dtype=dtype), bn())
-    if layer.kind == "depthwise_bn":
-        # DepthwiseBN runs conv -> BN -> swish in one pass in eval mode.
-        return DepthwiseBN(DepthwiseConv2d(layer.in_channels, layer.kernel, layer.stride,
-                                           config.padding, rng=rng, dtype=dtype), bn())
-    if layer.kind == "squeeze_excite":
-        return SqueezeExcite(layer.in_channels, layer.squeeze, rng=rng, dtype=dtype)
-    if layer.kind == "drop_connect":
-        return DropConnect(layer.rate)
-    if layer.kind == "pool":
-        return GlobalAvgPool()
-    if layer.kind == "dropout":
-        return Dropout(layer.rate)
-    if layer.kind == "linear":
-        return Linear(layer.in_channels, layer.out_channels, rng=rng, dtype=dtype)
-    raise ValueError(f"build_layer: unknown layer kind {layer.kind!r}")
+    if layer.kind not in _MODULES:
+        raise ValueError(f"build_layer: unknown layer kind {layer.kind!r}")
+    return _MODULES[layer.kind](layer, config, rng, dtype)
 
 
 class MBConv(Module):

@@ -70,14 +70,13 @@ from __future__ import annotations
 
 import itertools
 import math
-import numbers
-import operator
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .errors import TooLargeError
 from .ops.padding import PADDINGS, output_size
+from .validate import check_count, check_positive, check_rate, check_real
 
 
 # --- the architecture as data (paper Table 1) ----------------------------------------------
@@ -165,7 +164,7 @@ def round_filters(channels: int, width: float, divisor: int = 8) -> int:
     rounding lost more than 10 %. E.g. ``round_filters(32, 1.1) == 32`` (35.2 rounds down, 9 %
     lost) but ``round_filters(16, 1.4) == 24`` (22.4 -> 24).
     """
-    _check_positive("width", width)
+    check_positive("width", width)
     if divisor < 1:
         raise ValueError(f"round_filters: divisor must be a positive integer, got {divisor}")
     scaled = _finite_product("width", width, channels)
@@ -180,12 +179,17 @@ def round_repeats(repeats: int, depth: float) -> int:
 
     Rounding up (TF, torchvision) means every depth > 1 adds at least one block to each stage.
     """
-    _check_positive("depth", depth)
+    check_positive("depth", depth)
     return int(math.ceil(_finite_product("depth", depth, repeats)))
 
 
-def compound_coefficients(phi: float, alpha: float = 1.2, beta: float = 1.1,
-                          gamma: float = 1.15) -> tuple[float, float, float]:
+# α, β, γ of the compound rule (Eq. 3), found by the paper's grid search at φ=1 (§3.3 Step 1).
+PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
+
+
+def compound_coefficients(phi: float, alpha: float = PAPER_COEFFICIENTS[0],
+                          beta: float = PAPER_COEFFICIENTS[1],
+                          gamma: float = PAPER_COEFFICIENTS[2]) -> tuple[float, float, float]:
     """The paper's compound rule (Eq. 3): ``(depth, width, resolution multiplier)``
     ``= (α^φ, β^φ, γ^φ)``.
 
@@ -194,9 +198,9 @@ def compound_coefficients(phi: float, alpha: float = 1.2, beta: float = 1.1,
     (1.2·1.1²·1.15² = 1.92). Here α, β, γ need only be positive, so a grid search may explore
     freely, and φ may be negative to scale *down* from B0.
     """
-    phi = _check_finite("phi", phi)
+    phi = check_real("phi", phi)
     for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
-        _check_positive(name, value)
+        check_positive(name, value)
     try:
         return alpha ** phi, beta ** phi, gamma ** phi
     except OverflowError:
@@ -343,22 +347,22 @@ def make_config(variant: str = "b0", num_classes: int = 1000, *, preset: str = "
         if rule:
             raise ValueError(f"{', '.join(rule)} only apply with phi (the compound rule)")
         overridden = any(v is not None for v in (width, depth, resolution))
-        width = base.width if width is None else _check_positive("width", width)
-        depth = base.depth if depth is None else _check_positive("depth", depth)
+        width = base.width if width is None else check_positive("width", width)
+        depth = base.depth if depth is None else check_positive("depth", depth)
         if resolution is None:
             # The variant's resolution relative to B0's 224, applied to the preset's base.
             resolution = round(base_resolution * base.resolution / 224)
         name = f"{key}+custom" if overridden else key
-    resolution = _check_count("resolution", resolution)
+    resolution = check_count("resolution", resolution)
     if preset != "imagenet":
         name = f"{name}-{preset}"
 
-    num_classes = _check_count("num_classes", num_classes)
-    dropout = _check_rate("dropout", base.dropout if dropout is None else dropout)
-    drop_connect = _check_rate("drop_connect", DROP_CONNECT if drop_connect is None
+    num_classes = check_count("num_classes", num_classes)
+    dropout = check_rate("dropout", base.dropout if dropout is None else dropout)
+    drop_connect = check_rate("drop_connect", DROP_CONNECT if drop_connect is None
                                else drop_connect)
     default_eps, default_momentum = BN_SETTINGS[key]
-    bn_eps = _check_positive("bn_eps", default_eps if bn_eps is None else bn_eps)
+    bn_eps = check_positive("bn_eps", default_eps if bn_eps is None else bn_eps)
     bn_momentum = default_momentum if bn_momentum is None else bn_momentum
     if not 0 < bn_momentum <= 1:
         raise ValueError(f"bn_momentum must be in (0, 1] (PyTorch's convention), "
@@ -411,16 +415,8 @@ class LayerSpec:
     """One module of the network, as :mod:`minieffnet.model` builds it.
 
     ``name`` is the module's attribute in its parent, hence its state_dict path (``stem``,
-    ``blocks.i.<name>``, ``head``, ``pool``, ``dropout``, ``classifier``). ``kind`` is one of
-
-    * ``"conv_bn"``: ``kernel``×``kernel`` convolution (no bias, ``stride``) -> BatchNorm ->
-      ``activation``; every convolution in EfficientNet is followed by BatchNorm
-    * ``"depthwise_bn"``: the same with one filter per channel (groups = channels)
-    * ``"squeeze_excite"``: squeeze to ``squeeze`` channels, excite back (two FCs with bias)
-    * ``"drop_connect"``: stochastic depth at ``rate``; the block then adds its input
-    * ``"pool"``: global average pooling; ``"dropout"``: dropout at ``rate``
-    * ``"linear"``: fully connected with bias (the classifier)
-
+    ``blocks.i.<name>``, ``head``, ``pool``, ``dropout``, ``classifier``). ``kind`` is a key
+    of :data:`LAYER_KINDS`, which says what each kind is and how it counts.
     ``activation`` is ``"swish"`` or None (the projection's linear bottleneck).
     """
     name: str
@@ -434,43 +430,85 @@ class LayerSpec:
     rate: float = 0.0
 
     @property
+    def kind_info(self) -> LayerKind:
+        """What this layer's ``kind`` is: its :data:`LAYER_KINDS` entry."""
+        return LAYER_KINDS[self.kind]
+
+    @property
     def weights(self) -> int:
         """Convolution or FC weights: one multiply-add each per output position."""
-        if self.kind == "conv_bn":
-            return self.out_channels * self.in_channels * self.kernel ** 2
-        if self.kind == "depthwise_bn":
-            return self.out_channels * self.kernel ** 2
-        if self.kind == "squeeze_excite":
-            return 2 * self.in_channels * self.squeeze
-        if self.kind == "linear":
-            return self.in_channels * self.out_channels
-        return 0
+        return self.kind_info.weights(self)
 
     @property
     def params(self) -> int:
         """Trainable parameters: :attr:`weights`, BatchNorm's weight and bias (2 per channel;
         running statistics are buffers, not parameters) and the FCs' biases."""
-        biases = {"conv_bn": 2 * self.out_channels, "depthwise_bn": 2 * self.out_channels,
-                  "squeeze_excite": self.squeeze + self.in_channels,
-                  "linear": self.out_channels}
-        return self.weights + biases.get(self.kind, 0)
+        return self.weights + self.kind_info.biases(self)
 
     def flops(self, out_size: tuple[int, int]) -> int:
         """Multiply-adds to produce an ``out_size`` (H, W) output. Convolutions cost
         :attr:`weights` per output position; SE's FCs and the classifier run once, on pooled
         features. BatchNorm, activations, pooling, SE's rescale and the residual addition are
         not counted (the paper's and torchvision's convention)."""
-        if self.kind in ("conv_bn", "depthwise_bn"):
+        if self.kind_info.conv:
             return self.weights * out_size[0] * out_size[1]
         return self.weights
 
     def output_size(self, size: tuple[int, int], padding: str) -> tuple[int, int]:
         """Output (H, W) for an input of ``size`` (H, W) under ``padding``; (1, 1) after
         pooling."""
-        if self.kind in ("conv_bn", "depthwise_bn"):
+        if self.kind_info.conv:
             return (output_size(size[0], self.kernel, self.stride, padding),
                     output_size(size[1], self.kernel, self.stride, padding))
-        return (1, 1) if self.kind == "pool" else size
+        return (1, 1) if self.kind_info.pool else size
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """What one kind of :class:`LayerSpec` is, for everything that reads layers by kind.
+
+    ``weights`` and ``biases``: ``(layer) -> count`` of its weights (one multiply-add each per
+    output position) and of its other parameters (biases, BatchNorm's weight and bias).
+    ``conv``: a convolution followed by BatchNorm and the layer's activation: its output size
+    follows ``kernel``, ``stride`` and the padding, it costs its weights once per output
+    position, and a training step keeps two values per output (the convolution's and
+    BatchNorm's, whose activation is fused into it). ``pool``: its output is 1×1.
+    """
+    weights: Callable[[LayerSpec], int]
+    biases: Callable[[LayerSpec], int]
+    conv: bool = False
+    pool: bool = False
+
+
+def _none(layer: LayerSpec) -> int:
+    return 0
+
+
+def _batchnorm(layer: LayerSpec) -> int:
+    return 2 * layer.out_channels
+
+
+# Every kind of layer the network is made of. Adding a kind is a row here and its module in
+# minieffnet.model; counting, the benchmarks and interop read its entry.
+LAYER_KINDS: dict[str, LayerKind] = {
+    # kernel x kernel convolution (no bias, stride) -> BatchNorm -> activation; every
+    # convolution in EfficientNet is followed by BatchNorm
+    "conv_bn": LayerKind(lambda s: s.out_channels * s.in_channels * s.kernel ** 2, _batchnorm,
+                         conv=True),
+    # the same with one filter per channel (groups = channels)
+    "depthwise_bn": LayerKind(lambda s: s.out_channels * s.kernel ** 2, _batchnorm, conv=True),
+    # squeeze to `squeeze` channels, excite back (two FCs with bias)
+    "squeeze_excite": LayerKind(lambda s: 2 * s.in_channels * s.squeeze,
+                                lambda s: s.squeeze + s.in_channels),
+    # stochastic depth at `rate`; the block then adds its input
+    "drop_connect": LayerKind(_none, _none),
+    # global average pooling
+    "pool": LayerKind(_none, _none, pool=True),
+    # dropout at `rate`
+    "dropout": LayerKind(_none, _none),
+    # fully connected with bias (the classifier)
+    "linear": LayerKind(lambda s: s.in_channels * s.out_channels, lambda s: s.out_channels),
+}
 
 
 def stem_layer(config: EfficientNetConfig) -> LayerSpec:
@@ -626,8 +664,7 @@ def count_activations(config: Any, resolution: int | tuple[int, int] | None = No
     resolution scaling enlarges every map, width the channels, depth adds whole blocks.
     ``config`` may also be a model with ``.config``.
     """
-    per_output = {"conv_bn": 2, "depthwise_bn": 2}
-    return sum(per_output.get(p.layer.kind, 1) * p.layer.out_channels * p.out_size[0]
+    return sum((2 if p.layer.kind_info.conv else 1) * p.layer.out_channels * p.out_size[0]
                * p.out_size[1] for p in network_layers(config, resolution))
 
 
@@ -705,33 +742,4 @@ def _hw(resolution: int | tuple[int, int]) -> tuple[int, int]:
     sizes = resolution if isinstance(resolution, tuple) else (resolution, resolution)
     if len(sizes) != 2:
         raise ValueError(f"resolution must be an int or (H, W), got {resolution!r}")
-    return _check_count("resolution", sizes[0]), _check_count("resolution", sizes[1])
-
-
-# --- argument checks -------------------------------------------------------------------------
-def _check_finite(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return value
-
-
-def _check_positive(name: str, value: float) -> float:
-    if _check_finite(name, value) <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    return value
-
-
-def _check_rate(name: str, value: float) -> float:
-    if not 0 <= _check_finite(name, value) < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return float(value)
-
-
-def _check_count(name: str, value: int) -> int:
-    try:
-        n = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer, got {value!r}") from None
-    if isinstance(value, bool) or n < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return n
+    return check_count("resolution", sizes[0]), check_count("resolution", sizes[1])

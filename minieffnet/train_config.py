@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from .optim import SCHEDULES, SGD, AdamW, Optimizer, RMSProp, make_schedule
 from .progressive import Stage, progressive_stage
 from .scaling import check_memory, count_activations, count_parameters, make_config
 from .tta import TTA_LEVELS
+from .validate import is_int, is_real
 
 CONFIG_FILE = "config.json"  # the run's TrainConfig, in its folder
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
@@ -140,25 +140,25 @@ class TrainConfig:
             if getattr(self, field) not in choices:
                 fail(field, f"one of {', '.join(choices)}")
         for field in ("epochs", "batch_size"):
-            if not _is_int(getattr(self, field)) or getattr(self, field) < 1:
+            if not is_int(getattr(self, field)) or getattr(self, field) < 1:
                 fail(field, "a positive integer")
         for field in ("train_size", "test_size", "val_size"):
             value = getattr(self, field)
-            if value is not None and (not _is_int(value) or value < 1):
+            if value is not None and (not is_int(value) or value < 1):
                 fail(field, "a positive integer or None")
-        if not _is_int(self.cutout) or self.cutout < 0:
+        if not is_int(self.cutout) or self.cutout < 0:
             fail("cutout", "a non-negative integer")
-        if not _is_int(self.seed) or self.seed < 0:
+        if not is_int(self.seed) or self.seed < 0:
             fail("seed", "a non-negative integer")
         for field in ("lr", "momentum", "weight_decay"):
-            if not _is_real(getattr(self, field)) or getattr(self, field) < 0:
+            if not is_real(getattr(self, field)) or getattr(self, field) < 0:
                 fail(field, "a finite number >= 0")
-        if not _is_real(self.label_smoothing) or not 0 <= self.label_smoothing < 1:
+        if not is_real(self.label_smoothing) or not 0 <= self.label_smoothing < 1:
             fail("label_smoothing", "in [0, 1)")
-        if self.ema is not None and (not _is_real(self.ema) or not 0 < self.ema < 1):
+        if self.ema is not None and (not is_real(self.ema) or not 0 < self.ema < 1):
             fail("ema", "a decay in (0, 1) or None")
         if self.warmup_epochs is not None:
-            if not _is_real(self.warmup_epochs) or self.warmup_epochs < 0:
+            if not is_real(self.warmup_epochs) or self.warmup_epochs < 0:
                 fail("warmup_epochs", "a number >= 0 or None")
             if self.schedule in _RISING_SCHEDULES and not 0 < self.warmup_epochs < self.epochs:
                 fail("warmup_epochs", f"between 0 and epochs ({self.epochs}) for "
@@ -185,19 +185,19 @@ class TrainConfig:
         """Validate the short-run recipe fields (progressive learning, TTA, time budget)."""
         if self.progressive_from is not None:
             final = self.final_resolution()
-            if not _is_int(self.progressive_from) or not 0 < self.progressive_from < final:
+            if not is_int(self.progressive_from) or not 0 < self.progressive_from < final:
                 fail("progressive_from", f"a resolution between 1 and the network's {final} "
                                          "or None")
-        if not _is_int(self.progressive_stages) or self.progressive_stages < 2:
+        if not is_int(self.progressive_stages) or self.progressive_stages < 2:
             fail("progressive_stages", "an integer >= 2")
-        if not _is_real(self.progressive_reg_from) or not 0 <= self.progressive_reg_from <= 1:
+        if not is_real(self.progressive_reg_from) or not 0 <= self.progressive_reg_from <= 1:
             fail("progressive_reg_from", "in [0, 1]")
         if not self.final_test and self.val_size is None:
             fail("final_test", "True without a validation split (val_size): the run would "
                                "evaluate nothing")
-        if not _is_int(self.tta) or self.tta not in TTA_LEVELS:
+        if not is_int(self.tta) or self.tta not in TTA_LEVELS:
             fail("tta", f"one of {TTA_LEVELS}")
-        if self.time_budget is not None and (not _is_real(self.time_budget)
+        if self.time_budget is not None and (not is_real(self.time_budget)
                                              or self.time_budget <= 0):
             fail("time_budget", "a number of minutes > 0 or None")
 
@@ -243,15 +243,6 @@ class TrainConfig:
 _ADDED_FIELDS = ("zero_init_residual", "progressive_from", "progressive_stages",
                  "progressive_reg_from", "val_size", "eval_each_epoch", "final_test", "tta",
                  "time_budget")
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _is_real(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
-        and math.isfinite(v)
 
 
 def train_config_differences(a: TrainConfig, b: TrainConfig) -> list[str]:

@@ -4,7 +4,7 @@ import pytest
 
 import minieffnet as me
 from minieffnet.model import EfficientNet
-from minieffnet.scaling import count_parameters, make_config, network_layers
+from minieffnet.scaling import LAYER_KINDS, count_parameters, make_config, network_layers
 
 
 def tiny(dtype=np.float64, **kw):
@@ -25,10 +25,12 @@ def test_parameter_count_of_built_model_matches_analytic_count():
 
 def test_every_layer_spec_is_a_built_module_with_its_parameters():
     """network_layers describes exactly the modules the model holds: each path is a module
-    with ``params`` parameters, and together they hold every parameter."""
+    with ``params`` parameters, and together they hold every parameter; every kind of layer
+    is among them."""
     model = tiny(np.float32)
     modules = dict(model.named_modules())
     layers = network_layers(model)
+    assert {p.layer.kind for p in layers} == set(LAYER_KINDS)
     for placed in layers:
         built = sum(p.data.size for p in modules[placed.path].parameters())
         assert built == placed.layer.params, placed.path

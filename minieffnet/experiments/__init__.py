@@ -46,9 +46,10 @@ stopped. Trials are independent: ``jobs > 1`` runs them in that many processes, 
 ``executor`` (e.g. :func:`dask_executor`, ``--dask ADDRESS`` on the command line) sends them
 to a cluster.
 """
+from ..scaling import PAPER_COEFFICIENTS
 from .reports import (plot_accuracy_vs_flops, plot_learning_curves, plot_single_dimension,
                       read_results)
-from .solver import (FLOPS_TOLERANCE, PAPER_COEFFICIENTS, STRATEGIES, grid_candidates,
+from .solver import (FLOPS_TOLERANCE, GRID_STEP, GRID_TOLERANCE, STRATEGIES, grid_candidates,
                      same_networks, scale_config, solve_strategy)
 from .stats import aggregate, mean_std_ci, paired_difference, paired_differences
 from .studies import (FIGURE4_BASELINES, FIGURE4_WIDTHS, PROTOCOLS, V2_EPOCHS, V3_EPOCHS,
@@ -57,10 +58,10 @@ from .studies import (FIGURE4_BASELINES, FIGURE4_WIDTHS, PROTOCOLS, V2_EPOCHS, V
 from .trials import (TRIAL_FILE, TRIALS_DIR, Trial, code_version, dask_executor, run_trial,
                      run_trials)
 
-__all__ = ["FIGURE4_BASELINES", "FIGURE4_WIDTHS", "FLOPS_TOLERANCE", "PAPER_COEFFICIENTS",
-           "PROTOCOLS", "STRATEGIES", "TRIALS_DIR", "TRIAL_FILE", "V2_EPOCHS", "V3_EPOCHS",
-           "StudyProtocol", "Trial", "aggregate", "budget_curve", "code_version",
-           "compare_scaling", "dask_executor", "grid_candidates",
+__all__ = ["FIGURE4_BASELINES", "FIGURE4_WIDTHS", "FLOPS_TOLERANCE", "GRID_STEP",
+           "GRID_TOLERANCE", "PAPER_COEFFICIENTS", "PROTOCOLS", "STRATEGIES", "TRIALS_DIR",
+           "TRIAL_FILE", "V2_EPOCHS", "V3_EPOCHS", "StudyProtocol", "Trial", "aggregate",
+           "budget_curve", "code_version", "compare_scaling", "dask_executor", "grid_candidates",
            "grid_search", "mean_std_ci", "paired_difference", "paired_differences",
            "plot_accuracy_vs_flops", "plot_learning_curves", "plot_single_dimension",
            "read_results", "run_trial", "run_trials", "same_networks", "scale_config",

@@ -6,11 +6,13 @@ import dataclasses
 import math
 from typing import Sequence
 
-from ..scaling import PRESETS, EfficientNetConfig, count_flops, make_config
+from ..scaling import PAPER_COEFFICIENTS, PRESETS, EfficientNetConfig, count_flops, make_config
 
 STRATEGIES = ("depth", "width", "resolution", "compound")
-PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)  # α, β, γ found by the paper's grid search (§3.3)
-FLOPS_TOLERANCE = 0.05                 # the solved FLOPs must be within ±5 % of the target
+FLOPS_TOLERANCE = 0.05  # the solved FLOPs must be within ±5 % of the target
+# The default grid of grid_candidates: its step, and the allowed |α·β²·γ² − 2|.
+GRID_STEP = 0.05
+GRID_TOLERANCE = 0.1
 
 
 def _preset_of(config: EfficientNetConfig) -> str:
@@ -144,7 +146,8 @@ def same_networks(base: EfficientNetConfig, candidates: Sequence[tuple[float, fl
     return out
 
 
-def grid_candidates(step: float = 0.05, tol: float = 0.1) -> list[tuple[float, float, float]]:
+def grid_candidates(step: float = GRID_STEP, tol: float = GRID_TOLERANCE
+                    ) -> list[tuple[float, float, float]]:
     """Every (α, β, γ) on a grid of ``step`` from 1 with ``|α·β²·γ² − 2| <= tol``.
 
     The paper's constraint (Eq. 3): α, β, γ ≥ 1 and α·β²·γ² ≈ 2, so that φ = 1 doubles the

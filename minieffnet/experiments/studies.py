@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..scaling import count_flops
+from ..scaling import PAPER_COEFFICIENTS, count_flops
 from .reports import (RESULT_COLUMNS, accuracy_columns, choice_metric, markdown_table, pct,
                       plot_budget_curve, plot_lines, thousands, write_csv, write_differences,
                       write_tables, plot_accuracy_vs_flops, plot_learning_curves,
                       plot_single_dimension, study_footer)
-from .solver import (PAPER_COEFFICIENTS, STRATEGIES, grid_candidates, same_networks, scale_config,
-                     solve_strategy)
+from .solver import STRATEGIES, grid_candidates, same_networks, scale_config, solve_strategy
 from .stats import aggregate, paired_differences
 from .trials import TRIAL_FILE, TRIALS_DIR, Trial, base_model, train_config_for, run_trials
 

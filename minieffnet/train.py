@@ -9,14 +9,10 @@ What a run is (:class:`TrainConfig`, the data, optimiser and schedule it builds)
 checkpoint is written and read, in :mod:`minieffnet.checkpoint`; using the trained network
 (loading it, predicting), in :mod:`minieffnet.inference`.
 
-A run lives in one folder (``out_dir``):
-
-==================  ===========================================================================
-``config.json``     the :class:`TrainConfig`, written when training starts
-``checkpoint.npz``  everything needed to continue (below), replaced atomically
-``metrics.jsonl``   one JSON object per finished epoch (keys in :meth:`Trainer.fit`)
-``curves.png``      loss and accuracy per epoch, train vs test (:mod:`minieffnet.viz`)
-==================  ===========================================================================
+A run lives in one folder (``out_dir``; its files and which folder a run may take:
+:mod:`minieffnet.run_dir`): ``config.json``, ``checkpoint.npz`` (everything needed to
+continue, below, replaced atomically), ``metrics.jsonl`` (one JSON object per finished epoch,
+keys in :meth:`Trainer.fit`) and ``curves.png`` (train vs test, :mod:`minieffnet.viz`).
 
 Each step: forward in training mode, :func:`~minieffnet.ops.softmax_cross_entropy` with label
 smoothing, backward, ``optimizer.lr = schedule(step)``, ``optimizer.step()``, then the weight
@@ -87,21 +83,17 @@ from .checkpoint import (CHECKPOINT_FILE, checkpoint_field, config_differences,
                          training_model_config)
 from .data import AugmentConfig, BatchLoader, Dataset, dataset_label
 from .errors import BadFileError
-from .io import remove_temporaries, write_text_atomic
 from .model import EfficientNet, efficientnet
 from .ops._checks import NonFiniteError
 from .ops.loss import softmax_cross_entropy
 from .optim import EMA
 from .progressive import apply_regularization
-from .train_config import (CONFIG_FILE, TrainConfig, build_optimizer, build_schedule,
-                           load_splits, load_train_config, save_train_config,
+from .run_dir import (CURVES_FILE, METRICS_FILE, check_run_dir, drop_temporaries, new_run_dir,
+                      start_run_dir, trim_metrics, with_fitted_epochs)
+from .train_config import (TrainConfig, build_optimizer, build_schedule, load_splits,
                            train_config_differences)
 from .tta import TTA_VIEWS, tta_logits
 from .viz import plot_training_curves, read_metrics
-
-METRICS_FILE = "metrics.jsonl"
-CURVES_FILE = "curves.png"
-RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE, CURVES_FILE)
 
 
 class TrainingDiverged(RuntimeError):
@@ -219,17 +211,16 @@ class Trainer:
         if config.out_dir is None:
             if resume:
                 raise ValueError("resume needs out_dir: the folder of the run to continue")
-            config = dataclasses.replace(config, out_dir=str(_new_run_dir(
+            config = dataclasses.replace(config, out_dir=str(new_run_dir(
                 dataset_label(config.dataset))))
         self.run_dir = Path(config.out_dir)
-        self.config = _with_fitted_epochs(config, self.run_dir) if resume else config
+        self.config = with_fitted_epochs(config, self.run_dir) if resume else config
         config = self.config
         self.progress, self.verbose = progress, verbose
         self.on_step = on_step
         self._overwrite = overwrite
-        self._check_run_dir(resume, overwrite)
-        for name in RUN_FILES:  # the folder is this run's now: drop what a killed writer left
-            remove_temporaries(self.run_dir / name)
+        check_run_dir(self.run_dir, config, resume=resume, overwrite=overwrite)
+        drop_temporaries(self.run_dir)  # the folder is this run's now
 
         self.train_set, self.val_set, self.test_set = load_splits(config)
         if self.test_set.class_names != self.train_set.class_names:
@@ -291,36 +282,6 @@ class Trainer:
     def _resume_hint(self) -> str:
         return f"minieffnet train --resume --out {self.run_dir}"
 
-    def _check_run_dir(self, resume: bool, overwrite: bool) -> None:
-        """Refuse to mix two runs in one folder; see the class docstring."""
-        config_path = self.run_dir / CONFIG_FILE
-        if resume:
-            if not self.checkpoint_path.is_file():
-                raise FileNotFoundError(f"nothing to resume: {self.checkpoint_path} does not "
-                                        "exist")
-            diffs = train_config_differences(load_train_config(self.run_dir), self.config)
-            if diffs:
-                raise ValueError(f"{self.run_dir} holds a run with a different config "
-                                 f"({'; '.join(diffs)}); resume it with its own settings")
-            return
-        # Any file a run writes counts: an unrelated metrics.jsonl is not overwritten either.
-        held = [name for name in RUN_FILES if (self.run_dir / name).exists()]
-        if overwrite or not held:
-            return
-        if config_path.is_file():
-            diffs = train_config_differences(load_train_config(self.run_dir), self.config)
-            if diffs:
-                raise ValueError(f"{self.run_dir} already holds a different run "
-                                 f"({'; '.join(diffs)}); choose another output folder, or "
-                                 "overwrite it (--overwrite)")
-        if not (config_path.is_file() or self.checkpoint_path.exists()):
-            raise ValueError(f"{self.run_dir} already holds {' and '.join(held)}, which a run "
-                             "would overwrite; choose another output folder, or replace them "
-                             "(--overwrite)")
-        held = "this run" if config_path.is_file() else "a checkpoint"
-        raise ValueError(f"{self.run_dir} already holds {held}; continue it (--resume) or "
-                         "start again (--overwrite)")
-
     # --- training ----------------------------------------------------------------------------
     def fit(self) -> list[dict[str, Any]]:
         """Train until ``config.epochs`` epochs are done; returns every epoch's metrics.
@@ -354,12 +315,7 @@ class Trainer:
     def _start_run(self) -> None:
         """Claim the folder: config.json, an empty metrics file and a step-0 checkpoint (so
         that an interruption at any later point has a checkpoint to fall back on)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self._overwrite:
-            for name in RUN_FILES:
-                (self.run_dir / name).unlink(missing_ok=True)
-        save_train_config(self.run_dir, self.config)
-        self.metrics_path.write_text("", encoding="utf-8")
+        start_run_dir(self.run_dir, self.config, overwrite=self._overwrite)
         self.save_checkpoint()
         self._started = True
 
@@ -637,41 +593,7 @@ class Trainer:
         if not 0 <= self.batch <= self.steps_per_epoch:
             raise ValueError(f"checkpoint {path} stands at batch {self.batch} of an epoch of "
                              f"{self.steps_per_epoch}")
-        self._trim_metrics()
-
-    def _trim_metrics(self) -> None:
-        """Drop metric rows of epochs the checkpoint has not finished (written just before an
-        interruption), so the resumed run writes each epoch exactly once."""
-        if not self.metrics_path.exists():
-            return
-        kept = []
-        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
-            try:
-                if json.loads(line)["epoch"] <= self.epoch:
-                    kept.append(line + "\n")
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a line cut short by the interruption
-        write_text_atomic(self.metrics_path, "".join(kept))
-
-
-def _with_fitted_epochs(config: TrainConfig, run_dir: Path) -> TrainConfig:
-    """``config`` with the epochs that the time-budgeted run in ``run_dir`` fitted, so that
-    resuming it with its original settings continues the same schedule; unchanged when
-    ``config`` has no time budget or the folder holds no run with the same budget."""
-    if config.time_budget is None or not (run_dir / CONFIG_FILE).is_file():
-        return config
-    stored = load_train_config(run_dir)
-    if stored.time_budget != config.time_budget:
-        return config
-    return dataclasses.replace(config, epochs=stored.epochs)
-
-
-def _new_run_dir(dataset: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path, n = Path("runs") / f"{dataset}-{stamp}", 2
-    while path.exists():
-        path, n = Path("runs") / f"{dataset}-{stamp}-{n}", n + 1
-    return path
+        trim_metrics(self.run_dir, self.epoch)
 
 
 @contextlib.contextmanager

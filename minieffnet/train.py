@@ -32,8 +32,9 @@ loader's resolution and the model's dropout and stochastic-depth rates to its st
 
 Exact resumption
 ----------------
-The checkpoint (its layout: :mod:`minieffnet.checkpoint`) holds the model's parameters and
-BatchNorm statistics, the optimiser's and the EMA's state, the position (epoch, batch within
+The checkpoint (its layout: :mod:`minieffnet.checkpoint`) holds a
+:class:`~minieffnet.training_state.TrainingState`: the model's parameters and BatchNorm
+statistics, the optimiser's and the EMA's state, the position (epoch, batch within
 the epoch, global step), the epoch's running totals, and both random streams: ``model.rng``
 (dropout, stochastic depth) and the training loader's Generator (shuffle, augmentation) *as it
 was when the epoch began*. Resuming restores all of it; to stand mid-epoch it re-draws the
@@ -79,8 +80,8 @@ from tqdm import tqdm
 
 from .budget import RESERVE, Timing, fit_epochs, median_seconds, run_seconds
 from .checkpoint import (CHECKPOINT_FILE, checkpoint_field, config_differences,
-                         read_training_checkpoint, save_training_checkpoint,
-                         training_model_config)
+                         read_training_checkpoint, save_training_checkpoint, training_model_config,
+                         training_state)
 from .data import AugmentConfig, BatchLoader, Dataset, dataset_label
 from .errors import BadFileError
 from .model import EfficientNet, efficientnet
@@ -92,6 +93,7 @@ from .run_dir import (CURVES_FILE, METRICS_FILE, check_run_dir, drop_temporaries
                       start_run_dir, trim_metrics, with_fitted_epochs)
 from .train_config import (TrainConfig, build_optimizer, build_schedule, load_splits,
                            train_config_differences)
+from .training_state import TrainingState
 from .tta import TTA_VIEWS, tta_logits
 from .viz import plot_training_curves, read_metrics
 
@@ -468,11 +470,11 @@ class Trainer:
         epoch, step = self.epoch + 1, self.step
         if self._in_step:  # the weights may be half-updated: keep the last checkpoint
             self._in_step = False
-            pos = read_training_checkpoint(self.checkpoint_path)[1]["position"]
+            saved = training_state(*read_training_checkpoint(self.checkpoint_path))
             return TrainingInterrupted(
                 f"interrupted during step {step + 1} of epoch {epoch}: not saved; "
-                f"{self.checkpoint_path} still holds epoch {pos['epoch'] + 1} step "
-                f"{pos['step']}; resume with: {self._resume_hint()}", epoch, step, False)
+                f"{self.checkpoint_path} still holds epoch {saved.epoch + 1} step "
+                f"{saved.step}; resume with: {self._resume_hint()}", epoch, step, False)
         self._tick()
         self.save_checkpoint()
         return TrainingInterrupted(
@@ -511,8 +513,7 @@ class Trainer:
         evaluation batch on this run's model, optimiser and data; then put back every state
         they touched (weights, BatchNorm statistics, optimiser state, both random streams, the
         loader's resolution), so the run itself is unchanged."""
-        model_state, optimizer_state = self.model.state_dict(), self.optimizer.state_dict()
-        rngs = (self.model.rng.bit_generator.state, self.loader.rng.bit_generator.state)
+        before = self._state()
 
         def forever():
             while True:
@@ -530,13 +531,35 @@ class Trainer:
             eval_image_s = median_seconds(lambda: _finite_forward(self.model, x)) / len(x)
         finally:
             self.model.train()
-            self.model.load_state_dict(model_state)
-            self.optimizer.load_state_dict(optimizer_state)
-            self.model.rng.bit_generator.state, self.loader.rng.bit_generator.state = rngs
+            self._apply_state(before)
             self.loader.resolution = self.model.config.resolution
         return Timing(step_s, eval_image_s)
 
-    # --- checkpoints -------------------------------------------------------------------------
+    # --- training state and checkpoints ------------------------------------------------------
+    def _state(self) -> TrainingState:
+        """A copy of everything training changes (:class:`TrainingState`)."""
+        return TrainingState(
+            model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+            ema=None if self.ema is None else self.ema.state_dict(),
+            model_rng=self.model.rng.bit_generator.state, loader_rng=self._loader_epoch_state,
+            epoch=self.epoch, batch=self.batch, step=self.step, totals=dict(self._totals),
+            elapsed_s=self._elapsed_s)
+
+    def _apply_state(self, state: TrainingState) -> None:
+        """Put the run in ``state``; the next epoch re-makes the ``state.batch`` batches
+        already trained on. Raises ValueError, TypeError or KeyError if it does not fit the
+        run (arrays of other shapes or names, missing totals), possibly half-applied."""
+        self.model.load_state_dict(state.model)
+        self.optimizer.load_state_dict(state.optimizer)
+        if self.ema is not None:
+            self.ema.load_state_dict(state.ema)
+        self.model.rng.bit_generator.state = state.model_rng
+        self.loader.rng.bit_generator.state = state.loader_rng
+        self.epoch, self.batch, self.step = int(state.epoch), int(state.batch), int(state.step)
+        self._totals = {k: float(state.totals[k]) for k in _fresh_totals()}
+        self._elapsed_s = float(state.elapsed_s)
+        self._loader_epoch_state = self.loader.rng.bit_generator.state
+
     def save_checkpoint(self) -> Path:
         """Write the full training state to ``checkpoint.npz`` atomically
         (:func:`~minieffnet.checkpoint.save_training_checkpoint`).
@@ -546,13 +569,9 @@ class Trainer:
         """
         try:
             return save_training_checkpoint(
-                self.checkpoint_path, self.model, self.optimizer.state_dict(),
-                None if self.ema is None else self.ema.state_dict(),
-                train_config=self.config.to_dict(), class_names=self.train_set.class_names,
-                mean=self.mean, std=self.std,
-                position={"epoch": self.epoch, "batch": self.batch, "step": self.step},
-                epoch_totals=dict(self._totals), elapsed_s=self._elapsed_s,
-                loader_rng_state=self._loader_epoch_state)
+                self.checkpoint_path, self._state(), model_config=self.model.config,
+                dtype=self.model.dtype, train_config=self.config.to_dict(),
+                class_names=self.train_set.class_names, mean=self.mean, std=self.std)
         except NonFiniteError as e:
             raise TrainingDiverged(f"not saving: {e} at step {self.step}; "
                                    f"{self.checkpoint_path} keeps the last good state",
@@ -571,25 +590,15 @@ class Trainer:
         if diffs:
             raise ValueError(f"checkpoint {path} holds another architecture than this run "
                              f"builds: {'; '.join(diffs)}")
-        if bool(parts["ema"]) != (self.ema is not None):
-            state = "an EMA" if parts["ema"] else "no EMA"
-            raise ValueError(f"checkpoint {path} holds {state} but the config has "
+        state = training_state(parts, meta)
+        if (state.ema is not None) != (self.ema is not None):
+            held = "an EMA" if state.ema is not None else "no EMA"
+            raise ValueError(f"checkpoint {path} holds {held} but the config has "
                              f"ema={self.config.ema}")
         try:
-            self.model.load_state_dict(parts["model"])
-            self.optimizer.load_state_dict(parts["optimizer"])
-            if self.ema is not None:
-                self.ema.load_state_dict(parts["ema"])
-            self.model.rng.bit_generator.state = meta["rng"]["model"]
-            self.loader.rng.bit_generator.state = meta["rng"]["loader_epoch_start"]
-            position, totals = meta["position"], meta["epoch_totals"]
-            self.epoch, self.batch, self.step = (int(position[k])
-                                                 for k in ("epoch", "batch", "step"))
-            self._totals = {k: float(totals[k]) for k in _fresh_totals()}
-            self._elapsed_s = float(meta["elapsed_s"])
+            self._apply_state(state)
         except (ValueError, TypeError, KeyError) as e:
             raise BadFileError(f"checkpoint {path} cannot be resumed: {e}") from e
-        self._loader_epoch_state = self.loader.rng.bit_generator.state
         if not 0 <= self.batch <= self.steps_per_epoch:
             raise ValueError(f"checkpoint {path} stands at batch {self.batch} of an epoch of "
                              f"{self.steps_per_epoch}")

@@ -78,7 +78,7 @@ from typing import Any, Callable
 import numpy as np
 from tqdm import tqdm
 
-from .budget import RESERVE, Timing, fit_epochs, median_seconds, run_seconds
+from .budget import Timing, fit_to_budget, measure, seconds_left
 from .checkpoint import (CHECKPOINT_FILE, checkpoint_field, config_differences,
                          read_training_checkpoint, save_training_checkpoint, training_model_config,
                          training_state)
@@ -454,6 +454,12 @@ class Trainer:
             plan.append(("test", self.test_set, self.config.tta))
         return plan if last or self.config.eval_each_epoch else []
 
+    def _evaluated_images(self, epoch_number: int, epochs: int) -> int:
+        """How many images epoch ``epoch_number`` of ``epochs`` evaluates, each counted once
+        per forward pass it takes (TTA views)."""
+        return sum(len(data) * TTA_VIEWS[tta]
+                   for _, data, tta in self._evaluation_plan(epoch_number, epochs))
+
     def _evaluate_for_metrics(self, epoch_number: int, dataset: Dataset,
                               tta: int) -> dict[str, float]:
         started = time.perf_counter()
@@ -487,22 +493,13 @@ class Trainer:
         ``config.time_budget`` after ``started`` (:mod:`minieffnet.budget`), and the schedule
         to that length."""
         timing = self._measure()
-        budget_s = 60 * self.config.time_budget
-        available = budget_s * (1 - RESERVE) - (time.perf_counter() - started)
-
-        def predicted_s(epochs: int) -> float:
-            evaluated = [sum(len(data) * TTA_VIEWS[tta]
-                             for _, data, tta in self._evaluation_plan(e + 1, epochs))
-                         for e in range(epochs)]
-            return run_seconds(epochs, steps_per_epoch=self.steps_per_epoch, timing=timing,
-                               resolutions=[self.config.stage(e, epochs).resolution
-                                            for e in range(epochs)],
-                               eval_images=evaluated)
-
-        epochs = fit_epochs(available, self.config.epochs, predicted_s)
+        available = seconds_left(self.config.time_budget, started)
+        epochs, self.predicted_s = fit_to_budget(
+            available, self.config.epochs, steps_per_epoch=self.steps_per_epoch, timing=timing,
+            resolutions=lambda n: [self.config.stage(e, n).resolution for e in range(n)],
+            eval_images=lambda n: [self._evaluated_images(e + 1, n) for e in range(n)])
         self.config = dataclasses.replace(self.config, epochs=epochs)
         self.schedule = build_schedule(self.config, self.steps_per_epoch)
-        self.predicted_s = predicted_s(epochs)
         if self.verbose:
             print(f"time budget {self.config.time_budget:g} min: {epochs} epochs fit "
                   f"(predicted {self.predicted_s / 60:.1f} min of the "
@@ -510,30 +507,19 @@ class Trainer:
 
     def _measure(self) -> Timing:
         """Time training steps at the first and the last training resolution and an
-        evaluation batch on this run's model, optimiser and data; then put back every state
-        they touched (weights, BatchNorm statistics, optimiser state, both random streams, the
-        loader's resolution), so the run itself is unchanged."""
+        evaluation batch on this run's model, optimiser and data
+        (:func:`~minieffnet.budget.measure`); then put the run back in the state it was in
+        (weights, BatchNorm statistics, optimiser state, both random streams, the model's mode
+        and the loader's resolution), so the run itself is unchanged."""
         before = self._state()
-
-        def forever():
-            while True:
-                yield from self.loader
-
         try:
-            step_s = {}
-            first, last = (self.config.stage(e).resolution for e in (0, self.config.epochs - 1))
-            for resolution in sorted({first, last}):  # the final (largest) one last
-                self.loader.resolution = resolution
-                batches = forever()
-                step_s[resolution] = median_seconds(lambda: self._optimizer_step(*next(batches)))
-            x, _ = next(batches)
-            self.model.eval()
-            eval_image_s = median_seconds(lambda: _finite_forward(self.model, x)) / len(x)
+            return measure(self.model, self.loader,
+                           (self.config.stage(e).resolution for e in (0, self.config.epochs - 1)),
+                           self._optimizer_step, lambda x: _finite_forward(self.model, x))
         finally:
             self.model.train()
             self._apply_state(before)
             self.loader.resolution = self.model.config.resolution
-        return Timing(step_s, eval_image_s)
 
     # --- training state and checkpoints ------------------------------------------------------
     def _state(self) -> TrainingState:

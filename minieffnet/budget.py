@@ -5,19 +5,20 @@ The learning-rate schedule and progressive learning depend on the run's length, 
 must be fixed before the first step and never change (exact resumption needs the schedule to
 be a pure function of the step). So the trainer first *measures*: a few training steps at the
 smallest and the largest training resolution and one evaluation batch, on the real model,
-optimiser and data, its state restored afterwards (:class:`Timing`). Then
-:func:`fit_epochs` picks the largest epoch count, up to the configured ``epochs``, whose
-predicted wall time (training, the evaluations it will run, a per-epoch overhead for the
-checkpoint and the curves, and a reserve of :data:`RESERVE` of the budget) fits in what is
-left of the budget. The chosen count replaces ``epochs`` in the run's ``config.json`` and
-checkpoint, so a resumed run keeps it.
+optimiser and data (:func:`measure`; the trainer restores their state afterwards), giving a
+:class:`Timing`. Then :func:`fit_to_budget` picks the largest epoch count, up to the
+configured ``epochs``, whose predicted wall time (training, the evaluations it will run, a
+per-epoch overhead for the checkpoint and the curves) fits in what is left of the budget after
+a reserve of :data:`RESERVE` (:func:`seconds_left`). The chosen count replaces ``epochs`` in
+the run's ``config.json`` and checkpoint, so a resumed run keeps it.
 
 Whole epochs only: the prediction can leave up to one epoch of the budget unused.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -52,6 +53,57 @@ def median_seconds(step: Callable[[], None], steps: int = TIMED_STEPS,
                    warmup: int = WARMUP_STEPS) -> float:
     """The median wall time of ``steps`` calls of ``step`` after ``warmup`` untimed ones."""
     return float(np.median(wall_times(step, steps, warmup)))
+
+
+def measure(model: Any, loader: Any, resolutions: Iterable[int],
+            train_step: Callable[[np.ndarray, np.ndarray], object],
+            forward: Callable[[np.ndarray], object]) -> Timing:
+    """The costs of a run, measured on its own model, optimiser and data.
+
+    Times ``train_step(x, y)`` on batches of ``loader`` (a BatchLoader) at each of
+    ``resolutions`` (set as ``loader.resolution``, smallest first, so the largest is timed
+    last; duplicates count once), then ``forward(x)`` on one more batch of the largest, with
+    ``model`` in eval mode: seconds per step, and per image of that batch ``x: (N, 3, R, R)``.
+    Changes what the steps change (weights, optimiser state, both random streams), the
+    loader's resolution and the model's mode: the caller puts them back.
+    """
+    def forever():
+        while True:
+            yield from loader
+
+    step_s = {}
+    for resolution in sorted(set(resolutions)):
+        loader.resolution = resolution
+        batches = forever()
+        step_s[resolution] = median_seconds(lambda: train_step(*next(batches)))
+    x, _ = next(batches)
+    model.eval()
+    return Timing(step_s, median_seconds(lambda: forward(x)) / len(x))
+
+
+def seconds_left(budget_min: float, started: float) -> float:
+    """Seconds that a budget of ``budget_min`` minutes leaves for the run, less the
+    :data:`RESERVE`, when its clock started at ``started`` (a ``time.perf_counter()``
+    reading)."""
+    return 60 * budget_min * (1 - RESERVE) - (time.perf_counter() - started)
+
+
+def fit_to_budget(available_s: float, max_epochs: int, *, steps_per_epoch: int,
+                  timing: Timing, resolutions: Callable[[int], Iterable[int]],
+                  eval_images: Callable[[int], Iterable[int]]) -> tuple[int, float]:
+    """``(epochs, predicted seconds)``: the most epochs, up to ``max_epochs``, whose run
+    fits in ``available_s`` (:func:`fit_epochs`), and that run's predicted wall time
+    (:func:`run_seconds`).
+
+    resolutions, eval_images: for a run of ``n`` epochs, :func:`run_seconds`'s per-epoch
+    lists (progressive stages and the last epoch's evaluation depend on ``n``).
+    """
+    def predicted_s(epochs: int) -> float:
+        return run_seconds(epochs, steps_per_epoch=steps_per_epoch, timing=timing,
+                           resolutions=resolutions(epochs), eval_images=eval_images(epochs))
+
+    epochs = fit_epochs(available_s, max_epochs, predicted_s)
+    return epochs, predicted_s(epochs)
 
 
 def fit_epochs(available_s: float, max_epochs: int,

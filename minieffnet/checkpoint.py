@@ -15,8 +15,11 @@ Because the file carries the configuration, :func:`load_model` rebuilds the netw
 being told which it is.
 
 A **training checkpoint** (``checkpoint.npz`` in a run folder; :func:`save_training_checkpoint`,
-:func:`read_training_checkpoint`) holds everything :class:`minieffnet.train.Trainer` needs to
-continue a run bit for bit:
+:func:`read_training_checkpoint`, :func:`training_state`) holds everything
+:class:`minieffnet.train.Trainer` needs to continue a run bit for bit: a
+:class:`~minieffnet.training_state.TrainingState` (the arrays, ``position``, ``epoch_totals``,
+``elapsed_s``, ``rng``) and what describes the run (``train_config``, ``model_config``,
+``dtype``, ``class_names``, ``normalization``):
 
 * arrays ``model.<name>`` (the state dict, never NaN or infinite), ``optimizer.<name>`` (the
   optimiser's state) and, with an EMA, ``ema.<name>`` (``ema.shadow.<name>`` are the averaged
@@ -50,6 +53,7 @@ from .errors import BadFileError, NonFiniteError
 from .io import load_npz, save_npz_atomic
 from .model import EfficientNet
 from .scaling import BlockSpec, EfficientNetConfig, check_memory, count_parameters
+from .training_state import TrainingState
 from .validate import is_int, is_real
 
 MODEL_FORMAT = "minieffnet.model"
@@ -380,39 +384,37 @@ def _generator_from_state(state: Any, field: str, path: str | os.PathLike
 
 
 # --- training checkpoints --------------------------------------------------------------------
-def save_training_checkpoint(path: str | os.PathLike, model: EfficientNet,
-                             optimizer_state: dict[str, Any], ema_state: dict[str, Any] | None,
-                             *, train_config: dict[str, Any], class_names: Sequence[str],
-                             mean: Sequence[float], std: Sequence[float],
-                             position: dict[str, int], epoch_totals: dict[str, float],
-                             elapsed_s: float, loader_rng_state: dict) -> Path:
-    """Write a training checkpoint (module docstring) to ``path`` atomically; returns the path.
+def save_training_checkpoint(path: str | os.PathLike, state: TrainingState, *,
+                             model_config: EfficientNetConfig, dtype: np.dtype | str,
+                             train_config: dict[str, Any], class_names: Sequence[str],
+                             mean: Sequence[float], std: Sequence[float]) -> Path:
+    """Write a training checkpoint (module docstring) of ``state`` to ``path`` atomically;
+    returns the path.
 
-    ``model`` gives its state dict, config, dtype and RNG state; ``optimizer_state`` and
-    ``ema_state`` (None: no EMA) are ``state_dict()`` outputs; ``train_config`` is
-    ``TrainConfig.to_dict()``; ``mean`` / ``std`` the training normalisation (3 values each);
-    ``position`` ``{"epoch", "batch", "step"}``. Raises :class:`NonFiniteError` (a ValueError)
-    naming the first model array that holds NaN or infinity, before anything is written: the
-    file at ``path`` then keeps the last good state.
+    ``model_config`` and ``dtype`` describe the network whose weights ``state.model`` holds;
+    ``train_config`` is ``TrainConfig.to_dict()``; ``mean`` / ``std`` the training
+    normalisation (3 values each). Raises :class:`NonFiniteError` (a ValueError) naming the
+    first model array that holds NaN or infinity, before anything is written: the file at
+    ``path`` then keeps the last good state.
     """
-    arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
+    arrays = {f"model.{k}": v for k, v in state.model.items()}
     for name, value in arrays.items():
         if not np.isfinite(value).all():
             raise NonFiniteError(f"{name} holds NaN or infinity")
-    arrays.update((f"optimizer.{k}", np.asarray(v)) for k, v in optimizer_state.items())
-    if ema_state is not None:
-        arrays.update((f"ema.{k}", np.asarray(v)) for k, v in ema_state.items())
+    arrays.update((f"optimizer.{k}", np.asarray(v)) for k, v in state.optimizer.items())
+    if state.ema is not None:
+        arrays.update((f"ema.{k}", np.asarray(v)) for k, v in state.ema.items())
     meta = {
         "format": TRAINING_FORMAT, "version": TRAINING_VERSION,
         "train_config": train_config,
-        "model_config": config_to_dict(model.config),
-        "dtype": model.dtype.name,
+        "model_config": config_to_dict(model_config),
+        "dtype": np.dtype(dtype).name,
         "class_names": list(class_names),
         "normalization": {"mean": list(mean), "std": list(std)},
-        "position": position,
-        "epoch_totals": epoch_totals,
-        "elapsed_s": elapsed_s,
-        "rng": {"model": model.rng.bit_generator.state, "loader_epoch_start": loader_rng_state},
+        "position": {"epoch": state.epoch, "batch": state.batch, "step": state.step},
+        "epoch_totals": state.totals,
+        "elapsed_s": state.elapsed_s,
+        "rng": {"model": state.model_rng, "loader_epoch_start": state.loader_rng},
     }
     return save_npz_atomic(path, arrays, meta)
 
@@ -454,6 +456,18 @@ def split_training_checkpoint(arrays: dict[str, np.ndarray], meta: Any,
             state = meta["rng"][part]
         _generator_from_state(state, f"rng.{part}", path)
     return {part: _strip(arrays, f"{part}.") for part in _TRAINING_PARTS}
+
+
+def training_state(parts: dict[str, dict[str, np.ndarray]], meta: dict) -> TrainingState:
+    """The :class:`TrainingState` a training checkpoint holds, ``parts`` and ``meta`` as
+    :func:`read_training_checkpoint` returns them (checked): what
+    :func:`save_training_checkpoint` wrote, ``ema`` None when the run kept no EMA."""
+    position = meta["position"]
+    return TrainingState(
+        model=parts["model"], optimizer=parts["optimizer"], ema=parts["ema"] or None,
+        model_rng=meta["rng"]["model"], loader_rng=meta["rng"]["loader_epoch_start"],
+        epoch=position["epoch"], batch=position["batch"], step=position["step"],
+        totals=meta["epoch_totals"], elapsed_s=meta["elapsed_s"])
 
 
 def _check_numbers(d: Any, ok: Callable[[Any], bool], what: str,

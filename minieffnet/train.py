@@ -9,14 +9,10 @@ What a run is (:class:`TrainConfig`, the data, optimiser and schedule it builds)
 checkpoint is written and read, in :mod:`minieffnet.checkpoint`; using the trained network
 (loading it, predicting), in :mod:`minieffnet.inference`.
 
-A run lives in one folder (``out_dir``):
-
-==================  ===========================================================================
-``config.json``     the :class:`TrainConfig`, written when training starts
-``checkpoint.npz``  everything needed to continue (below), replaced atomically
-``metrics.jsonl``   one JSON object per finished epoch (keys in :meth:`Trainer.fit`)
-``curves.png``      loss and accuracy per epoch, train vs test (:mod:`minieffnet.viz`)
-==================  ===========================================================================
+A run lives in one folder (``out_dir``; its files and which folder a run may take:
+:mod:`minieffnet.run_dir`): ``config.json``, ``checkpoint.npz`` (everything needed to
+continue, below, replaced atomically), ``metrics.jsonl`` (one JSON object per finished epoch,
+keys in :meth:`Trainer.fit`) and ``curves.png`` (train vs test, :mod:`minieffnet.viz`).
 
 Each step: forward in training mode, :func:`~minieffnet.ops.softmax_cross_entropy` with label
 smoothing, backward, ``optimizer.lr = schedule(step)``, ``optimizer.step()``, then the weight
@@ -36,8 +32,9 @@ loader's resolution and the model's dropout and stochastic-depth rates to its st
 
 Exact resumption
 ----------------
-The checkpoint (its layout: :mod:`minieffnet.checkpoint`) holds the model's parameters and
-BatchNorm statistics, the optimiser's and the EMA's state, the position (epoch, batch within
+The checkpoint (its layout: :mod:`minieffnet.checkpoint`) holds a
+:class:`~minieffnet.training_state.TrainingState`: the model's parameters and BatchNorm
+statistics, the optimiser's and the EMA's state, the position (epoch, batch within
 the epoch, global step), the epoch's running totals, and both random streams: ``model.rng``
 (dropout, stochastic depth) and the training loader's Generator (shuffle, augmentation) *as it
 was when the epoch began*. Resuming restores all of it; to stand mid-epoch it re-draws the
@@ -81,27 +78,24 @@ from typing import Any, Callable
 import numpy as np
 from tqdm import tqdm
 
-from .budget import RESERVE, Timing, fit_epochs, median_seconds, run_seconds
+from .budget import Timing, fit_to_budget, measure, seconds_left
 from .checkpoint import (CHECKPOINT_FILE, checkpoint_field, config_differences,
-                         read_training_checkpoint, save_training_checkpoint,
-                         training_model_config)
+                         read_training_checkpoint, save_training_checkpoint, training_model_config,
+                         training_state)
 from .data import AugmentConfig, BatchLoader, Dataset, dataset_label
 from .errors import BadFileError
-from .io import remove_temporaries, write_text_atomic
 from .model import EfficientNet, efficientnet
 from .ops._checks import NonFiniteError
 from .ops.loss import softmax_cross_entropy
 from .optim import EMA
 from .progressive import apply_regularization
-from .train_config import (CONFIG_FILE, TrainConfig, build_optimizer, build_schedule,
-                           load_splits, load_train_config, save_train_config,
+from .run_dir import (CURVES_FILE, METRICS_FILE, check_run_dir, drop_temporaries, new_run_dir,
+                      start_run_dir, trim_metrics, with_fitted_epochs)
+from .train_config import (TrainConfig, build_optimizer, build_schedule, load_splits,
                            train_config_differences)
+from .training_state import TrainingState
 from .tta import TTA_VIEWS, tta_logits
 from .viz import plot_training_curves, read_metrics
-
-METRICS_FILE = "metrics.jsonl"
-CURVES_FILE = "curves.png"
-RUN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE, CURVES_FILE)
 
 
 class TrainingDiverged(RuntimeError):
@@ -219,17 +213,16 @@ class Trainer:
         if config.out_dir is None:
             if resume:
                 raise ValueError("resume needs out_dir: the folder of the run to continue")
-            config = dataclasses.replace(config, out_dir=str(_new_run_dir(
+            config = dataclasses.replace(config, out_dir=str(new_run_dir(
                 dataset_label(config.dataset))))
         self.run_dir = Path(config.out_dir)
-        self.config = _with_fitted_epochs(config, self.run_dir) if resume else config
+        self.config = with_fitted_epochs(config, self.run_dir) if resume else config
         config = self.config
         self.progress, self.verbose = progress, verbose
         self.on_step = on_step
         self._overwrite = overwrite
-        self._check_run_dir(resume, overwrite)
-        for name in RUN_FILES:  # the folder is this run's now: drop what a killed writer left
-            remove_temporaries(self.run_dir / name)
+        check_run_dir(self.run_dir, config, resume=resume, overwrite=overwrite)
+        drop_temporaries(self.run_dir)  # the folder is this run's now
 
         self.train_set, self.val_set, self.test_set = load_splits(config)
         if self.test_set.class_names != self.train_set.class_names:
@@ -291,36 +284,6 @@ class Trainer:
     def _resume_hint(self) -> str:
         return f"minieffnet train --resume --out {self.run_dir}"
 
-    def _check_run_dir(self, resume: bool, overwrite: bool) -> None:
-        """Refuse to mix two runs in one folder; see the class docstring."""
-        config_path = self.run_dir / CONFIG_FILE
-        if resume:
-            if not self.checkpoint_path.is_file():
-                raise FileNotFoundError(f"nothing to resume: {self.checkpoint_path} does not "
-                                        "exist")
-            diffs = train_config_differences(load_train_config(self.run_dir), self.config)
-            if diffs:
-                raise ValueError(f"{self.run_dir} holds a run with a different config "
-                                 f"({'; '.join(diffs)}); resume it with its own settings")
-            return
-        # Any file a run writes counts: an unrelated metrics.jsonl is not overwritten either.
-        held = [name for name in RUN_FILES if (self.run_dir / name).exists()]
-        if overwrite or not held:
-            return
-        if config_path.is_file():
-            diffs = train_config_differences(load_train_config(self.run_dir), self.config)
-            if diffs:
-                raise ValueError(f"{self.run_dir} already holds a different run "
-                                 f"({'; '.join(diffs)}); choose another output folder, or "
-                                 "overwrite it (--overwrite)")
-        if not (config_path.is_file() or self.checkpoint_path.exists()):
-            raise ValueError(f"{self.run_dir} already holds {' and '.join(held)}, which a run "
-                             "would overwrite; choose another output folder, or replace them "
-                             "(--overwrite)")
-        held = "this run" if config_path.is_file() else "a checkpoint"
-        raise ValueError(f"{self.run_dir} already holds {held}; continue it (--resume) or "
-                         "start again (--overwrite)")
-
     # --- training ----------------------------------------------------------------------------
     def fit(self) -> list[dict[str, Any]]:
         """Train until ``config.epochs`` epochs are done; returns every epoch's metrics.
@@ -354,12 +317,7 @@ class Trainer:
     def _start_run(self) -> None:
         """Claim the folder: config.json, an empty metrics file and a step-0 checkpoint (so
         that an interruption at any later point has a checkpoint to fall back on)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self._overwrite:
-            for name in RUN_FILES:
-                (self.run_dir / name).unlink(missing_ok=True)
-        save_train_config(self.run_dir, self.config)
-        self.metrics_path.write_text("", encoding="utf-8")
+        start_run_dir(self.run_dir, self.config, overwrite=self._overwrite)
         self.save_checkpoint()
         self._started = True
 
@@ -496,6 +454,12 @@ class Trainer:
             plan.append(("test", self.test_set, self.config.tta))
         return plan if last or self.config.eval_each_epoch else []
 
+    def _evaluated_images(self, epoch_number: int, epochs: int) -> int:
+        """How many images epoch ``epoch_number`` of ``epochs`` evaluates, each counted once
+        per forward pass it takes (TTA views)."""
+        return sum(len(data) * TTA_VIEWS[tta]
+                   for _, data, tta in self._evaluation_plan(epoch_number, epochs))
+
     def _evaluate_for_metrics(self, epoch_number: int, dataset: Dataset,
                               tta: int) -> dict[str, float]:
         started = time.perf_counter()
@@ -512,11 +476,11 @@ class Trainer:
         epoch, step = self.epoch + 1, self.step
         if self._in_step:  # the weights may be half-updated: keep the last checkpoint
             self._in_step = False
-            pos = read_training_checkpoint(self.checkpoint_path)[1]["position"]
+            saved = training_state(*read_training_checkpoint(self.checkpoint_path))
             return TrainingInterrupted(
                 f"interrupted during step {step + 1} of epoch {epoch}: not saved; "
-                f"{self.checkpoint_path} still holds epoch {pos['epoch'] + 1} step "
-                f"{pos['step']}; resume with: {self._resume_hint()}", epoch, step, False)
+                f"{self.checkpoint_path} still holds epoch {saved.epoch + 1} step "
+                f"{saved.step}; resume with: {self._resume_hint()}", epoch, step, False)
         self._tick()
         self.save_checkpoint()
         return TrainingInterrupted(
@@ -529,22 +493,13 @@ class Trainer:
         ``config.time_budget`` after ``started`` (:mod:`minieffnet.budget`), and the schedule
         to that length."""
         timing = self._measure()
-        budget_s = 60 * self.config.time_budget
-        available = budget_s * (1 - RESERVE) - (time.perf_counter() - started)
-
-        def predicted_s(epochs: int) -> float:
-            evaluated = [sum(len(data) * TTA_VIEWS[tta]
-                             for _, data, tta in self._evaluation_plan(e + 1, epochs))
-                         for e in range(epochs)]
-            return run_seconds(epochs, steps_per_epoch=self.steps_per_epoch, timing=timing,
-                               resolutions=[self.config.stage(e, epochs).resolution
-                                            for e in range(epochs)],
-                               eval_images=evaluated)
-
-        epochs = fit_epochs(available, self.config.epochs, predicted_s)
+        available = seconds_left(self.config.time_budget, started)
+        epochs, self.predicted_s = fit_to_budget(
+            available, self.config.epochs, steps_per_epoch=self.steps_per_epoch, timing=timing,
+            resolutions=lambda n: [self.config.stage(e, n).resolution for e in range(n)],
+            eval_images=lambda n: [self._evaluated_images(e + 1, n) for e in range(n)])
         self.config = dataclasses.replace(self.config, epochs=epochs)
         self.schedule = build_schedule(self.config, self.steps_per_epoch)
-        self.predicted_s = predicted_s(epochs)
         if self.verbose:
             print(f"time budget {self.config.time_budget:g} min: {epochs} epochs fit "
                   f"(predicted {self.predicted_s / 60:.1f} min of the "
@@ -552,35 +507,45 @@ class Trainer:
 
     def _measure(self) -> Timing:
         """Time training steps at the first and the last training resolution and an
-        evaluation batch on this run's model, optimiser and data; then put back every state
-        they touched (weights, BatchNorm statistics, optimiser state, both random streams, the
-        loader's resolution), so the run itself is unchanged."""
-        model_state, optimizer_state = self.model.state_dict(), self.optimizer.state_dict()
-        rngs = (self.model.rng.bit_generator.state, self.loader.rng.bit_generator.state)
-
-        def forever():
-            while True:
-                yield from self.loader
-
+        evaluation batch on this run's model, optimiser and data
+        (:func:`~minieffnet.budget.measure`); then put the run back in the state it was in
+        (weights, BatchNorm statistics, optimiser state, both random streams, the model's mode
+        and the loader's resolution), so the run itself is unchanged."""
+        before = self._state()
         try:
-            step_s = {}
-            first, last = (self.config.stage(e).resolution for e in (0, self.config.epochs - 1))
-            for resolution in sorted({first, last}):  # the final (largest) one last
-                self.loader.resolution = resolution
-                batches = forever()
-                step_s[resolution] = median_seconds(lambda: self._optimizer_step(*next(batches)))
-            x, _ = next(batches)
-            self.model.eval()
-            eval_image_s = median_seconds(lambda: _finite_forward(self.model, x)) / len(x)
+            return measure(self.model, self.loader,
+                           (self.config.stage(e).resolution for e in (0, self.config.epochs - 1)),
+                           self._optimizer_step, lambda x: _finite_forward(self.model, x))
         finally:
             self.model.train()
-            self.model.load_state_dict(model_state)
-            self.optimizer.load_state_dict(optimizer_state)
-            self.model.rng.bit_generator.state, self.loader.rng.bit_generator.state = rngs
+            self._apply_state(before)
             self.loader.resolution = self.model.config.resolution
-        return Timing(step_s, eval_image_s)
 
-    # --- checkpoints -------------------------------------------------------------------------
+    # --- training state and checkpoints ------------------------------------------------------
+    def _state(self) -> TrainingState:
+        """A copy of everything training changes (:class:`TrainingState`)."""
+        return TrainingState(
+            model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+            ema=None if self.ema is None else self.ema.state_dict(),
+            model_rng=self.model.rng.bit_generator.state, loader_rng=self._loader_epoch_state,
+            epoch=self.epoch, batch=self.batch, step=self.step, totals=dict(self._totals),
+            elapsed_s=self._elapsed_s)
+
+    def _apply_state(self, state: TrainingState) -> None:
+        """Put the run in ``state``; the next epoch re-makes the ``state.batch`` batches
+        already trained on. Raises ValueError, TypeError or KeyError if it does not fit the
+        run (arrays of other shapes or names, missing totals), possibly half-applied."""
+        self.model.load_state_dict(state.model)
+        self.optimizer.load_state_dict(state.optimizer)
+        if self.ema is not None:
+            self.ema.load_state_dict(state.ema)
+        self.model.rng.bit_generator.state = state.model_rng
+        self.loader.rng.bit_generator.state = state.loader_rng
+        self.epoch, self.batch, self.step = int(state.epoch), int(state.batch), int(state.step)
+        self._totals = {k: float(state.totals[k]) for k in _fresh_totals()}
+        self._elapsed_s = float(state.elapsed_s)
+        self._loader_epoch_state = self.loader.rng.bit_generator.state
+
     def save_checkpoint(self) -> Path:
         """Write the full training state to ``checkpoint.npz`` atomically
         (:func:`~minieffnet.checkpoint.save_training_checkpoint`).
@@ -590,13 +555,9 @@ class Trainer:
         """
         try:
             return save_training_checkpoint(
-                self.checkpoint_path, self.model, self.optimizer.state_dict(),
-                None if self.ema is None else self.ema.state_dict(),
-                train_config=self.config.to_dict(), class_names=self.train_set.class_names,
-                mean=self.mean, std=self.std,
-                position={"epoch": self.epoch, "batch": self.batch, "step": self.step},
-                epoch_totals=dict(self._totals), elapsed_s=self._elapsed_s,
-                loader_rng_state=self._loader_epoch_state)
+                self.checkpoint_path, self._state(), model_config=self.model.config,
+                dtype=self.model.dtype, train_config=self.config.to_dict(),
+                class_names=self.train_set.class_names, mean=self.mean, std=self.std)
         except NonFiniteError as e:
             raise TrainingDiverged(f"not saving: {e} at step {self.step}; "
                                    f"{self.checkpoint_path} keeps the last good state",
@@ -615,63 +576,19 @@ class Trainer:
         if diffs:
             raise ValueError(f"checkpoint {path} holds another architecture than this run "
                              f"builds: {'; '.join(diffs)}")
-        if bool(parts["ema"]) != (self.ema is not None):
-            state = "an EMA" if parts["ema"] else "no EMA"
-            raise ValueError(f"checkpoint {path} holds {state} but the config has "
+        state = training_state(parts, meta)
+        if (state.ema is not None) != (self.ema is not None):
+            held = "an EMA" if state.ema is not None else "no EMA"
+            raise ValueError(f"checkpoint {path} holds {held} but the config has "
                              f"ema={self.config.ema}")
         try:
-            self.model.load_state_dict(parts["model"])
-            self.optimizer.load_state_dict(parts["optimizer"])
-            if self.ema is not None:
-                self.ema.load_state_dict(parts["ema"])
-            self.model.rng.bit_generator.state = meta["rng"]["model"]
-            self.loader.rng.bit_generator.state = meta["rng"]["loader_epoch_start"]
-            position, totals = meta["position"], meta["epoch_totals"]
-            self.epoch, self.batch, self.step = (int(position[k])
-                                                 for k in ("epoch", "batch", "step"))
-            self._totals = {k: float(totals[k]) for k in _fresh_totals()}
-            self._elapsed_s = float(meta["elapsed_s"])
+            self._apply_state(state)
         except (ValueError, TypeError, KeyError) as e:
             raise BadFileError(f"checkpoint {path} cannot be resumed: {e}") from e
-        self._loader_epoch_state = self.loader.rng.bit_generator.state
         if not 0 <= self.batch <= self.steps_per_epoch:
             raise ValueError(f"checkpoint {path} stands at batch {self.batch} of an epoch of "
                              f"{self.steps_per_epoch}")
-        self._trim_metrics()
-
-    def _trim_metrics(self) -> None:
-        """Drop metric rows of epochs the checkpoint has not finished (written just before an
-        interruption), so the resumed run writes each epoch exactly once."""
-        if not self.metrics_path.exists():
-            return
-        kept = []
-        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
-            try:
-                if json.loads(line)["epoch"] <= self.epoch:
-                    kept.append(line + "\n")
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a line cut short by the interruption
-        write_text_atomic(self.metrics_path, "".join(kept))
-
-
-def _with_fitted_epochs(config: TrainConfig, run_dir: Path) -> TrainConfig:
-    """``config`` with the epochs that the time-budgeted run in ``run_dir`` fitted, so that
-    resuming it with its original settings continues the same schedule; unchanged when
-    ``config`` has no time budget or the folder holds no run with the same budget."""
-    if config.time_budget is None or not (run_dir / CONFIG_FILE).is_file():
-        return config
-    stored = load_train_config(run_dir)
-    if stored.time_budget != config.time_budget:
-        return config
-    return dataclasses.replace(config, epochs=stored.epochs)
-
-
-def _new_run_dir(dataset: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path, n = Path("runs") / f"{dataset}-{stamp}", 2
-    while path.exists():
-        path, n = Path("runs") / f"{dataset}-{stamp}-{n}", n + 1
-    return path
+        trim_metrics(self.run_dir, self.epoch)
 
 
 @contextlib.contextmanager

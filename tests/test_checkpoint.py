@@ -11,7 +11,8 @@ import pytest
 
 from minieffnet.checkpoint import (config_from_dict, config_to_dict, evaluation_weights,
                                    load_model, load_weights, read_training_checkpoint,
-                                   save_model, save_training_checkpoint, training_model_config)
+                                   save_model, save_training_checkpoint, training_model_config,
+                                   training_state)
 from minieffnet.errors import BadFileError
 from minieffnet.inference import load_trained_model
 from minieffnet.io import load_npz, remove_temporaries, save_npz_atomic
@@ -19,6 +20,7 @@ from minieffnet.model import EfficientNet
 from minieffnet.ops._checks import NonFiniteError
 from minieffnet.optim import EMA, SGD
 from minieffnet.scaling import make_config
+from minieffnet.training_state import TrainingState
 
 
 def small(num_classes=7, seed=0, dtype=np.float32, **kw):
@@ -159,6 +161,16 @@ def test_pickled_object_arrays_are_refused_without_running_them(tmp_path):
 
 
 # --- training checkpoints ------------------------------------------------------------------
+def state_of(model, optimizer, ema=None):
+    """A TrainingState of ``model`` (position, totals and loader stream made up)."""
+    return TrainingState(
+        model=model.state_dict(), optimizer=optimizer.state_dict(),
+        ema=None if ema is None else ema.state_dict(),
+        model_rng=model.rng.bit_generator.state,
+        loader_rng=np.random.default_rng(5).bit_generator.state,
+        epoch=1, batch=2, step=3, totals={"seen": 8.0}, elapsed_s=1.5)
+
+
 def save_training(path, model, ema=None):
     """A training checkpoint of ``model`` after one SGD step (momentum state is non-trivial)."""
     params = model.parameters()
@@ -167,12 +179,9 @@ def save_training(path, model, ema=None):
     optimizer = SGD(params, 0.1)
     optimizer.step()
     return save_training_checkpoint(
-        path, model, optimizer.state_dict(), None if ema is None else ema.state_dict(),
+        path, state_of(model, optimizer, ema), model_config=model.config, dtype=model.dtype,
         train_config={"lr": 0.1}, class_names=[str(i) for i in range(7)],
-        mean=(1.0, 2.0, 3.0), std=(4.0, 5.0, 6.0),
-        position={"epoch": 1, "batch": 2, "step": 3},
-        epoch_totals={"seen": 8.0}, elapsed_s=1.5,
-        loader_rng_state=np.random.default_rng(5).bit_generator.state), optimizer
+        mean=(1.0, 2.0, 3.0), std=(4.0, 5.0, 6.0)), optimizer
 
 
 def test_training_checkpoint_round_trip(tmp_path, rng):
@@ -197,6 +206,22 @@ def test_training_checkpoint_round_trip(tmp_path, rng):
     # without an EMA: no ema part, and the model's own weights are reported
     parts, _ = read_training_checkpoint(save_training(tmp_path / "plain.npz", model)[0])
     assert parts["ema"] == {} and evaluation_weights(parts) is parts["model"]
+
+
+@pytest.mark.parametrize("with_ema", [True, False], ids=["ema", "no-ema"])
+def test_training_state_reads_back_what_was_saved(tmp_path, rng, with_ema):
+    model = trained_state(small(), rng)
+    ema = EMA(model.parameters(), 0.9, buffers=dict(model.named_buffers())) if with_ema else None
+    path, optimizer = save_training(tmp_path / "checkpoint.npz", model, ema)
+    saved, read = state_of(model, optimizer, ema), training_state(*read_training_checkpoint(path))
+    for part in ("model", "optimizer", "ema"):
+        a, b = getattr(saved, part), getattr(read, part)
+        assert (a is None) == (b is None) == (part == "ema" and not with_ema)
+        if a is not None:
+            assert a.keys() == b.keys()
+            assert all(np.array_equal(a[k], b[k]) for k in a), part
+    assert dataclasses.replace(read, model={}, optimizer={}, ema=None) == dataclasses.replace(
+        saved, model={}, optimizer={}, ema=None)
 
 
 def test_each_format_refuses_the_other_and_non_finite_weights(tmp_path, rng):

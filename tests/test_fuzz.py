@@ -35,6 +35,7 @@ from minieffnet.inference import load_trained_model
 from minieffnet.io import load_npz, save_npz_atomic
 from minieffnet.model import efficientnet
 from minieffnet.train_config import TrainConfig
+from minieffnet.training_state import TrainingState
 
 # capsys is function-scoped but safe to share across examples: each reads its output away.
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
@@ -119,11 +120,14 @@ def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz_checkpoints")
     model = efficientnet("b0", 3, preset="cifar", width=0.1, depth=0.1, resolution=8)
     config = TrainConfig(width=0.1, depth=0.1, resolution=8)
+    state = TrainingState(
+        model=model.state_dict(), optimizer={}, ema=None, model_rng=model.rng.bit_generator.state,
+        loader_rng=np.random.default_rng(0).bit_generator.state, epoch=0, batch=0, step=0,
+        totals={"seen": 0.0}, elapsed_s=0.0)
     training = save_training_checkpoint(
-        root / "checkpoint.npz", model, {}, None, train_config=config.to_dict(),
-        class_names=["a", "b", "c"], mean=(1.0, 2.0, 3.0), std=(4.0, 5.0, 6.0),
-        position={"epoch": 0, "batch": 0, "step": 0}, epoch_totals={"seen": 0.0},
-        elapsed_s=0.0, loader_rng_state=np.random.default_rng(0).bit_generator.state)
+        root / "checkpoint.npz", state, model_config=model.config, dtype=model.dtype,
+        train_config=config.to_dict(), class_names=["a", "b", "c"], mean=(1.0, 2.0, 3.0),
+        std=(4.0, 5.0, 6.0))
     bare = save_model(root / "model.npz", model, {"class_names": ["a", "b", "c"]})
     return {"training": training, "model": bare}
 

@@ -8,12 +8,14 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 from minieffnet import efficientnet
-from minieffnet.budget import EPOCH_OVERHEAD_S, Timing, fit_epochs, run_seconds
+from minieffnet.budget import (EPOCH_OVERHEAD_S, RESERVE, Timing, fit_epochs, fit_to_budget,
+                               run_seconds, seconds_left)
 from minieffnet.cli import main
 from minieffnet.data import BatchLoader, load_synthetic
 from minieffnet.model import MBConv
@@ -227,6 +229,21 @@ def test_fit_epochs_takes_the_most_that_fit():
     assert Timing({32: 2.0}, 0.0).step_seconds(16) == 2.0
     assert run_seconds(2, steps_per_epoch=10, timing=timing, resolutions=[16, 32],
                        eval_images=[0, 300]) == pytest.approx(50 + 3 + 2 * EPOCH_OVERHEAD_S)
+
+
+def test_fit_to_budget_predicts_each_length_with_its_own_plan():
+    """Progressive stages stretch with the run: every candidate length is predicted with the
+    resolutions and evaluations of a run of that length."""
+    timing = Timing({16: 1.0, 32: 4.0}, eval_image_s=0.01)
+    half_low = lambda n: [16] * (n // 2) + [32] * (n - n // 2)  # noqa: E731
+    last_only = lambda n: [0] * (n - 1) + [100]  # noqa: E731
+    one = 10 * 4.0 + 1 + EPOCH_OVERHEAD_S  # one epoch: at 32 px, with the final evaluation
+    assert fit_to_budget(one, 9, steps_per_epoch=10, timing=timing, resolutions=half_low,
+                         eval_images=last_only) == (1, pytest.approx(one))
+    three = 10 * (1 + 4 + 4) + 1 + 3 * EPOCH_OVERHEAD_S
+    assert fit_to_budget(three + 1, 9, steps_per_epoch=10, timing=timing,
+                         resolutions=half_low, eval_images=last_only) == (3, pytest.approx(three))
+    assert seconds_left(10, time.perf_counter()) == pytest.approx(600 * (1 - RESERVE), abs=1)
 
 
 def test_time_budget_fits_the_epochs_and_a_resumed_run_keeps_them(tmp_path, monkeypatch):

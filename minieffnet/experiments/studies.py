@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..scaling import PAPER_COEFFICIENTS, count_flops
-from .reports import (RESULT_COLUMNS, accuracy_columns, choice_metric, markdown_table, pct,
+from .reports import (RESULT_COLUMNS, accuracy_columns, choice_metric, markdown_table,
                       plot_budget_curve, plot_lines, thousands, write_csv, write_differences,
                       write_tables, plot_accuracy_vs_flops, plot_learning_curves,
                       plot_single_dimension, study_footer)

@@ -21,8 +21,9 @@ from .checkpoint import CHECKPOINT_FILE
 from .data import CIFAR10_CLASSES
 from .errors import BadOptionError
 from .experiments import (FIGURE4_BASELINES, FIGURE4_WIDTHS, GRID_STEP, GRID_TOLERANCE,
-                          PROTOCOLS, STRATEGIES, StudyProtocol, budget_curve, compare_scaling,
-                          dask_executor, grid_candidates, grid_search, width_per_baseline)
+                          LONG_TARGETS, PROTOCOLS, STRATEGIES, TARGETS, StudyProtocol,
+                          budget_curve, compare_scaling, dask_executor, grid_candidates,
+                          grid_search, width_per_baseline)
 from .inference import load_trained_model, predict, prepare_images, read_image, softmax
 from .opcheck import print_op_table
 from .optim import SCHEDULES
@@ -452,10 +453,12 @@ def _add_study_commands(sub) -> None:
     cs.set_defaults(func=cmd_compare_scaling)
     _add_study_args(cs, default_seeds=3, default_epochs=4)
     cs.add_argument("--targets", type=float, nargs="+",
-                    help="FLOPs multipliers (default 2 4)")
+                    help="FLOPs multipliers (default " + " ".join(f"{t:g}" for t in TARGETS)
+                         + ", or the --protocol's)")
     cs.add_argument("--long-targets", type=float, nargs="+",
-                    help="targets also trained at the later --epochs budgets (default 1 2: "
-                         "the base and the 2x models, or the --protocol's)")
+                    help="targets also trained at the later --epochs budgets (default "
+                         + " ".join(f"{t:g}" for t in LONG_TARGETS) + ": the base and the 2x "
+                         "models, or the --protocol's)")
     cs.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
     for flag, what, default in zip(("--alpha", "--beta", "--gamma"),
                                    ("depth", "width", "resolution"), PAPER_COEFFICIENTS):
@@ -503,7 +506,7 @@ def _study_settings(args) -> tuple[TrainConfig, tuple[int, ...], int, StudyProto
     else:
         defaults = {"budgets": protocol.budgets, "seeds": protocol.seeds,
                     **protocol.others.get(args.command, {})}
-    if chosen["dataset"] is None:
+    if "dataset" in chosen and chosen["dataset"] is None:
         raise BadOptionError(f"--protocol {args.protocol} needs --dataset folder:PATH (or "
                              "npz:PATH): it names no data set of its own")
     budgets = tuple(args.epochs or defaults["budgets"])
@@ -523,8 +526,8 @@ def _study_executor(args):
 def cmd_compare_scaling(args) -> int:
     """Depth, width, resolution and compound scaling at equal FLOPs (paper Figure 8)."""
     base, budgets, seeds, protocol = _study_settings(args)
-    targets = args.targets or (protocol.targets if protocol else (2.0, 4.0))
-    long_targets = args.long_targets or (protocol.long_targets if protocol else (1.0, 2.0))
+    targets = args.targets or (protocol.targets if protocol else TARGETS)
+    long_targets = args.long_targets or (protocol.long_targets if protocol else LONG_TARGETS)
     results = compare_scaling(base, args.out, targets=targets, seeds=range(seeds),
                               strategies=args.strategies,
                               coefficients=(args.alpha, args.beta, args.gamma),

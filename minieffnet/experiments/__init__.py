@@ -52,14 +52,16 @@ from .reports import (plot_accuracy_vs_flops, plot_learning_curves, plot_single_
 from .solver import (FLOPS_TOLERANCE, GRID_STEP, GRID_TOLERANCE, STRATEGIES, grid_candidates,
                      same_networks, scale_config, solve_strategy)
 from .stats import aggregate, mean_std_ci, paired_difference, paired_differences
-from .studies import (FIGURE4_BASELINES, FIGURE4_WIDTHS, PROTOCOLS, V2_EPOCHS, V3_EPOCHS,
+from .studies import (FIGURE4_BASELINES, FIGURE4_WIDTHS, LONG_TARGETS, PROTOCOLS, TARGETS,
+                      V2_EPOCHS, V3_EPOCHS,
                       StudyProtocol, budget_curve, compare_scaling, grid_search,
                       width_per_baseline)
 from .trials import (TRIAL_FILE, TRIALS_DIR, Trial, code_version, dask_executor, run_trial,
                      run_trials)
 
 __all__ = ["FIGURE4_BASELINES", "FIGURE4_WIDTHS", "FLOPS_TOLERANCE", "GRID_STEP",
-           "GRID_TOLERANCE", "PAPER_COEFFICIENTS", "PROTOCOLS", "STRATEGIES", "TRIALS_DIR",
+           "GRID_TOLERANCE", "LONG_TARGETS", "PAPER_COEFFICIENTS", "PROTOCOLS", "STRATEGIES",
+           "TARGETS", "TRIALS_DIR",
            "TRIAL_FILE", "V2_EPOCHS", "V3_EPOCHS", "StudyProtocol", "Trial", "aggregate",
            "budget_curve", "code_version", "compare_scaling", "dask_executor", "grid_candidates",
            "grid_search", "mean_std_ci", "paired_difference", "paired_differences",

@@ -33,6 +33,12 @@ V3_VAL_SIZE = 1000
 V3_EPOCHS = 10
 
 
+# compare_scaling's FLOPs multipliers, and those also trained at its later epoch budgets
+# (the base and the 2x models).
+TARGETS = (2.0, 4.0)
+LONG_TARGETS = (1.0, 2.0)
+
+
 @dataclass(frozen=True)
 class StudyProtocol:
     """A named, documented set of defaults for the studies (``--protocol``).
@@ -54,7 +60,7 @@ class StudyProtocol:
     seeds: int
     targets: tuple[float, ...]
     budgets: tuple[int, ...]
-    long_targets: tuple[float, ...] = (1.0, 2.0)
+    long_targets: tuple[float, ...] = LONG_TARGETS
     others: dict = dataclasses.field(default_factory=dict)
 
 
@@ -64,14 +70,14 @@ PROTOCOLS = {
         "2 epochs on a class-balanced 5,000-image subset, 2 seeds",
         base=dict(dataset="cifar10", preset="cifar", width=0.25, depth=0.25, resolution=None,
                   train_size=5000, test_size=2000),
-        seeds=2, targets=(2.0, 4.0), budgets=(2,)),
+        seeds=2, targets=TARGETS, budgets=(2,)),
     "v2": StudyProtocol(
         "v2", "16 px base, so that resolution scaling up to 2x the side (4x the FLOPs) sees "
         "real pixels of the 32 px images; all 50,000 training and 10,000 test images; 3 "
         "paired seeds; every model at E epochs and the base and 2x models also at 2E",
         base=dict(dataset="cifar10", preset="cifar", width=0.25, depth=0.25, resolution=16,
                   train_size=None, test_size=None),
-        seeds=3, targets=(2.0, 4.0), budgets=(V2_EPOCHS, 2 * V2_EPOCHS),
+        seeds=3, targets=TARGETS, budgets=(V2_EPOCHS, 2 * V2_EPOCHS),
         # Figure 4's twelve networks cost ~58 base networks (widths 1, 1.5, 2 on baselines of
         # 1, 2, 1.7, 3.4 base FLOPs): one seed at E, as the issue allows. The grid: step 0.1
         # gives 22 candidates (0.05: 111) and the paper's point is added to them, 17 different
@@ -87,8 +93,8 @@ PROTOCOLS = {
         "paired seeds; every model at E and 2E epochs",
         base=dict(dataset=None, preset="cifar", width=0.25, depth=0.25, resolution=32,
                   train_size=None, test_size=None, val_size=V3_VAL_SIZE, final_test=True),
-        seeds=3, targets=(2.0, 4.0), budgets=(V3_EPOCHS, 2 * V3_EPOCHS),
-        long_targets=(1.0, 2.0, 4.0),
+        seeds=3, targets=TARGETS, budgets=(V3_EPOCHS, 2 * V3_EPOCHS),
+        long_targets=(1.0, *TARGETS),
         # The budget curve: the base at three input sides (24 px below it, 45 px at 2x its
         # FLOPs) and four budgets, one seed: E is chosen on its validation curve, and the
         # three sides show whether the 32 px base is starved of resolution.
@@ -144,13 +150,13 @@ def _models_at_budgets(models: Sequence[tuple], budgets: Sequence[int],
 
 
 def compare_scaling(base_train, out_dir: str | os.PathLike,
-                    targets: Sequence[float] = (2.0, 4.0), seeds: Sequence[int] = (0, 1, 2),
+                    targets: Sequence[float] = TARGETS, seeds: Sequence[int] = (0, 1, 2),
                     strategies: Sequence[str] = STRATEGIES,
                     coefficients: tuple[float, float, float] = PAPER_COEFFICIENTS,
                     jobs: int = 1, log: Callable[[str], None] = print,
                     executor: concurrent.futures.Executor | None = None, *,
                     budgets: Sequence[int] | None = None,
-                    long_targets: Sequence[float] = (1.0, 2.0),
+                    long_targets: Sequence[float] = LONG_TARGETS,
                     report_only: bool = False) -> list[dict]:
     """Figure 8 / Table 3 of the paper: the base network of ``base_train`` (a
     :class:`~minieffnet.train.TrainConfig`, whose recipe every trial shares) and, for each

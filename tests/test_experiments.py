@@ -559,3 +559,38 @@ def test_trials_record_their_code_version_and_a_mix_is_warned_about(tmp_path):
     run_trials(trials, log=lines.append)
     assert any("different code versions" in line and "0123456789ab: 1" in line
                for line in lines), lines
+
+
+BAD_RECORDS = {  # what an adversary writes into a finished trial's trial.json
+    "truncated": lambda text, row: text[: len(text) // 2],
+    "a list": lambda text, row: json.dumps([row]),
+    "no top1": lambda text, row: json.dumps({k: v for k, v in row.items() if k != "top1"}),
+    "top1 text": lambda text, row: json.dumps({**row, "top1": "0.5"}),
+    "top1 500 %": lambda text, row: json.dumps({**row, "top1": 5.0}),
+    "top1 NaN": lambda text, row: text.replace(f'"top1": {json.dumps(row["top1"])}',
+                                               '"top1": NaN'),
+    "another model": lambda text, row: json.dumps({**row, "model": "width-x2"}),
+    "run_dir outside": lambda text, row: json.dumps({**row, "run_dir": "../../elsewhere"}),
+    "bad train_config": lambda text, row: json.dumps({**row, "train_config": {"lr": -1}}),
+}
+
+
+@pytest.mark.parametrize("damage", list(BAD_RECORDS))
+def test_a_damaged_study_record_stops_the_study_with_one_line_naming_it(tmp_path, capsys,
+                                                                        damage):
+    args = ["compare-scaling", "--out", str(tmp_path), "--width", "0.1", "--depth", "0.1",
+            "--resolution", "16", "--train-size", "200", "--test-size", "100", "--epochs", "1",
+            "--batch-size", "100", "--seeds", "1", "--targets", "2", "--strategies", "width",
+            "--report"]
+    record = tmp_path / "trials" / "base-seed0" / "trial.json"
+    if not record.exists():
+        compare_scaling(TINY, tmp_path, targets=(2.0,), seeds=(0,), strategies=("width",),
+                        log=lambda line: None)
+    text = record.read_text()
+    record.write_text(BAD_RECORDS[damage](text, json.loads(text)))
+    before = sorted(p for p in tmp_path.rglob("*") if p.name != "results.md")
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(record) in err and "internal" not in err, err
+    assert sorted(p for p in tmp_path.rglob("*") if p.name != "results.md") == before

@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 
 from ..scaling import (EfficientNetConfig, count_activations, count_flops, count_parameters,
                        make_config)
+from ..validate import is_int, is_real
 
 TRIAL_FILE = "trial.json"
 TRIALS_DIR = "trials"
@@ -102,6 +103,68 @@ def _relative_to(path: Path, root: Path) -> str:
     return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
 
 
+# What a finished trial's record must hold, and what each field must be: a record is read
+# back into tables, statistics and figures, so a truncated, hand-edited or foreign file must
+# stop the study with the file's name rather than end up as a row of 500 % or NaN.
+_FRACTION = ("a fraction in [0, 1]", lambda v: is_real(v) and 0 <= v <= 1)
+_RECORD_FIELDS = {
+    "model": ("text", lambda v: isinstance(v, str)),
+    "seed": ("an integer >= 0", lambda v: is_int(v) and v >= 0),
+    "epochs": ("an integer >= 1", lambda v: is_int(v) and v >= 1),
+    "flops": ("an integer >= 1", lambda v: is_int(v) and v >= 1),
+    "params": ("an integer >= 1", lambda v: is_int(v) and v >= 1),
+    "width": ("a number > 0", lambda v: is_real(v) and v > 0),
+    "depth": ("a number > 0", lambda v: is_real(v) and v > 0),
+    "resolution": ("an integer >= 1", lambda v: is_int(v) and v >= 1),
+    "top1": _FRACTION, "top5": _FRACTION,
+    "train_time_s": ("a number >= 0", lambda v: is_real(v) and v >= 0),
+    "run_dir": ("a path", lambda v: isinstance(v, str) and v != ""),
+    "train_config": ("an object", lambda v: isinstance(v, dict)),
+}
+_OPTIONAL_FIELDS = {  # fields later versions added: checked when present
+    "val_top1": _FRACTION, "val_top5": _FRACTION, "train_top1": _FRACTION,
+    "activations": ("an integer >= 0", lambda v: is_int(v) and v >= 0),
+    "code_version": ("text", lambda v: isinstance(v, str)),
+}
+
+
+def read_trial_record(path: Path, trial: Trial, study_root: Path | None) -> dict:
+    """The row a finished trial wrote to ``path`` (its ``trial.json``), checked field by field
+    and against ``trial``: its model and seed, and a ``run_dir`` that is the trial's own
+    folder (so nothing is read from outside the study). Raises
+    :class:`~minieffnet.errors.BadFileError` naming the file and the field."""
+    from ..errors import BadFileError
+    from ..train_config import TrainConfig
+    try:
+        row = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadFileError(f"{path}: not a trial record (invalid JSON: {e}); delete it to "
+                           "train the trial again") from e
+    if not isinstance(row, dict):
+        raise BadFileError(f"{path}: not a trial record (a JSON {type(row).__name__}, not an "
+                           "object)")
+    for fields, required in ((_RECORD_FIELDS, True), (_OPTIONAL_FIELDS, False)):
+        for field, (what, ok) in fields.items():
+            if field not in row:
+                if required:
+                    raise BadFileError(f"{path}: the trial record has no {field!r}")
+                continue
+            if not ok(row[field]):
+                raise BadFileError(f"{path}: {field!r} must be {what}, got {row[field]!r}")
+    if (row["model"], row["seed"]) != (trial.model, trial.seed):
+        raise BadFileError(f"{path}: records {row['model']!r} seed {row['seed']}, not "
+                           f"{trial.model!r} seed {trial.seed}: a record of another trial")
+    where = (study_root / row["run_dir"]) if study_root is not None else Path(row["run_dir"])
+    if where.resolve() != trial.run_dir.resolve():
+        raise BadFileError(f"{path}: 'run_dir' {row['run_dir']!r} is not this trial's folder "
+                           f"({trial.run_dir})")
+    try:
+        TrainConfig.from_dict(row["train_config"])
+    except (TypeError, ValueError) as e:
+        raise BadFileError(f"{path}: 'train_config': {e}") from e
+    return row
+
+
 def run_trial(trial: Trial, progress: bool = False) -> dict:
     """Train ``trial`` unless finished; return its result row (also in ``trial.json``).
 
@@ -118,7 +181,7 @@ def run_trial(trial: Trial, progress: bool = False) -> dict:
     done = trial.run_dir / TRIAL_FILE
     study_root = trial.run_dir.parent.parent if trial.run_dir.parent.name == TRIALS_DIR else None
     if done.is_file():
-        row = json.loads(done.read_text(encoding="utf-8"))
+        row = read_trial_record(done, trial, study_root)
         diffs = train_config_differences(TrainConfig.from_dict(row["train_config"]),
                                          trial.train)
         if diffs:

@@ -472,6 +472,14 @@ def _add_study_commands(sub) -> None:
                     "--protocol's)")
     gs.add_argument("--tol", type=float, default=GRID_TOLERANCE,
                     help=f"allowed |alpha*beta^2*gamma^2 - 2| (default {GRID_TOLERANCE})")
+    gs.add_argument("--equal-cost", type=float, metavar="TOL", help="re-solve φ per candidate "
+                    "so every network costs 2^phi times the base's FLOPs within ±TOL (e.g. "
+                    "0.02); default: the networks as the coefficients scale them (or the "
+                    "--protocol's)")
+    gs.add_argument("--phi", type=float, default=1.0, help="compound coefficient (default 1: "
+                    "Step 1; 2 tests whether a φ = 1 choice stays best, Step 2)")
+    gs.add_argument("--candidates", nargs="+", metavar="A,B,G", help="train these (α, β, γ) "
+                    "instead of the grid (e.g. the leaders of a φ = 1 search at --phi 2)")
     gs.add_argument("--rounds", type=int, help="successive halving: round r trains the "
                     "better half of round r-1 for twice the epochs (default 1, or the "
                     "--protocol's)")
@@ -564,18 +572,33 @@ def cmd_grid_search(args) -> int:
     grid = protocol.others.get("grid-search", {}) if protocol else {}
     step = args.step if args.step is not None else grid.get("step", GRID_STEP)
     rounds = args.rounds if args.rounds is not None else grid.get("rounds", 1)
-    candidates = grid_candidates(step, args.tol)
-    print(f"{len(candidates)} candidates with |α·β²·γ² - 2| <= {args.tol:g} on a grid of "
-          f"{step:g}")
-    if PAPER_COEFFICIENTS not in candidates:  # so that the ranking says where it stands
-        candidates.append(PAPER_COEFFICIENTS)
-        print(f"and the paper's (α, β, γ) = {PAPER_COEFFICIENTS}, which the grid misses")
+    equal_cost = args.equal_cost if args.equal_cost is not None else grid.get("equal_cost")
+    if args.candidates:
+        candidates = [_triple(text) for text in args.candidates]
+    else:
+        candidates = grid_candidates(step, args.tol)
+        print(f"{len(candidates)} candidates with |α·β²·γ² - 2| <= {args.tol:g} on a grid of "
+              f"{step:g}")
+        if PAPER_COEFFICIENTS not in candidates:  # so that the ranking says where it stands
+            candidates.append(PAPER_COEFFICIENTS)
+            print(f"and the paper's (α, β, γ) = {PAPER_COEFFICIENTS}, which the grid misses")
     grid_search(base, args.out, candidates, seeds=range(seeds), jobs=args.jobs,
-                executor=_study_executor(args), rounds=rounds, report_only=args.report)
+                executor=_study_executor(args), rounds=rounds, phi=args.phi,
+                equal_cost=equal_cost, report_only=args.report)
     out = Path(args.out)
     print(f"\n{(out / 'results.md').read_text(encoding='utf-8')}")
     print(f"results: {out / 'results.csv'}, {out / 'results.md'}")
     return 0
+
+
+def _triple(text: str) -> tuple[float, float, float]:
+    """``"1.2,1.1,1.15"`` -> ``(1.2, 1.1, 1.15)``; BadOptionError naming the option otherwise."""
+    try:
+        a, b, g = (float(v) for v in text.split(","))
+    except ValueError:
+        raise BadOptionError(f"--candidates: expected ALPHA,BETA,GAMMA such as 1.2,1.1,1.15, "
+                             f"got {text!r}") from None
+    return a, b, g
 
 
 def _pair(text: str) -> tuple[float, float]:

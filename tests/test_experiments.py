@@ -594,3 +594,38 @@ def test_a_damaged_study_record_stops_the_study_with_one_line_naming_it(tmp_path
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(record) in err and "internal" not in err, err
     assert sorted(p for p in tmp_path.rglob("*") if p.name != "results.md") == before
+
+
+def test_an_equal_cost_grid_solves_every_candidate_to_one_cost_and_names_the_margins(tmp_path):
+    from minieffnet.experiments import candidate_network
+    base = make_config("b0", 10, preset="cifar", width=0.25, depth=0.25, resolution=32)
+    flops = count_flops(base)
+    raw = [count_flops(candidate_network(base, abg)) / flops
+           for abg in [(1.0, 1.0, 1.4), (1.0, 1.4, 1.0), (1.2, 1.1, 1.15)]]
+    assert max(raw) / min(raw) > 1.4   # as the coefficients scale them, costs spread widely
+    for abg in [(1.0, 1.0, 1.4), (1.0, 1.4, 1.0), (1.2, 1.1, 1.15)]:
+        assert abs(count_flops(candidate_network(base, abg, equal_cost=0.02)) / flops - 2) <= 0.04
+        assert abs(count_flops(candidate_network(base, abg, 2.0, equal_cost=0.02)) / flops
+                   - 4) <= 0.08
+    candidates = [(1.0, 1.0, 1.4), (1.0, 1.4, 1.0), (1.2, 1.1, 1.15), (1.2, 1.0, 1.3)]
+    ranked = grid_search(TINY, tmp_path, candidates, seeds=(0, 1), log=lambda line: None,
+                         equal_cost=0.05)
+    assert all(abs(r["flops_ratio"] - 2) <= 0.1 for r in ranked)
+    text = (tmp_path / "results.md").read_text()
+    assert "Cost: every network solved to 2x the base's FLOPs ±5 %" in text
+    assert "winner − runner-up" in text and "paired seeds" in text
+    if ranked[0]["alpha"] != 1.2 or ranked[0]["gamma"] != 1.15:
+        assert "winner − the paper's (1.2, 1.1, 1.15)" in text
+
+
+def test_cli_grid_search_takes_candidates_and_phi(tmp_path, capsys):
+    args = ["grid-search", "--out", str(tmp_path), "--width", "0.1", "--depth", "0.1",
+            "--resolution", "16", "--train-size", "200", "--test-size", "100",
+            "--epochs", "1", "--batch-size", "100", "--seeds", "1", "--phi", "2",
+            "--candidates", "1,1,1.4", "1.2,1.1,1.15"]
+    assert main(args) == 0
+    assert sorted(p.name for p in (tmp_path / "trials").iterdir()) == [
+        "a1-b1-g1.4-phi2-seed0", "a1.2-b1.1-g1.15-phi2-seed0"]
+    assert "at φ = 2 (Tan & Le 2019, §3.3 Step 2)" in (tmp_path / "results.md").read_text()
+    assert main(args[:-2] + ["1,2"]) == 2
+    assert "--candidates: expected ALPHA,BETA,GAMMA" in capsys.readouterr().err

@@ -49,8 +49,8 @@ to a cluster.
 from ..scaling import PAPER_COEFFICIENTS
 from .reports import (plot_accuracy_vs_flops, plot_learning_curves, plot_single_dimension,
                       read_results)
-from .solver import (FLOPS_TOLERANCE, GRID_STEP, GRID_TOLERANCE, STRATEGIES, grid_candidates,
-                     same_networks, scale_config, solve_strategy)
+from .solver import (FLOPS_TOLERANCE, GRID_STEP, GRID_TOLERANCE, STRATEGIES, candidate_network,
+                     grid_candidates, same_networks, scale_config, solve_strategy)
 from .stats import aggregate, mean_std_ci, paired_difference, paired_differences
 from .studies import (FIGURE4_BASELINES, FIGURE4_WIDTHS, LONG_TARGETS, PROTOCOLS, TARGETS,
                       V2_EPOCHS, V3_EPOCHS,
@@ -63,7 +63,8 @@ __all__ = ["FIGURE4_BASELINES", "FIGURE4_WIDTHS", "FLOPS_TOLERANCE", "GRID_STEP"
            "GRID_TOLERANCE", "LONG_TARGETS", "PAPER_COEFFICIENTS", "PROTOCOLS", "STRATEGIES",
            "TARGETS", "TRIALS_DIR",
            "TRIAL_FILE", "V2_EPOCHS", "V3_EPOCHS", "StudyProtocol", "Trial", "aggregate",
-           "budget_curve", "code_version", "compare_scaling", "dask_executor", "grid_candidates",
+           "budget_curve", "candidate_network", "code_version", "compare_scaling",
+           "dask_executor", "grid_candidates",
            "grid_search", "mean_std_ci", "paired_difference", "paired_differences",
            "plot_accuracy_vs_flops", "plot_learning_curves", "plot_single_dimension",
            "read_results", "run_trial", "run_trials", "same_networks", "scale_config",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..scaling import PAPER_COEFFICIENTS, PRESETS, EfficientNetConfig, count_flops, make_config
 
@@ -124,10 +124,31 @@ def solve_strategy(base_config: EfficientNetConfig, strategy: str, target_multip
 
 
 # --- the grid of §3.3 Step 1 -------------------------------------------------------------------
+def candidate_network(base: EfficientNetConfig, abg: tuple[float, float, float],
+                      phi: float = 1.0, equal_cost: float | None = None) -> EfficientNetConfig:
+    """The network that (α, β, γ) = ``abg`` scales ``base`` to at compound coefficient
+    ``phi`` (Eq. 3: depth α^φ, width β^φ, resolution γ^φ).
+
+    As written, rounding makes the candidates of one grid cost anything from 1.4x to 2.5x
+    the base at φ = 1 although α·β²·γ² ≈ 2 for all of them, so a ranking partly rewards the
+    ones that round up. With ``equal_cost`` (a tolerance such as 0.02), φ is re-solved so
+    that every candidate costs 2^phi times the base's FLOPs within ±equal_cost
+    (:func:`solve_strategy` with the candidate as its compound coefficients): the candidates
+    then differ only in how they share the cost between the dimensions. Raises ValueError
+    where the rounding steps leave no network within the tolerance.
+    """
+    a, b, g = abg
+    if equal_cost is None:
+        return scale_config(base, a ** phi, b ** phi, g ** phi)
+    return solve_strategy(base, "compound", 2.0 ** phi, a, b, g, tolerance=equal_cost)
+
+
 def same_networks(base: EfficientNetConfig, candidates: Sequence[tuple[float, float, float]],
+                  network: Callable[[tuple[float, float, float]], EfficientNetConfig] | None = None,
                   ) -> dict[tuple[float, float, float], list[tuple[float, float, float]]]:
-    """Group the (α, β, γ) ``candidates`` by the network they scale ``base`` to: ``{kept:
-    [the others]}``, in the order of ``candidates``.
+    """Group the (α, β, γ) ``candidates`` by the network they scale ``base`` to (``network``,
+    default :func:`scale_config` at φ = 1): ``{kept: [the others]}``, in the order of
+    ``candidates``.
 
     Repeats round up and channels to multiples of 8 (:func:`scale_config`), so on a small
     base several triples give the same network: at depth 0.25, α = 1.6 and 1.7 round to
@@ -135,10 +156,11 @@ def same_networks(base: EfficientNetConfig, candidates: Sequence[tuple[float, fl
     kept by its first triple, or by the paper's (1.2, 1.1, 1.15) where it is in the group,
     so that a ranking can say where the paper's choice stands.
     """
+    build = network or (lambda abg: scale_config(base, *abg))
     groups: dict[EfficientNetConfig, list[tuple[float, float, float]]] = {}
     for abg in candidates:
-        network = dataclasses.replace(scale_config(base, *abg), name="", width=0.0, depth=0.0)
-        groups.setdefault(network, []).append(tuple(abg))
+        config = dataclasses.replace(build(tuple(abg)), name="", width=0.0, depth=0.0)
+        groups.setdefault(config, []).append(tuple(abg))
     out = {}
     for group in groups.values():
         kept = PAPER_COEFFICIENTS if PAPER_COEFFICIENTS in group else group[0]

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..scaling import PAPER_COEFFICIENTS, count_flops
-from .reports import (RESULT_COLUMNS, accuracy_columns, choice_metric, markdown_table,
+from .reports import (RESULT_COLUMNS, accuracy_columns, choice_metric, markdown_table, pct,
                       plot_budget_curve, plot_lines, thousands, write_csv, write_differences,
                       write_tables, plot_accuracy_vs_flops, plot_learning_curves,
                       plot_single_dimension, study_footer)
-from .solver import STRATEGIES, grid_candidates, same_networks, scale_config, solve_strategy
-from .stats import aggregate, paired_differences
+from .solver import (STRATEGIES, candidate_network, grid_candidates, same_networks, scale_config,
+                     solve_strategy)
+from .stats import aggregate, paired_difference, paired_differences
 from .trials import TRIAL_FILE, TRIALS_DIR, Trial, base_model, train_config_for, run_trials
 
 # E of protocol v2, from the base's test top-1 against its training budget (one seed, all
@@ -49,8 +50,9 @@ class StudyProtocol:
     models whose target is in ``long_targets``, see :func:`compare_scaling`). ``others``: the
     defaults of the other studies on the same base and recipe, by sub-command:
     ``"width-per-baseline"``, ``"grid-search"`` and ``"budget-curve"`` each map to
-    ``budgets`` and ``seeds``, the grid search also to ``rounds`` (:func:`grid_search`) and
-    ``step`` (:func:`grid_candidates`), the budget curve to ``resolutions``
+    ``budgets`` and ``seeds``, the grid search also to ``rounds`` and ``equal_cost``
+    (:func:`grid_search`) and ``step`` (:func:`grid_candidates`), the budget curve to
+    ``resolutions``
     (:func:`budget_curve`). A ``base`` whose ``dataset`` is None names no data set: the study
     needs ``--dataset`` (a folder of the user's).
     """
@@ -101,8 +103,12 @@ PROTOCOLS = {
         # The budget curve: the base at three input sides (24 px below it, 45 px at 2x its
         # FLOPs) and four budgets, one seed: E is chosen on its validation curve, and the
         # three sides show whether the 32 px base is starved of resolution.
+        # The grid: ranked on validation, 3 seeds, every candidate re-solved to 2x the base's
+        # FLOPs ±2 % (rounding alone spread v2's candidates over 1.4-2.5x).
         others={"budget-curve": dict(budgets=(5, 10, 20, 40), seeds=1,
-                                     resolutions=(24, 32, 45))}),
+                                     resolutions=(24, 32, 45)),
+                "grid-search": dict(budgets=(2,), seeds=3, rounds=3, step=0.1,
+                                    equal_cost=0.02)}),
 }
 
 
@@ -291,16 +297,55 @@ def _grid_name(alpha: float, beta: float, gamma: float) -> str:
     return f"a{alpha:g}-b{beta:g}-g{gamma:g}"
 
 
+def _abg(row: dict) -> tuple[float, float, float]:
+    return row["alpha"], row["beta"], row["gamma"]
+
+
+def _margin(rows: Sequence[dict], metric: str, a: tuple, b: tuple) -> dict:
+    """Candidate ``a``'s ``metric`` minus ``b``'s, paired by seed over trial ``rows`` of one
+    round (:func:`~.stats.paired_difference`)."""
+    def scores(abg):
+        return {r["seed"]: r[metric] for r in rows if _abg(r) == abg}
+    return paired_difference(scores(a), scores(b))
+
+
+def _margin_lines(ranked_rounds: Sequence[list[dict]], round_rows: Sequence[list[dict]],
+                  metric: str) -> str:
+    """results.md's lines on the winner's margin over the runner-up (last round) and over the
+    paper's point (the last round it ran in), paired by seed with 95 % intervals."""
+    def line(what: str, r: int, other: tuple) -> str:
+        d = _margin(round_rows[r], metric, _abg(ranked_rounds[-1][0]), other)
+        return (f"- winner − {what} (round {r + 1}, {ranked_rounds[r][0]['epochs']} epochs, "
+                f"{d['pairs']} paired seeds): {100 * d['diff']:+.2f} ± {pct(d['ci95'])} points"
+                f"{' (distinguishable)' if d['distinguishable'] else ' (not distinguishable)'}")
+    final = ranked_rounds[-1]
+    lines = [line("runner-up", len(ranked_rounds) - 1, _abg(final[1]))] if len(final) > 1 else []
+    paper = [r for r, rr in enumerate(ranked_rounds)
+             if any(_abg(row) == PAPER_COEFFICIENTS for row in rr)]
+    if paper and _abg(final[0]) != PAPER_COEFFICIENTS:
+        lines.append(line("the paper's (1.2, 1.1, 1.15)", paper[-1], PAPER_COEFFICIENTS))
+    name = "validation" if metric == "val_top1" else "test"
+    return (f"\nMargins in {name} top-1:\n" + "\n".join(lines) + "\n") if lines else ""
+
+
 def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tuple] | None = None,
                 seeds: Sequence[int] = (0, 1), jobs: int = 1,
                 log: Callable[[str], None] = print,
                 executor: concurrent.futures.Executor | None = None, *,
-                rounds: int = 1, report_only: bool = False) -> list[dict]:
+                rounds: int = 1, phi: float = 1.0, equal_cost: float | None = None,
+                report_only: bool = False) -> list[dict]:
     """§3.3 Step 1 of the paper: with φ = 1, scale the base of ``base_train`` by each
     (α, β, γ) of ``candidates`` (default :func:`grid_candidates`) — depth × α, width × β,
     resolution × γ — train each once per seed with ``base_train``'s (short) recipe, and rank
-    by mean top-1 (validation top-1 when ``base_train`` holds a validation split out). Candidates that round to the same network are trained once, under one
-    name (:func:`same_networks`); the tables list the others in ``same_network_as``.
+    by mean top-1 (validation top-1 when ``base_train`` holds a validation split out).
+    Candidates that scale to the same network are trained once, under one name
+    (:func:`same_networks`); the tables list the others in ``same_network_as``.
+
+    ``equal_cost`` (e.g. 0.02): φ is re-solved per candidate so that every network costs
+    2^phi times the base's FLOPs within ±equal_cost (:func:`candidate_network`); the
+    candidates rounding leaves no such network for are left out, and results.md names them.
+    ``phi``: the compound coefficient (2 tests the paper's Step 2 on a few candidates: does
+    the φ = 1 choice stay best at four times the FLOPs?).
 
     ``rounds > 1`` spends the compute where it matters, by successive halving: round r trains
     the candidates still in the race for ``base_train.epochs * 2**r`` epochs, and the better
@@ -311,29 +356,41 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
     before it ends), and say in results.md which round that is and how far it got.
 
     Writes trials.csv, rounds.csv (every round's ranking), results.csv and results.md (the
-    final ranking with 95 % confidence intervals, the chosen α, β, γ and where the paper's
-    (1.2, 1.1, 1.15) ranked in each round it ran); returns the final ranked rows, best first.
+    final ranking with 95 % confidence intervals and each network's FLOPs against the
+    base's, the chosen α, β, γ, where the paper's (1.2, 1.1, 1.15) ranked in each round it
+    ran, and the winner's paired margins over the runner-up and the paper's point); returns
+    the final ranked rows, best first.
     """
     if int(rounds) != rounds or rounds < 1:
         raise ValueError(f"rounds must be a positive integer, got {rounds}")
     root, trials_dir = _study_dirs(out_dir)
     base = base_model(base_train)
-    same_as = same_networks(base, grid_candidates() if candidates is None else candidates)
+    base_flops = count_flops(base)
+    pool = grid_candidates() if candidates is None else [tuple(c) for c in candidates]
+    networks, unreachable = {}, []
+    for abg in pool:
+        try:
+            networks[abg] = candidate_network(base, abg, phi, equal_cost)
+        except ValueError:
+            unreachable.append(abg)
+    same_as = same_networks(base, list(networks), networks.__getitem__)
     survivors = list(same_as)
     if not survivors:
         raise ValueError("no (alpha, beta, gamma) candidate to try")
     log(f"{sum(1 + len(v) for v in same_as.values())} candidates scale the base to "
-        f"{len(survivors)} different networks")
+        f"{len(survivors)} different networks"
+        + (f"; {len(unreachable)} reach no network at {2 ** phi:g}x the FLOPs ±"
+           f"{100 * equal_cost:g} %" if unreachable else ""))
+    suffix = f"-phi{phi:g}" if phi != 1 else ""
     keys = ("alpha", "beta", "gamma", "constraint")
-    all_rows, ranked_rounds, partial = [], [], ""
+    all_rows, ranked_rounds, round_rows, partial = [], [], [], ""
     for r in range(rounds):
         epochs = base_train.epochs * 2 ** r
         recipe = dataclasses.replace(base_train, epochs=epochs)
         trials = []
         for a, b, g in survivors:
-            config = scale_config(base, depth=a, width=b, resolution=g)
-            name = _grid_name(a, b, g) + (f"-{epochs}ep" if rounds > 1 else "")
-            trials += [Trial(name, seed, train_config_for(recipe, config, seed,
+            name = _grid_name(a, b, g) + suffix + (f"-{epochs}ep" if rounds > 1 else "")
+            trials += [Trial(name, seed, train_config_for(recipe, networks[a, b, g], seed,
                                                           trials_dir / f"{name}-seed{seed}"),
                              {"alpha": a, "beta": b, "gamma": g,
                               "constraint": round(a * b * b * g * g, 4)}) for seed in seeds]
@@ -350,45 +407,55 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
         metric = choice_metric(rows)
         results = sorted(aggregate(rows, keys), key=lambda row: -row[f"{metric}_mean"])
         for rank, row in enumerate(results, 1):
-            row.update(rank=rank, round=r + 1, same_network_as=" ".join(
-                _grid_name(*abg) for abg in same_as[row["alpha"], row["beta"], row["gamma"]]))
+            row.update(rank=rank, round=r + 1, flops_ratio=round(row["flops"] / base_flops, 4),
+                       same_network_as=" ".join(_grid_name(*abg) for abg in same_as[_abg(row)]))
         all_rows += rows
         ranked_rounds.append(results)
+        round_rows.append(rows)
         partial = _partial_note(len(rows), planned, f"round {r + 1}'s")
         if partial:
             break
-        survivors = [(row["alpha"], row["beta"], row["gamma"])
-                     for row in results[:max(2, math.ceil(len(results) / 2))]]
+        survivors = [_abg(row) for row in results[:max(2, math.ceil(len(results) / 2))]]
     if not ranked_rounds:
         raise ValueError(f"{trials_dir} holds no finished trial of this search to report")
     results = ranked_rounds[-1]
     write_tables(root, all_rows, results, keys, first=("rank", "model"),
-                 last=("same_network_as",))
+                 last=("flops_ratio", "same_network_as"))
     write_csv(root / "rounds.csv", [row for rr in ranked_rounds for row in rr],
-              ("round", "rank", "model", *keys, *RESULT_COLUMNS, "same_network_as"))
+              ("round", "rank", "model", *keys, *RESULT_COLUMNS, "flops_ratio",
+               "same_network_as"))
     best = results[0]
     table = markdown_table(results, [
         ("rank", lambda r: str(r["rank"])), ("model", lambda r: r["model"]),
         ("α", lambda r: f"{r['alpha']:g}"),
         ("β", lambda r: f"{r['beta']:g}"), ("γ", lambda r: f"{r['gamma']:g}"),
         ("α·β²·γ²", lambda r: f"{r['constraint']:.3f}"),
-        ("FLOPs (M)", lambda r: f"{r['flops'] / 1e6:.2f}"),
+        ("FLOPs (M)", lambda r: f"{r['flops'] / 1e6:.2f} ({r['flops_ratio']:.2f}x)"),
         ("epochs", lambda r: str(r["epochs"])),
         *accuracy_columns(results),
         ("seeds", lambda r: str(r["seeds"])),
         ("same network as", lambda r: r["same_network_as"] or "–")])
     paper = [f"round {rr[0]['round']} ({rr[0]['epochs']} epochs): rank {row['rank']} of "
              f"{len(rr)}" for rr in ranked_rounds for row in rr
-             if (row["alpha"], row["beta"], row["gamma"]) == PAPER_COEFFICIENTS]
+             if _abg(row) == PAPER_COEFFICIENTS]
+    cost = (f"every network solved to {2 ** phi:g}x the base's FLOPs ±{100 * equal_cost:g} %"
+            if equal_cost is not None else
+            f"the networks as the coefficients scale them at φ = {phi:g}, before rounding "
+            f"{2 ** phi:g}x the base's FLOPs")
     (root / "results.md").write_text(
-        "# Grid search for α, β, γ at φ = 1 (Tan & Le 2019, §3.3 Step 1)\n\n" + partial + table
+        f"# Grid search for α, β, γ at φ = {phi:g} (Tan & Le 2019, §3.3 Step "
+        f"{1 if phi == 1 else 2})\n\nCost: {cost}.\n\n" + partial + table
         + f"\n{'Best so far' if partial else 'Chosen'}: α = {best['alpha']:g}, "
         f"β = {best['beta']:g}, γ = {best['gamma']:g} "
         f"(α·β²·γ² = {best['constraint']:.3f}; the paper's: α = 1.2, β = 1.1, γ = 1.15).\n"
         + (f"\nThe paper's (1.2, 1.1, 1.15): {'; '.join(paper)}.\n" if paper else "")
+        + _margin_lines(ranked_rounds, round_rows, choice_metric(all_rows))
         + (f"\nSuccessive halving over {rounds} rounds: {len(ranked_rounds[0])} candidates at "
            f"{ranked_rounds[0][0]['epochs']} epochs down to {len(results)} at "
            f"{results[0]['epochs']} (rounds.csv).\n" if rounds > 1 and not partial else "")
+        + (f"\nNo network within ±{100 * equal_cost:g} % of {2 ** phi:g}x the FLOPs (left "
+           "out): " + ", ".join(f"({a:g}, {b:g}, {g:g})" for a, b, g in unreachable) + ".\n"
+           if unreachable else "")
         + study_footer(all_rows, trials_dir), encoding="utf-8")
     return results
 

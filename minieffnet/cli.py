@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from .errors import BadOptionError
 from .experiments import (FIGURE4_BASELINES, FIGURE4_WIDTHS, GRID_STEP, GRID_TOLERANCE,
                           LONG_TARGETS, PROTOCOLS, STRATEGIES, TARGETS, StudyProtocol,
                           budget_curve, compare_scaling, dask_executor, grid_candidates,
-                          grid_search, width_per_baseline)
+                          grid_search, time_study, width_per_baseline)
 from .inference import load_trained_model, predict, prepare_images, read_image, softmax
 from .opcheck import print_op_table
 from .optim import SCHEDULES
@@ -460,6 +461,10 @@ def _add_study_commands(sub) -> None:
                          + " ".join(f"{t:g}" for t in LONG_TARGETS) + ": the base and the 2x "
                          "models, or the --protocol's)")
     cs.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
+    cs.add_argument("--time", action="store_true", help="first time a training step of every "
+                    "finished model, one at a time with the threads a trial has (cores/jobs), "
+                    "into timings.csv: the tables then give each model's training time on an "
+                    "idle machine and accuracy_vs_time.png (run it on an idle machine)")
     for flag, what, default in zip(("--alpha", "--beta", "--gamma"),
                                    ("depth", "width", "resolution"), PAPER_COEFFICIENTS):
         cs.add_argument(flag, type=float, default=default,
@@ -536,6 +541,8 @@ def cmd_compare_scaling(args) -> int:
     base, budgets, seeds, protocol = _study_settings(args)
     targets = args.targets or (protocol.targets if protocol else TARGETS)
     long_targets = args.long_targets or (protocol.long_targets if protocol else LONG_TARGETS)
+    if args.time:
+        time_study(args.out, threads=max(1, (os.cpu_count() or 1) // args.jobs))
     results = compare_scaling(base, args.out, targets=targets, seeds=range(seeds),
                               strategies=args.strategies,
                               coefficients=(args.alpha, args.beta, args.gamma),

@@ -629,3 +629,23 @@ def test_cli_grid_search_takes_candidates_and_phi(tmp_path, capsys):
     assert "at φ = 2 (Tan & Le 2019, §3.3 Step 2)" in (tmp_path / "results.md").read_text()
     assert main(args[:-2] + ["1,2"]) == 2
     assert "--candidates: expected ALPHA,BETA,GAMMA" in capsys.readouterr().err
+
+
+def test_a_timed_study_compares_its_models_at_equal_quiet_training_time(tmp_path, capsys):
+    args = ["compare-scaling", "--out", str(tmp_path), "--width", "0.1", "--depth", "0.1",
+            "--resolution", "16", "--train-size", "200", "--test-size", "100", "--epochs", "1",
+            "--batch-size", "100", "--seeds", "1", "--targets", "2", "--strategies",
+            "resolution"]
+    assert main(args) == 0
+    assert not (tmp_path / "timings.csv").exists()
+    assert "quiet time" not in (tmp_path / "results.md").read_text()
+    assert main(args + ["--report", "--time"]) == 0
+    with open(tmp_path / "timings.csv") as f:
+        timings = {row["model"]: float(row["step_s"]) for row in csv.DictReader(f)}
+    assert set(timings) == {"base", "resolution-x2"} and all(t > 0 for t in timings.values())
+    with open(tmp_path / "results.csv") as f:
+        results = {row["model"]: row for row in csv.DictReader(f)}
+    for model, seconds in timings.items():   # one epoch of 200 images at batch 100: 2 steps
+        assert float(results[model]["quiet_train_min"]) == pytest.approx(2 * seconds / 60)
+    assert "quiet time (min)" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "accuracy_vs_time.png").stat().st_size > 0

@@ -16,7 +16,8 @@ Two studies from Tan & Le (2019), "EfficientNet: Rethinking Model Scaling for CN
 
 The package, one job per module: :mod:`.solver` (networks at equal FLOPs, the α, β, γ grid),
 :mod:`.trials` (one recorded training run; many in processes or on a cluster), :mod:`.stats`
-(means, intervals, paired differences), :mod:`.reports` (tables and figures) and
+(means, intervals, paired differences), :mod:`.timings` (each network's training step timed
+on an idle machine: equal FLOPs is not equal time), :mod:`.reports` (tables and figures) and
 :mod:`.studies` (the studies and their named protocols, :data:`PROTOCOLS`).
 
 A study lives in one folder::
@@ -34,6 +35,8 @@ A study lives in one folder::
       single_dimension.png    (compare_scaling) one panel per single dimension, as Figure 3
       learning_curves.png     (compare_scaling) top-1 against epoch, every model
       budget_curve.png        (budget_curve) top-1 against epochs, one line per resolution
+      timings.csv             (compare_scaling --time) each model's quiet training step time
+      accuracy_vs_time.png    (compare_scaling, once timed) top-1 against quiet training time
       rounds.csv           (grid_search with successive halving) every round's ranking
       width_per_baseline.png  (width_per_baseline) Figure 4
 
@@ -56,6 +59,7 @@ from .studies import (FIGURE4_BASELINES, FIGURE4_WIDTHS, LONG_TARGETS, PROTOCOLS
                       V2_EPOCHS, V3_EPOCHS,
                       StudyProtocol, budget_curve, compare_scaling, grid_search,
                       width_per_baseline)
+from .timings import time_study
 from .trials import (TRIAL_FILE, TRIALS_DIR, Trial, code_version, dask_executor, run_trial,
                      run_trials)
 
@@ -68,5 +72,5 @@ __all__ = ["FIGURE4_BASELINES", "FIGURE4_WIDTHS", "FLOPS_TOLERANCE", "GRID_STEP"
            "grid_search", "mean_std_ci", "paired_difference", "paired_differences",
            "plot_accuracy_vs_flops", "plot_learning_curves", "plot_single_dimension",
            "read_results", "run_trial", "run_trials", "same_networks", "scale_config",
-           "solve_strategy",
+           "solve_strategy", "time_study",
            "width_per_baseline"]

@@ -42,7 +42,7 @@ TRIAL_COLUMNS = ("epochs", "flops", "params", "activations", "top1", "top5", "va
                  "train_top1", "train_time_s", "code_version", "run_dir")
 RESULT_COLUMNS = ("epochs", "flops", "params", "activations", "seeds", "top1_mean",
                   "top1_std", "top1_ci95", "val_top1_mean", "val_top1_std", "val_top1_ci95",
-                  "train_top1_mean", "train_time_s")
+                  "train_top1_mean", "train_time_s", "quiet_train_min")
 
 
 def write_tables(root: Path, rows: Sequence[dict], results: Sequence[dict],
@@ -130,10 +130,24 @@ def plot_accuracy_vs_flops(rows: Sequence[dict], out_png: str | os.PathLike) -> 
                       "Scaling strategies at equal FLOPs (cf. Tan & Le 2019, Fig. 8)")
 
 
+def plot_accuracy_vs_time(rows: Sequence[dict], out_png: str | os.PathLike) -> Path:
+    """Top-1 (mean ± 95 % interval) against each model's quiet training time
+    (``quiet_train_min``, :mod:`~.timings`), one line per strategy through the base, every
+    budget on it: where Figure 8 compares at equal FLOPs, this compares at equal time."""
+    timed = [r for r in rows if not math.isnan(r.get("quiet_train_min", math.nan))]
+    lines = [dict(r, line=f"scale by {s}") for s in STRATEGIES
+             for r in timed if r["strategy"] in ("base", s)
+             if any(t["strategy"] == s for t in timed)]
+    return plot_lines(lines, "line", out_png, "Scaling strategies against training time",
+                      x=("quiet_train_min", 1.0, "training time on an idle machine (min)"))
+
+
 def plot_lines(rows: Sequence[dict], group: str, out_png: str | os.PathLike,
-               title: str) -> Path:
-    """Top-1 (mean ± 95 % interval over seeds) against FLOPs, one line per value of
-    ``rows[i][group]``."""
+               title: str, x: tuple[str, float, str] = ("flops", 1e6,
+                                                        "FLOPs (M multiply-adds)")) -> Path:
+    """Top-1 (mean ± 95 % interval over seeds) against ``x`` (a column, the unit it is
+    divided by, the axis label; default FLOPs), one line per value of ``rows[i][group]``."""
+    column, unit, xlabel = x
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -141,10 +155,10 @@ def plot_lines(rows: Sequence[dict], group: str, out_png: str | os.PathLike,
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     for label in dict.fromkeys(r[group] for r in rows):
-        points = sorted((r for r in rows if r[group] == label), key=lambda r: r["flops"])
-        ax.errorbar([r["flops"] / 1e6 for r in points], [100 * r["top1_mean"] for r in points],
+        points = sorted((r for r in rows if r[group] == label), key=lambda r: r[column])
+        ax.errorbar([r[column] / unit for r in points], [100 * r["top1_mean"] for r in points],
                     yerr=_interval_bars(points), marker="o", capsize=3, label=label)
-    ax.set(xlabel="FLOPs (M multiply-adds)", ylabel=TOP1_LABEL, title=title)
+    ax.set(xlabel=xlabel, ylabel=TOP1_LABEL, title=title)
     ax.grid(alpha=0.3)
     ax.legend()
     out = Path(out_png)

@@ -13,12 +13,13 @@ from typing import Callable, Sequence
 
 from ..scaling import PAPER_COEFFICIENTS, count_flops
 from .reports import (RESULT_COLUMNS, accuracy_columns, choice_metric, markdown_table, pct,
-                      plot_budget_curve, plot_lines, thousands, write_csv, write_differences,
+                      plot_accuracy_vs_time, plot_budget_curve, plot_lines, thousands, write_csv, write_differences,
                       write_tables, plot_accuracy_vs_flops, plot_learning_curves,
                       plot_single_dimension, study_footer)
 from .solver import (STRATEGIES, candidate_network, grid_candidates, same_networks, scale_config,
                      solve_strategy)
 from .stats import aggregate, paired_difference, paired_differences
+from .timings import quiet_train_minutes, read_timings
 from .trials import TRIAL_FILE, TRIALS_DIR, Trial, base_model, train_config_for, run_trials
 
 # E of protocol v2, from the base's test top-1 against its training budget (one seed, all
@@ -212,6 +213,11 @@ def compare_scaling(base_train, out_dir: str | os.PathLike,
     rows, partial = _run_study(trials, trials_dir, jobs, log, executor, report_only)
     keys = ("strategy", "target", "flops_ratio", "width", "depth", "resolution")
     results = aggregate(rows, keys)
+    timings = read_timings(root)  # written by time_study (--time), on an idle machine
+    if timings:
+        minutes = quiet_train_minutes(rows, root, timings)
+        for r in results:
+            r["quiet_train_min"] = minutes.get(r["model"], math.nan)
     write_tables(root, rows, results, keys)
     table = markdown_table(results, [
         ("model", lambda r: r["model"]),
@@ -224,7 +230,9 @@ def compare_scaling(base_train, out_dir: str | os.PathLike,
                                           f"{r['resolution']}"),
         *accuracy_columns(results),
         ("seeds", lambda r: str(r["seeds"])),
-        ("train time (s)", lambda r: f"{r['train_time_s']:.0f}")])
+        ("train time (s)", lambda r: f"{r['train_time_s']:.0f}"),
+        *([("quiet time (min)", lambda r: f"{r.get('quiet_train_min', math.nan):.1f}")]
+          if timings else [])])
     (root / "results.md").write_text(
         "# Scaling strategies at equal FLOPs (Tan & Le 2019, Figure 8 / Table 3)\n\n"
         + partial + table + study_footer(rows, trials_dir), encoding="utf-8")
@@ -238,6 +246,8 @@ def compare_scaling(base_train, out_dir: str | os.PathLike,
             if i == 0:
                 plot_single_dimension(at, root / "single_dimension.png")
     plot_learning_curves(rows, root, root / "learning_curves.png")
+    if timings:
+        plot_accuracy_vs_time(results, root / "accuracy_vs_time.png")
     return results
 
 

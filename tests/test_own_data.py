@@ -12,7 +12,8 @@ from PIL import Image
 
 import minieffnet.data.folder as folder_module
 from minieffnet.cli import main
-from minieffnet.data import DATASETS, channel_stats, dataset_label, load_dataset
+from minieffnet.data import DATASETS, Dataset, channel_stats, dataset_label, load_dataset, \
+    to_float_nchw
 from minieffnet.errors import BadFileError
 from minieffnet.io import load_npz, save_npz_atomic
 from minieffnet.train_config import TrainConfig
@@ -188,6 +189,52 @@ def test_an_unwritable_cache_folder_costs_decoding_and_says_so(tmp_path, monkeyp
     assert len(load_dataset(f"folder:{root}")[0]) == 6
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("minieffnet: cannot write the image-folder cache ")
+
+
+# --- data that cannot train: refused up front, naming the file ----------------------------------
+def test_one_class_is_refused_naming_the_folder_or_file(tmp_path, rng):
+    root = _tree(tmp_path / "pets", rng, {"train": {"cat": 3}, "test": {"cat": 1}})
+    with pytest.raises(BadFileError, match=rf"pets/train: every training image is of class "
+                                           rf"'cat'; a classifier needs .* at least 2 classes"):
+        load_dataset(f"folder:{root}")
+    for split, n in (("train", 6), ("test", 2)):
+        np.savez(tmp_path / f"one_{split}.npz", images=np.zeros((n, 8, 8, 3), np.uint8),
+                 labels=np.zeros(n, np.int64), classes=np.array(["x", "y"]))
+    with pytest.raises(BadFileError, match=r"one_train\.npz: every training image is of class 'x'"):
+        load_dataset(f"npz:{tmp_path / 'one'}")
+
+
+def test_duplicate_class_names_are_refused_naming_them(tmp_path, rng):
+    _npz_pair(tmp_path / "d", rng, classes=["x", "y", "x"])
+    with pytest.raises(BadFileError, match=r"d_train\.npz: 'classes' holds 'x' more than once"):
+        load_dataset(f"npz:{tmp_path / 'd'}")
+    with pytest.raises(ValueError, match=r"class_names holds 'a' more than once"):
+        Dataset(np.zeros((2, 4, 4, 3), np.uint8), np.array([0, 1]), ("a", "a"))
+
+
+@pytest.mark.parametrize("split, label", [("train", 12), ("test", 10**6), ("train", 2**62)])
+def test_labels_too_large_to_be_class_indices_are_refused_up_front(tmp_path, rng, split, label):
+    prefix = _npz_pair(tmp_path / "d", rng)  # 12 training images, no 'classes'
+    with np.load(f"{prefix}_{split}.npz") as npz:
+        arrays = dict(npz)
+    arrays["labels"][-1] = label
+    np.savez(f"{prefix}_{split}.npz", **arrays)
+    with pytest.raises(BadFileError, match=rf"d_{split}\.npz: label {label} is too large: .*"
+                                           rf"at most the 12 training images"):
+        load_dataset(f"npz:{prefix}")
+
+
+def test_a_constant_colour_channel_is_centred_not_refused(tmp_path, rng):
+    root = _tree(tmp_path / "pets", rng, {"train": {"cat": 3, "dog": 3}, "test": {"cat": 2}})
+    for path in root.rglob("*.*"):  # blue 0 everywhere (PNG, lossless, keeps it exactly)
+        img = np.asarray(Image.open(path)).copy()
+        img[..., 2] = 0
+        path.unlink()
+        Image.fromarray(img).save(path.with_suffix(".png"))
+    train, test = load_dataset(f"folder:{root}")
+    assert train.mean[2] == 0 and train.std[2] == 1 and train.std[0] > 1
+    x = to_float_nchw(test.images, *test.normalization())
+    assert np.isfinite(x).all() and not x[:, 2].any()
 
 
 # --- the npz loader ------------------------------------------------------------------------------

@@ -13,6 +13,9 @@ and stored at one size, the most common (H, W) of the training images; others ar
 to it (bilinear, aspect ratio not kept, as :func:`~minieffnet.inference.prepare_images`
 does). Both splits are normalised with the training split's per-channel statistics.
 
+A training folder needs at least two class folders (with one, a classifier scores 100 % by
+always giving the same answer).
+
 Decoding thousands of files takes a while, so the decoded images are cached in one ``.npz``
 under ``$XDG_CACHE_HOME/minieffnet/folders/`` (``~/.cache/minieffnet/folders/``), named
 after the folder and keyed by what it holds: a SHA-256 of every image file's bytes and
@@ -44,6 +47,7 @@ import numpy as np
 
 from ..errors import BadFileError
 from ..io import load_npz, save_npz_atomic
+from .arrays import check_classes
 from .dataset import Dataset, channel_stats
 from .images import read_image
 
@@ -209,6 +213,7 @@ def load_image_folder(root: str | os.PathLike) -> tuple[Dataset, Dataset]:
         raise BadFileError(f"{root / 'test' / extra[0]}: class {extra[0]!r} has no training "
                            f"folder (the training classes are {', '.join(names)})")
     labels = _labels(listing, names)
+    check_classes(labels["train"], names, str(root / "train"))
     counts = {split: len(labels[split]) for split in SPLITS}
     key = _read_files(listing)
     images = _cached(_cache_path(root, key), key, names, counts)

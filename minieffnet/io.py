@@ -53,33 +53,35 @@ def save_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta
     return path
 
 
-def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+def load_npz(path: str | os.PathLike, what: str = "checkpoint"
+             ) -> tuple[dict[str, np.ndarray], dict]:
     """Read a file written by :func:`save_npz_atomic`: ``(arrays, meta)``.
 
     Raises FileNotFoundError if absent and :class:`~minieffnet.errors.BadFileError` (a
     ValueError), naming the file, if it is not a ``.npz`` archive (a ``.npy`` file, text),
-    is truncated or corrupt, holds pickled objects or lacks the metadata.
+    is truncated or corrupt, holds pickled objects or lacks the metadata. ``what`` is the
+    kind of file the messages call it (``"checkpoint"``, ``"image-folder cache"``).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise FileNotFoundError(f"{what} {path} does not exist")
     # np.load reads a .npy file as one bare array and text as whatever it resembles: only a
     # zip archive can be a .npz, so say so before NumPy guesses.
     if not zipfile.is_zipfile(path):
-        raise BadFileError(f"checkpoint {path} is corrupt or truncated: not a .npz (zip) "
+        raise BadFileError(f"{what} {path} is corrupt or truncated: not a .npz (zip) "
                            "archive (a .npy file, text, a file cut short?)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except Exception as e:  # BadZipFile, zlib.error, EOFError, pickled arrays, bad headers...
-        raise BadFileError(f"checkpoint {path} is corrupt or truncated "
+        raise BadFileError(f"{what} {path} is corrupt or truncated "
                            f"({type(e).__name__}: {e})") from e
     if META_KEY not in arrays:
-        raise BadFileError(f"checkpoint {path} has no metadata: not a minieffnet checkpoint")
+        raise BadFileError(f"{what} {path} has no metadata: not a minieffnet {what}")
     try:
         meta = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadFileError(f"checkpoint {path} has unreadable metadata ({e})") from e
+        raise BadFileError(f"{what} {path} has unreadable metadata ({e})") from e
     return arrays, meta
 
 

@@ -78,6 +78,16 @@ def test_channel_stats_exact(rng):
     np.testing.assert_allclose(std, x.reshape(-1, 3).astype(np.float64).std(0), rtol=1e-10)
 
 
+@pytest.mark.parametrize("value", [0, 131, 255])
+def test_channel_stats_give_a_constant_channel_std_1(rng, value):
+    x = _images(rng, 9, 5, 7)
+    x[..., 1] = value
+    mean, std = channel_stats(x)
+    assert mean[1] == value and std[1] == 1.0  # only centred: (x - value) / 1 is 0
+    np.testing.assert_allclose(std[0], x[..., 0].astype(np.float64).std(), rtol=1e-10)
+    Dataset(x, np.arange(9) % 2, ("a", "b"), mean=mean, std=std)  # accepted
+
+
 def test_balanced_subset_of_class_grouped_data(rng):
     # The shared CIFAR-10 arrays are grouped by class; "the first N" would be one class.
     labels = np.repeat(np.arange(10), 50)

@@ -4,6 +4,7 @@ any image size), through the loaders and through train, evaluate, compare-scalin
 grid-search."""
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -11,8 +12,10 @@ from PIL import Image
 
 import minieffnet.data.folder as folder_module
 from minieffnet.cli import main
-from minieffnet.data import DATASETS, channel_stats, dataset_label, load_dataset
+from minieffnet.data import DATASETS, Dataset, channel_stats, dataset_label, load_dataset, \
+    to_float_nchw
 from minieffnet.errors import BadFileError
+from minieffnet.io import load_npz, save_npz_atomic
 from minieffnet.train_config import TrainConfig
 
 TRAIN_ARGS = ["--width", "0.1", "--depth", "0.1", "--resolution", "16", "--batch-size", "8",
@@ -71,9 +74,9 @@ def test_image_folder_is_decoded_once_then_read_from_the_cache(tmp_path, rng, mo
     def no_decoding(path):
         raise AssertionError(f"decoded {path} again")
 
-    monkeypatch.setattr(folder_module, "read_image", no_decoding)
-    np.testing.assert_array_equal(load_dataset(f"folder:{root}")[0].images, first.images)
-    monkeypatch.undo()
+    with monkeypatch.context() as patched:  # monkeypatch.undo() would drop the private cache
+        patched.setattr(folder_module, "read_image", no_decoding)
+        np.testing.assert_array_equal(load_dataset(f"folder:{root}")[0].images, first.images)
     _tree(root, rng, {"train": {"a": 3}})  # a new image: the cache no longer fits
     assert len(load_dataset(f"folder:{root}")[0]) == 5
 
@@ -94,6 +97,144 @@ def test_image_folder_problems_name_the_file_or_folder(tmp_path, rng, damage, me
         load_dataset(f"folder:{root}")
     with pytest.raises(FileNotFoundError, match="no such folder"):
         load_dataset(f"folder:{tmp_path / 'nowhere'}")
+
+
+# --- the image-folder cache --------------------------------------------------------------------
+def _twin(root, seed):
+    """Two classes of uncompressed PNGs whose sizes depend only on their shape, all with one
+    modification time: folders made by it differ in nothing but their pixels."""
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", 3), ("test", 1)):
+        for c in ("a", "b"):
+            (root / split / c).mkdir(parents=True)
+            for i in range(count):
+                path = root / split / c / f"{i}.png"
+                Image.fromarray(rng.integers(0, 256, (8, 8, 3), np.uint8)).save(
+                    path, compress_level=0)
+                os.utime(path, ns=(1_700_000_000 * 10**9,) * 2)
+    return root
+
+
+def test_cache_is_keyed_by_the_images_not_by_names_sizes_and_times(tmp_path, private_cache):
+    first, second = _twin(tmp_path / "x" / "pets", 0), _twin(tmp_path / "y" / "pets", 1)
+    assert _files(first) == _files(second)  # the same listing, sizes and times
+    a = load_dataset(f"folder:{first}")[0].images
+    b = load_dataset(f"folder:{second}")[0].images
+    assert not np.array_equal(a, b)
+    np.testing.assert_array_equal(b[0], np.asarray(Image.open(second / "train/a/0.png")))
+    assert len(list(private_cache.glob("pets-*.npz"))) == 2
+
+
+_SPRUNG = []  # what unpickling a _Trap would append to
+
+
+class _Trap:
+    def __reduce__(self):
+        return _SPRUNG.append, ("unpickled",)
+
+
+def _rewrite(cache, arrays=None, meta=None):
+    """Write ``cache`` again with some arrays or metadata fields replaced."""
+    old_arrays, old_meta = load_npz(cache)
+    save_npz_atomic(cache, {**old_arrays, **(arrays or {})}, {**old_meta, **(meta or {})})
+
+
+@pytest.mark.parametrize("damage, why", [
+    (lambda c: c.write_bytes(b"not a cache"), "is corrupt or truncated"),
+    (lambda c: c.write_bytes(c.read_bytes()[:-200]), "is corrupt or truncated"),
+    (lambda c: _rewrite(c, {"train_images": load_npz(c)[0]["train_images"].astype(np.float32)}),
+     "holds train images of float32"),
+    (lambda c: _rewrite(c, {"train_images": np.zeros((100, 8, 8, 3), np.uint8)}),
+     "the folder has 6"),
+    (lambda c: _rewrite(c, {"train_images": np.array([_Trap()], dtype=object)}),
+     "corrupt or truncated"),  # refused by np.load(allow_pickle=False), never unpickled
+    (lambda c: _rewrite(c, meta={"version": 0}), "is not a version-2 image-folder cache"),
+])
+def test_a_cache_that_does_not_fit_the_folder_is_rebuilt_saying_why(
+        tmp_path, private_cache, capsys, damage, why):
+    root = _twin(tmp_path / "pets", 0)
+    first = load_dataset(f"folder:{root}")
+    [cache] = private_cache.glob("pets-*.npz")
+    damage(cache)
+    capsys.readouterr()
+    again = load_dataset(f"folder:{root}")
+    for split in (0, 1):
+        np.testing.assert_array_equal(again[split].images, first[split].images)
+        np.testing.assert_array_equal(again[split].labels, first[split].labels)
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"minieffnet: image-folder cache {cache} ") and why in line
+    assert line.endswith("decoding the images again") and not _SPRUNG
+    assert [p.name for p in private_cache.iterdir()] == [cache.name]  # no temporary left
+    load_dataset(f"folder:{root}")
+    assert capsys.readouterr().err == ""  # rewritten: good from now on
+
+
+def test_an_unreadable_cache_is_decoded_again_saying_so(tmp_path, monkeypatch, capsys):
+    root = _twin(tmp_path / "pets", 0)
+    load_dataset(f"folder:{root}")
+
+    def denied(path, what):  # as reading a folder of another user's would (tests run as root)
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(folder_module, "load_npz", denied)
+    assert len(load_dataset(f"folder:{root}")[0]) == 6
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("minieffnet: image-folder cache ") and "PermissionError" in line
+
+
+def test_an_unwritable_cache_folder_costs_decoding_and_says_so(tmp_path, monkeypatch, capsys):
+    root = _twin(tmp_path / "pets", 0)
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
+    assert len(load_dataset(f"folder:{root}")[0]) == 6
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("minieffnet: cannot write the image-folder cache ")
+
+
+# --- data that cannot train: refused up front, naming the file ----------------------------------
+def test_one_class_is_refused_naming_the_folder_or_file(tmp_path, rng):
+    root = _tree(tmp_path / "pets", rng, {"train": {"cat": 3}, "test": {"cat": 1}})
+    with pytest.raises(BadFileError, match=rf"pets/train: every training image is of class "
+                                           rf"'cat'; a classifier needs .* at least 2 classes"):
+        load_dataset(f"folder:{root}")
+    for split, n in (("train", 6), ("test", 2)):
+        np.savez(tmp_path / f"one_{split}.npz", images=np.zeros((n, 8, 8, 3), np.uint8),
+                 labels=np.zeros(n, np.int64), classes=np.array(["x", "y"]))
+    with pytest.raises(BadFileError, match=r"one_train\.npz: every training image is of class 'x'"):
+        load_dataset(f"npz:{tmp_path / 'one'}")
+
+
+def test_duplicate_class_names_are_refused_naming_them(tmp_path, rng):
+    _npz_pair(tmp_path / "d", rng, classes=["x", "y", "x"])
+    with pytest.raises(BadFileError, match=r"d_train\.npz: 'classes' holds 'x' more than once"):
+        load_dataset(f"npz:{tmp_path / 'd'}")
+    with pytest.raises(ValueError, match=r"class_names holds 'a' more than once"):
+        Dataset(np.zeros((2, 4, 4, 3), np.uint8), np.array([0, 1]), ("a", "a"))
+
+
+@pytest.mark.parametrize("split, label", [("train", 12), ("test", 10**6), ("train", 2**62)])
+def test_labels_too_large_to_be_class_indices_are_refused_up_front(tmp_path, rng, split, label):
+    prefix = _npz_pair(tmp_path / "d", rng)  # 12 training images, no 'classes'
+    with np.load(f"{prefix}_{split}.npz") as npz:
+        arrays = dict(npz)
+    arrays["labels"][-1] = label
+    np.savez(f"{prefix}_{split}.npz", **arrays)
+    with pytest.raises(BadFileError, match=rf"d_{split}\.npz: label {label} is too large: .*"
+                                           rf"at most the 12 training images"):
+        load_dataset(f"npz:{prefix}")
+
+
+def test_a_constant_colour_channel_is_centred_not_refused(tmp_path, rng):
+    root = _tree(tmp_path / "pets", rng, {"train": {"cat": 3, "dog": 3}, "test": {"cat": 2}})
+    for path in root.rglob("*.*"):  # blue 0 everywhere (PNG, lossless, keeps it exactly)
+        img = np.asarray(Image.open(path)).copy()
+        img[..., 2] = 0
+        path.unlink()
+        Image.fromarray(img).save(path.with_suffix(".png"))
+    train, test = load_dataset(f"folder:{root}")
+    assert train.mean[2] == 0 and train.std[2] == 1 and train.std[0] > 1
+    x = to_float_nchw(test.images, *test.normalization())
+    assert np.isfinite(x).all() and not x[:, 2].any()
 
 
 # --- the npz loader ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadFileError
-from .dataset import Dataset, channel_stats
+from .dataset import Dataset, channel_stats, repeated_names
 
 
 def text(value) -> str:
@@ -32,6 +32,22 @@ def check_labels(labels: np.ndarray, n: int, num_classes: int, where: str) -> No
     if n and (labels.min() < 0 or labels.max() >= num_classes):
         raise BadFileError(f"{where} must lie in 0..{num_classes - 1}, got "
                            f"{labels.min()}..{labels.max()}")
+
+
+def check_names(names, where: str) -> None:
+    """Raise BadFileError (``where`` names the list) if a class name occurs twice."""
+    problem = repeated_names(names)
+    if problem:
+        raise BadFileError(f"{where} {problem}")
+
+
+def check_classes(labels: np.ndarray, names, where: str) -> None:
+    """Raise BadFileError naming ``where`` unless the training ``labels`` (N,) hold at least
+    two classes: with one, a classifier scores 100 % by always giving that answer."""
+    present = np.unique(labels)
+    if present.size < 2:
+        raise BadFileError(f"{where}: every training image is of class {names[present[0]]!r}; "
+                           f"a classifier needs images of at least 2 classes")
 
 
 def read_npz_split(path: Path, *, label_key: str = "labels", image_size=None,
@@ -70,6 +86,7 @@ def read_npz_split(path: Path, *, label_key: str = "labels", image_size=None,
             raise BadFileError(f"{path}: {names_key!r} must hold {num_classes or 'one or more'} "
                                f"names, got {classes.dtype} {classes.shape}")
         names = tuple(text(c) for c in classes)
+        check_names(names, f"{path}: {names_key!r}")
         num_classes = len(names)
     labels = labels.astype(np.int64)
     if num_classes is None:  # neither the caller nor the file says: the labels do
@@ -82,10 +99,12 @@ def load_npz_dataset(prefix: str | os.PathLike) -> tuple[Dataset, Dataset]:
     """``--dataset npz:PREFIX``: ``(train, test)`` from ``PREFIX_train.npz`` and
     ``PREFIX_test.npz`` (module docstring; images of any size, the same in both splits).
 
-    Class names: the files' ``classes`` (they must agree), else ``"0"``, ``"1"``, ... up to the
-    largest label of either split. Both splits are normalised with the training split's
-    per-channel statistics. Raises FileNotFoundError naming a missing file, BadFileError for
-    a bad one.
+    Class names: the files' ``classes`` (they must agree, and name each class once), else
+    ``"0"``, ``"1"``, ... up to the largest label K - 1 of either split, where K may not exceed
+    the number of training images (more classes than images means a label is not a class
+    index). The training labels must hold at least 2 classes. Both splits are normalised
+    with the training split's per-channel statistics. Raises FileNotFoundError naming a
+    missing file, BadFileError for a bad one.
     """
     prefix = Path(prefix).expanduser()
     paths = [prefix.with_name(f"{prefix.name}_{split}.npz") for split in ("train", "test")]
@@ -98,12 +117,21 @@ def load_npz_dataset(prefix: str | os.PathLike) -> tuple[Dataset, Dataset]:
         raise BadFileError(f"{paths[1]}: images are {x_test.shape[1]}x{x_test.shape[2]}, but "
                            f"those of {paths[0].name} are {x_train.shape[1]}x{x_train.shape[2]}")
     if names is None and test_names is None:
-        names = tuple(str(i) for i in range(1 + max(int(y_train.max(initial=0)),
-                                                    int(y_test.max(initial=0)))))
+        # Bound the class count before building one name per class: a stray label of 10^12
+        # would otherwise ask for 10^12 names.
+        top = [int(y.max(initial=0)) for y in (y_train, y_test)]
+        worst = int(np.argmax(top))
+        if top[worst] >= len(y_train):
+            raise BadFileError(f"{paths[worst]}: label {top[worst]} is too large: without a "
+                               f"'classes' array the labels must be class indices 0..K-1 with "
+                               f"K at most the {len(y_train)} training images; renumber them "
+                               f"or add 'classes'")
+        names = tuple(str(i) for i in range(1 + max(top)))
     elif names != test_names:
         raise BadFileError(f"{paths[1]}: its 'classes' differ from those of {paths[0].name}")
     for path, labels in zip(paths, (y_train, y_test)):
         check_labels(labels, len(labels), len(names), f"{path}: 'labels'")
+    check_classes(y_train, names, str(paths[0]))
     mean, std = channel_stats(x_train)
     name = prefix.name
     return (Dataset(x_train, y_train, names, f"{name}-train", mean, std),

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadFileError, BadOptionError
-from .arrays import check_labels, read_npz_split, text
+from .arrays import check_classes, check_labels, check_names, read_npz_split, text
 from .dataset import Dataset, channel_stats
 from .download import download_url
 
@@ -176,6 +176,7 @@ def _decode_members(spec: _Spec, label_mode: str, read, where: str):
         raise BadFileError(f"{where}: {spec.meta_member} lists {count} class names under {names_key!r}, "
                            f"expected {len(official)}")
     names = tuple(text(v) for v in listed)
+    check_names(names, f"{where}: {spec.meta_member} {names_key!r}")
     splits = []
     for members in (spec.train_members, spec.test_members):
         parts = [_decode_batch(_unpickle(read(m), f"{where}: {m}"), label_key, len(names), f"{where}: {m}")
@@ -284,6 +285,7 @@ def _load(spec: _Spec, data_dir, download: bool, label_mode: str) -> tuple[Datas
         x_train, y_train, x_test, y_test, names = _read_folder(where, spec, label_mode)
     else:
         x_train, y_train, x_test, y_test, names = _read_archive(where, spec, label_mode)
+    check_classes(y_train, names, str(where[0] if kind == "npz" else where))
     # Both splits are normalised with the training statistics.
     mean, std = channel_stats(x_train)
     suffix = "-coarse" if label_mode == "coarse" else ""

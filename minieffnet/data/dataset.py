@@ -6,6 +6,7 @@ float32); conversion to normalised float32 NCHW happens per batch in
 """
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,10 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, float, float], tuple
 
     images: (N, H, W, 3) uint8. Returns ``(mean, std)``, each a tuple of 3 floats (R, G, B):
     the statistics over all pixels of all images, as quoted for CIFAR-10
-    (mean 125.31, 122.95, 113.87; std 62.99, 62.09, 66.71).
+    (mean 125.31, 122.95, 113.87; std 62.99, 62.09, 66.71). A channel holding one value
+    everywhere (std 0) gets std 1, as scikit-learn's ``StandardScaler`` does: normalising
+    then only centres it (to 0), where dividing by 0 would make it NaN. Images whose value
+    in that channel differs from the constant come out unscaled (on the 0..255 scale).
     """
     if not isinstance(images, np.ndarray) or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"channel_stats: images must be an (N, H, W, 3) array, got "
@@ -37,7 +41,16 @@ def channel_stats(images: np.ndarray) -> tuple[tuple[float, float, float], tuple
     count = rows.size // 3
     mean = total / count
     std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 0.0))
+    std[std == 0] = 1.0  # a constant channel (exact: integer sums are exact in float64)
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def repeated_names(names) -> str | None:
+    """What is wrong with the class ``names`` if one occurs more than once (a phrase to
+    follow the list's name in a message), else None."""
+    twice = [n for n, k in collections.Counter(names).items() if k > 1]
+    return (f"holds {', '.join(map(repr, twice))} more than once; every class needs its own "
+            f"name") if twice else None
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,6 +93,9 @@ class Dataset:
         names = tuple(self.class_names)
         if not names or not all(isinstance(n, str) for n in names):
             raise ValueError(f"{where}: class_names must be a non-empty sequence of str, got {self.class_names!r}")
+        problem = repeated_names(names)
+        if problem:
+            raise ValueError(f"{where}: class_names {problem}")
         # frozen dataclass: store the normalised tuple through object.__setattr__
         object.__setattr__(self, "class_names", names)
         if labels.size:

@@ -9,6 +9,7 @@ file. Pillow comes with matplotlib, which minieffnet depends on already.
 """
 from __future__ import annotations
 
+import io
 import os
 import warnings
 
@@ -21,9 +22,11 @@ from ..errors import BadFileError
 _GRAYSCALE_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, data: bytes | None = None) -> np.ndarray:
     """The image file at ``path`` as (H, W, 3) uint8 RGB.
 
+    data: the file's bytes, when the caller has read them already; they are decoded and
+    ``path`` only names the file in messages (so what is decoded is exactly what was read).
     RGB is returned as stored; an alpha channel is dropped; palette, CMYK and other colour
     modes are converted to RGB. Raises FileNotFoundError if the file does not exist and
     :class:`~minieffnet.errors.BadFileError` (a ValueError) naming the file if it is not a
@@ -31,13 +34,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """
     from PIL import Image
 
-    if not os.path.exists(path):
+    if data is None and not os.path.exists(path):
         raise FileNotFoundError(f"{path}: cannot read the image (no such file)")
     try:
         with warnings.catch_warnings():
             # A huge image is refused below as an error, not first announced as a warning.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(path if data is None else io.BytesIO(data)) as img:
                 img.load()  # decode now: a truncated file fails here, not later
                 mode, size = img.mode, img.size
                 rgb = None if mode in _GRAYSCALE_MODES else np.asarray(img.convert("RGB"))

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -57,7 +57,7 @@ print("active backend:", me.get_backend())
 # | `minieffnet/gradcheck.py` | `numerical_gradient`, `check_gradients`, `rel_error`, `compare` | every lesson |
 # | `minieffnet/backend.py` | `use_backend("numpy" / "numba")` | comparing reference and fast path |
 #
-# Every op has a test file named after it in `tests/` and a lesson that derives it:
+# Every op has a test file named after it in `tests/`, and most have a lesson that derives them:
 #
 # | op | source | test | lesson |
 # |---|---|---|---|
@@ -66,7 +66,13 @@ print("active backend:", me.get_backend())
 # | `depthwise_conv2d_*`, `conv2d_*`, `pointwise_conv2d_*` | `ops/depthwise.py`, `ops/conv.py` | `tests/test_depthwise.py`, `tests/test_conv.py` | 03 |
 # | `squeeze_excite_*` | `ops/squeeze_excite.py` | `tests/test_squeeze_excite.py` | 04 |
 # | `drop_connect_*`, `dropout_*` | `ops/regularization.py` | `tests/test_regularization.py` | 05 |
-# | `linear_*`, `global_avg_pool_*`, `softmax_cross_entropy` | `ops/linear.py`, `ops/pooling.py`, `ops/loss.py` | `tests/test_linear_pool_loss.py` | 06 |
+# | `linear_*`, `global_avg_pool_*`, `softmax_cross_entropy` | `ops/linear.py`, `ops/pooling.py`, `ops/loss.py` | `tests/test_linear_pool_loss.py` | – (06 runs pooling and the classifier as B0's head; 08 derives the loss) |
+#
+# Linear layers and pooling have no lesson of their own: their backward passes are a few lines
+# in `ops/linear.py` and `ops/pooling.py`, checked against finite differences by
+# `tests/test_registry.py` (every op of the registry) and `tests/test_linear_pool_loss.py`.
+# Lesson 06 runs them as the end of B0; lesson 08 derives the label-smoothed loss and its
+# gradient $p - q$.
 #
 # You do not have to trust the table: Python can tell us where each function is defined.
 
@@ -78,8 +84,9 @@ for name in ops:
     print(f"{name:<28} minieffnet/{path}")
 
 # %% [markdown]
-# The design guide promises a set of ops that lessons and users rely on. Let us check that
-# every one of them exists as a forward/backward pair (this cell fails if the library lost one).
+# Lessons and users rely on a fixed set of ops: the public API of `minieffnet.ops`, which
+# `minieffnet/ops/__init__.py` exports and the table above lists. Let us check that every
+# one of them exists as a forward/backward pair (this cell fails if the library lost one).
 
 # %%
 promised = ["swish", "sigmoid", "batchnorm2d", "depthwise_conv2d", "conv2d", "squeeze_excite",

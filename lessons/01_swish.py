@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -26,7 +26,9 @@
 # Swish was found by an automated search over activation functions by Ramachandran, Zoph and
 # Le, *Searching for Activation Functions* (2017); the same function had been proposed as the
 # SiLU (Elfwing et al., 2018; Hendrycks & Gimpel's GELU paper, 2016). EfficientNet uses it after
-# every convolution except the projection of each block (Tan & Le, 2019).
+# every convolution except two: the projection of each block, which stays linear, and the
+# expand layer of squeeze-and-excitation, whose output goes through a sigmoid to become a
+# gate (lesson 04; `minieffnet/ops/squeeze_excite.py`) (Tan & Le, 2019).
 #
 # $$\sigma(x) = \frac{1}{1 + e^{-x}}, \qquad \operatorname{swish}(x) = x\,\sigma(x).$$
 
@@ -181,8 +183,14 @@ assert cache is x
 # ## 5. A picture
 #
 # Swish is smooth, unbounded above, bounded below, and — unlike ReLU — *non-monotonic*: it
-# dips to a minimum of about −0.278 at x ≈ −1.278 before rising to 0. Its derivative exceeds 1
-# for positive x (up to ≈ 1.1) and is slightly negative left of the minimum.
+# dips to a minimum of about −0.278 at x ≈ −1.28 before rising to 0. Its derivative is 0.5 at
+# x = 0 and exceeds 1 only above x ≈ 1.28, peaking near 1.10 at x ≈ 2.40 and falling back
+# towards 1 from above; left of the minimum it is slightly negative, down to about −0.10.
+# Both pairs of numbers mirror each other because
+# $\operatorname{swish}'(x) + \operatorname{swish}'(-x) = 1$ (add the two derivatives and use
+# $\sigma(-x) = 1 - \sigma(x)$): swish′ crosses 1 exactly where the minimum sits on the other
+# side, and its dip is its peak mirrored. The cell after the plot reads these numbers off the
+# curves.
 
 # %%
 grid = np.linspace(-6, 6, 601)
@@ -202,6 +210,34 @@ for a in ax:
     a.axvline(0, color="k", lw=0.5)
     a.legend()
 fig.tight_layout()
+
+# %% [markdown]
+# The numbers quoted above, from the library's Swish. On [0, 2] swish′ rises monotonically
+# from 0.5 past 1, so the crossing swish′(x) = 1 can be read off a fine grid by
+# interpolation.
+
+# %%
+def dswish_lib(x):
+    _, c = me.ops.swish_forward(x)
+    return me.ops.swish_backward(np.ones_like(x), c)
+
+
+i_min, i_peak, i_dip = swish_vals.argmin(), dswish.argmax(), dswish.argmin()
+print(f"minimum of swish: {swish_vals[i_min]:.4f} at x = {grid[i_min]:.2f}")
+print(f"swish'(0) = {dswish_lib(np.array([0.0]))[0]:.3f}; peak of swish': {dswish[i_peak]:.4f} "
+      f"at x = {grid[i_peak]:.2f}; dip: {dswish[i_dip]:.4f} at x = {grid[i_dip]:.2f}")
+rising = np.linspace(0.0, 2.0, 200_001)
+d_rising = dswish_lib(rising)
+assert np.all(np.diff(d_rising) > 0)                       # monotonic: interpolation is safe
+x_one = np.interp(1.0, d_rising, rising)
+print(f"swish'(x) = 1 at x = {x_one:.4f} (swish' there: {dswish_lib(np.array([x_one]))[0]:.8f})")
+assert abs(swish_vals[i_min] + 0.278) < 5e-4 and abs(grid[i_min] + 1.28) < 0.02
+assert dswish_lib(np.array([0.0]))[0] == 0.5
+assert abs(dswish[i_peak] - 1.10) < 5e-3 and abs(grid[i_peak] - 2.40) < 0.02
+assert abs(dswish[i_dip] + 0.10) < 5e-3 and np.allclose(dswish + dswish[::-1], 1)
+assert abs(x_one - 1.28) < 5e-3 and abs(dswish_lib(np.array([x_one]))[0] - 1) < 1e-8
+assert abs(dswish_lib(np.array([-x_one]))[0]) < 1e-8       # the mirror: swish's minimum
+assert dswish[(grid > 0) & (grid < x_one)].max() < 1 < dswish[grid > x_one].min()
 
 # %% [markdown]
 # ## Exercises

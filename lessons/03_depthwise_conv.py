@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -18,9 +18,12 @@
 #
 # **What you will learn**
 #
-# * what a depthwise convolution computes, and its backward pass (for the input and the
-#   filters), written three ways: naive Python loops → vectorised NumPy → a Numba kernel,
-#   each checked against the library and timed with `time.perf_counter`;
+# * what a depthwise convolution computes, written three ways — naive Python loops →
+#   vectorised NumPy → a Numba kernel — each checked against the library and timed with
+#   `time.perf_counter`;
+# * its backward pass (for the input and the filters) as naive loops, checked against the
+#   library and finite differences (the library's vectorised and compiled backward passes
+#   are in `minieffnet/ops/depthwise.py` and `ops/_depthwise_numba.py`);
 # * why a *depthwise-separable* convolution (depthwise, then 1×1 "pointwise") needs about
 #   $k^2$ times fewer parameters and multiply-adds than a dense convolution;
 # * why a pointwise (1×1) convolution is just a matrix product, and its backward two more.

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -180,10 +180,12 @@ for backend in ("numpy", "numba"):
 # ### Forgetting the squeeze path
 #
 # It is tempting to treat the gate as a constant and write `dx = dout * g`. The missing term
-# is divided by $H\cdot W$, so it is *small* — which makes this bug dangerous: a loose
-# tolerance such as 1e-2, common in hand-written gradient checks, lets it through. A float64
-# check at 1e-7 catches it by orders of magnitude (the right `dx` here is the library's,
-# which the cell above showed equal to ours).
+# is divided by $H\cdot W$, so it is *small* — which makes this bug dangerous. Here it puts
+# `dx` only 1–2 % off: just above a loose tolerance of 1e-2, of the kind common in
+# hand-written gradient checks, and well inside 5e-2, which lets it through: how close a
+# loose check comes to missing it depends on the input. A float64 check at 1e-7 catches it by five
+# orders of magnitude (the right `dx` here is the library's, which the cell above showed
+# equal to ours). The cell prints the error and asserts these relations.
 
 # %%
 dx_right = me.ops.squeeze_excite_backward(dout, cache)[0]
@@ -195,8 +197,9 @@ with me.use_backend("numpy"):
 err_forgot = me.rel_error(dx_forgot, numeric_dx)
 err_right = me.rel_error(dx_right, numeric_dx)
 print(f"dx without the squeeze path: rel.err {err_forgot:.1e}   with it: {err_right:.1e}")
-print("passes a 1e-2 tolerance:", err_forgot < 1e-2, "  passes 1e-7:", err_forgot < 1e-7)
-assert err_forgot > 1e-4 and err_right < 1e-7
+print("passes 5e-2:", err_forgot < 5e-2, "  passes 1e-2:", err_forgot < 1e-2,
+      "  passes 1e-7:", err_forgot < 1e-7)
+assert 1e-2 < err_forgot < 2e-2 and err_right < 1e-7      # 1e-2 / 1e-7: five orders
 
 # %% [markdown]
 # ## 3. How wide is the bottleneck?

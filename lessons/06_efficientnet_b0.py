@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -148,9 +148,13 @@ for variant, (crop, tv) in torchvision_gflops.items():
 # %% [markdown]
 # ## 4. Where are the parameters, where is the work?
 #
-# The early stages work on large maps with few channels: cheap in parameters, expensive in
-# multiply-adds. The late stages are the reverse — and a quarter of all parameters sit in the
-# final classifier alone.
+# Parameters pile up at the end: a layer's weights grow with its channels, never with its
+# map, so the wide late stages 7–9 hold most of them — and almost a quarter of all
+# parameters sit in the final classifier alone. The multiply-adds do not follow the map
+# size either. Each stage halves the side (a quarter of the positions) while its channels
+# grow, and a 1×1 convolution costs $C_\text{in} C_\text{out}$ per position: the 14×14
+# stages 6 and 7, with 112 and 192 channels and seven blocks between them, do the most
+# work, and the large-map stages 1–2 the least. The cell checks these claims on the table.
 
 # %%
 stages = [r.stage for r in table]
@@ -165,6 +169,18 @@ for a in ax:
 fig.tight_layout()
 assert sum(r.flops for r in table) == me.count_flops(config)
 assert sum(r.params for r in table) == me.count_parameters(config)
+
+total_params, total_flops = me.count_parameters(config), me.count_flops(config)
+late_params = sum(r.params for r in table if r.stage >= 7) / total_params
+classifier_share_of_b0 = (config.head_channels + 1) * config.num_classes / total_params
+by_flops = sorted(table, key=lambda r: -r.flops)
+print(f"stages 7-9 hold {late_params:.0%} of the parameters, the classifier alone "
+      f"{classifier_share_of_b0:.1%}")
+print("stages by multiply-adds: " + ", ".join(f"{r.stage} ({r.flops / total_flops:.0%})"
+                                              for r in by_flops))
+assert late_params > 0.8 and 0.23 < classifier_share_of_b0 < 0.25
+assert {r.stage for r in by_flops[:2]} == {6, 7}
+assert {r.stage for r in by_flops[-2:]} == {1, 2}
 
 # %% [markdown]
 # ## 5. A forward pass, stage by stage

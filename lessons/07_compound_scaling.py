@@ -241,6 +241,7 @@ for stage in range(1, 9):
 assert [rf["B0 at 224 px"][s][0] for s in range(1, 9)] == [3, 7, 19, 67, 147, 339, 787, 851]
 assert rf["B0 at 224 px"][8][1] == 32                 # five stride-2 stages: 2^5
 assert all(rf["B7 at 600 px"][s][0] > rf["B0 at 224 px"][s][0] for s in range(2, 9))
+assert rf["B7 at 600 px"][5][0] == 583
 
 fig, ax = plt.subplots(figsize=(6.5, 3.8))
 for name, (_, res) in cases.items():
@@ -274,9 +275,14 @@ fig.tight_layout()
 # Both can be measured with a backward pass: set the upstream gradient to 1 at the centre
 # unit of stage 5's output (every channel) and 0 elsewhere, and backpropagate to the input.
 # $|dx|$, summed over colour channels and two random input images, is the effective
-# receptive field. We report the side of the centred square that holds 90 % of its mass,
-# for B0 in evaluation mode at initialisation (the effective field of a trained network
-# differs, but grows the same way with depth).
+# receptive field. We report the side of the centred square that holds 90 % of its mass.
+#
+# What exactly is measured: B0 **at initialisation**, in evaluation mode. There every
+# BatchNorm uses its initial running statistics (mean 0, variance 1) with $\gamma = 1$,
+# $\beta = 0$, so it is the identity up to $1/\sqrt{1 + \epsilon}$: the gradient flows through
+# the randomly initialised convolutions, swish and SE gates alone. This is the field the
+# architecture gives an untrained network. Training changes the weights and hence the
+# field; this lesson does not measure a trained network's.
 
 # %%
 rng = np.random.default_rng(0)
@@ -303,6 +309,11 @@ def effective_rf(res, stage=5, mass=0.9, **overrides):
     return 2 * half[order][np.searchsorted(inside, mass)] + 1, g
 
 
+init_bns = [m for _, m in me.efficientnet("b0", seed=0).named_modules() if hasattr(m, "running_var")]
+assert init_bns and all(np.all(m.running_mean == 0) and np.all(m.running_var == 1)
+                        and np.all(m.weight.data == 1) and np.all(m.bias.data == 0)
+                        for m in init_bns)                      # each BN: x / sqrt(1 + eps)
+
 erf = {}
 for name, res, overrides in (("B0", 224, {}), ("B0", 448, {}), ("B0, depth x2", 448, {"depth": 2.0}),
                              ("B0, width x2", 224, {"width": 2.0})):
@@ -314,6 +325,12 @@ assert erf["B0", 224][0] < rf["B0 at 224 px"][5][0]                     # effect
 assert abs(erf["B0", 448][0] / erf["B0", 224][0] - 1) < 0.15            # same pixels ...
 assert erf["B0, depth x2", 448][0] > 1.2 * erf["B0", 448][0]             # ... unless deeper
 assert abs(erf["B0, width x2", 224][0] / erf["B0", 224][0] - 1) < 0.15  # width: no wider view
+deeper = erf["B0, depth x2", 448][0] / erf["B0", 448][0]
+deeper_formula = (receptive_fields(me.make_config("b0", depth=2.0))[5][0]
+                  / rf["B0 at 224 px"][5][0])
+print(f"depth x2 widens the effective field {deeper:.2f}x, the formula's field {deeper_formula:.2f}x")
+assert all(65 < erf[key][0] < 80 for key in (("B0", 224), ("B0", 448)))  # "about 70 pixels"
+assert 1.2 < deeper < 1.45 and deeper < deeper_formula                  # "about a third"
 
 fig, ax = plt.subplots(1, 3, figsize=(11, 3.6))
 for a, key in zip(ax, [("B0", 224), ("B0", 448), ("B0, depth x2", 448)]):
@@ -325,11 +342,12 @@ fig.suptitle("Effective receptive field of a stage-5 centre unit (log |dx|; each
 fig.tight_layout()
 
 # %% [markdown]
-# The measurement agrees with the argument, and sharpens it. The effective field of a
-# stage-5 unit spans about 70 pixels whatever the image size: it is a property of the
-# layers, so on a 448 px image it covers half the fraction it covered at 224 px. Doubling
-# the depth widens it (by about a third here, less than the doubled formula's, as the
-# $\sqrt{\text{depth}}$ law predicts); doubling the width does not change it at all. Width
+# At initialisation the measurement agrees with the argument, and sharpens it. The
+# effective field of a stage-5 unit spans about 70 pixels whatever the image size: it is a
+# property of the layers, so on a 448 px image it covers half the fraction it covered at
+# 224 px. Doubling the depth widens it (by about a third here, far less than the formula's
+# field grows, as the $\sqrt{\text{depth}}$ law predicts); doubling the width hardly changes
+# it (the asserts above allow 15 %). Width
 # does something else: more channels per layer let every stage represent more distinct
 # patterns — which a higher resolution supplies, since fine texture that a 224 px image
 # blurs away is resolved at 448 px. The built-in synthetic data set makes that concrete:
@@ -369,8 +387,9 @@ for path in sorted((REPO / "figures").glob("cifar10_scaling_*.csv")):
     studies[path.stem] = read_results(path)
 for path in sorted((REPO / "studies").glob("*/results.csv")):
     studies[path.parent.name] = read_results(path)
-compare_studies = {name: rows for name, rows in studies.items()
-                   if rows and "strategy" in rows[0] and any(r["strategy"] == "base" for r in rows)}
+compare_studies = {name: rows for name, rows in studies.items()   # a base and what scales it
+                   if rows and "strategy" in rows[0] and any(r["strategy"] == "base" for r in rows)
+                   and any(r["strategy"] != "base" for r in rows)}
 figure4_studies = {name: rows for name, rows in studies.items() if rows and "baseline" in rows[0]}
 print(f"studies found: {sorted(studies) or 'none (not a repository checkout?)'}")
 for name, rows in compare_studies.items():
@@ -435,17 +454,34 @@ else:
 # The project's protocol v2 (`--protocol v2`) answers both: a 16 px base, so that scaling
 # resolution up to 32 px shows real pixels; all 50,000 images; 3 paired seeds; and 10 and
 # 20 epochs. Its records (`studies/cifar10-v2`) are in the cells above, and they did not
-# restore the paper's order: resolution alone still beat compound scaling, by 2–4 points at
-# 2× and 4× and at both budgets, beyond the seeds' noise (lesson 10, section 6, pairs the
-# seeds). A 16 px base made by downsampling gives every step of resolution detail the data
-# already had — a reserve ImageNet's 224 px base does not have.
-#
+# restore the paper's order: resolution alone still beat compound scaling, by 2–4 points,
+# beyond the seeds' noise (lesson 10, section 6, pairs the seeds) — at 2× after 10 and
+# after 20 epochs, and at 4× after 10 epochs, the 4× models' only budget in the records.
+# A 16 px base made by downsampling gives every step of resolution detail the data already
+# had — a reserve ImageNet's 224 px base does not have. The next cell reads the paired
+# differences from `studies/cifar10-v2/differences.csv`.
+
+# %%
+v2_differences = REPO / "studies" / "cifar10-v2" / "differences.csv"
+if v2_differences.exists():
+    res_vs_compound = {(r["target"], r["epochs"]): r for r in read_results(v2_differences)
+                       if r["strategy"] == "resolution"}
+    for (target, epochs), r in sorted(res_vs_compound.items()):
+        print(f"resolution - compound at {target:g}x, {epochs:g} epochs: "
+              f"{100 * r['vs_compound_diff']:+.1f} ± {100 * r['vs_compound_ci95']:.1f} points")
+    assert sorted(res_vs_compound) == [(2.0, 10), (2.0, 20), (4.0, 10)]
+    assert all(0.02 < r["vs_compound_diff"] < 0.04 and r["vs_compound_diff"] > r["vs_compound_ci95"]
+               for r in res_vs_compound.values())
+else:
+    print("no v2 records (not a repository checkout?)")
+
+# %% [markdown]
 # **Figure 4** (width scaling of several baselines) needs its own study,
 # `minieffnet.experiments.width_per_baseline`: the base at (depth, resolution) multipliers
-# `FIGURE4_BASELINES`, each widened by `FIGURE4_WIDTHS`. Its records, if any, are shown
-# below; otherwise we show what it would train — the counted FLOPs of its twelve networks on
-# the v2 base, where the four baselines' width lines start at different costs, as in the
-# paper's figure.
+# `FIGURE4_BASELINES`, each widened by `FIGURE4_WIDTHS`. Its records, if any, are listed
+# below and its figure (`figures/cifar10_v2_width_per_baseline.png`, one seed at 10 epochs)
+# drawn; either way we count the FLOPs of its twelve networks on the v2 base, where the
+# four baselines' width lines start at different costs, as in the paper's figure.
 
 # %%
 v2_base = me.make_config("b0", 10, preset="cifar", width=0.25, depth=0.25, resolution=16)
@@ -466,6 +502,13 @@ for d, r in FIGURE4_BASELINES:
           f" -> " + ", ".join(f"{f:.2f}x" for f in fig4_flops[d, r]) + " the base's FLOPs")
 assert fig4_flops[1.0, 1.0][0] == 1.0
 assert all(np.all(np.diff(v) > 0) for v in fig4_flops.values())        # wider costs more
+
+figure4_png = REPO / "figures" / "cifar10_v2_width_per_baseline.png"
+if figure4_png.exists():
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    ax.imshow(plt.imread(figure4_png))
+    ax.axis("off")
+    fig.tight_layout()
 
 # %% [markdown]
 # ## Exercises

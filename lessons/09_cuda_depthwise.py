@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -310,10 +310,74 @@ def conv1d_spec(x, w):
     return np.array([np.dot(xp[i:i + K1], w) for i in range(len(x))])
 
 
+# %% [markdown]
+# **A barrier is not a tile.** The barrier rule and the spec together still pass a kernel
+# that allocates a shared array, calls `syncthreads()` and then reads all its operands from
+# global memory: right answers, none of the benefit. So the check below also reads the
+# source for the tile itself. `tile_problems(kernel, tiled)` requires
+# that after the kernel's last `syncthreads()` it reads a `cuda.shared.array` and no longer
+# indexes the global array `tiled` it was meant to tile. The library's tiled kernels pass
+# (the forward tiles `x`, the input gradient `dout`); a 1-D kernel with a dummy barrier
+# matches the spec and keeps the barrier rule, but fails it.
+
 # %%
-### CHECK: the 1-D tiled kernel keeps the barrier rule and matches the spec
+def tile_problems(kernel, tiled):
+    """Why `kernel` (a cuda.jit function) does not compute from a shared-memory tile of its
+    argument `tiled`, read from its source: no cuda.shared.array, no read of one after the
+    last cuda.syncthreads(), or an index into `tiled` itself after it. Empty: a tile is used."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(kernel.py_func)))
+    nodes = list(ast.walk(tree))
+    shared = {target.id for node in nodes if isinstance(node, ast.Assign)
+              and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Attribute)
+              and node.value.func.attr == "array" and "shared" in ast.unparse(node.value.func)
+              for target in node.targets if isinstance(target, ast.Name)}
+    barriers = [node.lineno for node in nodes if isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute) and node.func.attr == "syncthreads"]
+    if not shared or not barriers:
+        return [what for what, missing in (("no cuda.shared.array", not shared),
+                                           ("no cuda.syncthreads()", not barriers)) if missing]
+    reads = [(node.value.id, node.lineno) for node in nodes if isinstance(node, ast.Subscript)
+             and isinstance(node.ctx, ast.Load) and isinstance(node.value, ast.Name)
+             and node.lineno > max(barriers)]
+    problems = [f"line {line}: reads {tiled}[...] from global memory after the barrier"
+                for name, line in reads if name == tiled]
+    if not any(name in shared for name, _ in reads):
+        problems.append(f"never reads the shared array ({', '.join(sorted(shared))}) after the barrier")
+    return problems
+
+
+@cuda.jit
+def conv1d_dummy_barrier(x, w, out):
+    tile = cuda.shared.array(TPB + K1 - 1, dtype=np.float64)   # allocated, never used
+    i = cuda.grid(1)
+    cuda.syncthreads()                           # a barrier with nothing to wait for
+    if i < out.shape[0]:
+        acc = 0.0
+        for kk in range(K1):
+            src = i - K1 // 2 + kk
+            acc += w[kk] * (x[src] if 0 <= src < x.shape[0] else 0.0)   # global memory
+        out[i] = acc
+
+
+rng_dummy = np.random.default_rng(1)            # its own stream: later cells draw as before
+x_dummy, w_dummy = rng_dummy.standard_normal(19), rng_dummy.standard_normal(K1)
+out_dummy = np.zeros_like(x_dummy)
+conv1d_dummy_barrier[(len(x_dummy) + TPB - 1) // TPB, TPB](x_dummy, w_dummy, out_dummy)
+print(me.compare("dummy barrier vs spec", out_dummy, conv1d_spec(x_dummy, w_dummy)))
+for kernel, tiled in ((dcuda._forward_tiled_kernel, "x"), (dcuda._dx_tiled_kernel, "dout"),
+                      (conv1d_dummy_barrier, "x")):
+    print(f"{kernel.py_func.__name__:>22}: barrier rule {barrier_problems(kernel) or 'ok'}; "
+          f"tile {tile_problems(kernel, tiled) or 'ok'}")
+    assert barrier_problems(kernel) == []
+    assert (tile_problems(kernel, tiled) != []) == (kernel is conv1d_dummy_barrier)
+assert np.allclose(out_dummy, conv1d_spec(x_dummy, w_dummy), rtol=1e-12, atol=1e-12)  # right, untiled
+
+# %%
+### CHECK: the 1-D tiled kernel keeps the barrier rule, reads its tile, and matches the spec
 print("barrier rule:", barrier_problems(conv1d_tiled) or "ok")
 assert barrier_problems(conv1d_tiled) == [], barrier_problems(conv1d_tiled)
+print("tile:", tile_problems(conv1d_tiled, "x") or "ok")
+assert tile_problems(conv1d_tiled, "x") == [], tile_problems(conv1d_tiled, "x")
 for n in (19, 8, 3):                             # 19: 3 blocks, 5 idle threads
     x1 = rng.standard_normal(n)
     w1 = rng.standard_normal(K1)

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -505,7 +505,8 @@ print(f"bandwidth-bound estimate at {B_dram / 1e9:.0f} GB/s: separate "
 # 1. **The 5×5 stride-2 layers.** B0's `blocks.3.depthwise` is a 5×5 depthwise conv with
 #    stride 2. From its record, compute its arithmetic intensity `ai_5x5_s2` by the table's
 #    formula (FLOPs over compulsory bytes) and compare it with the 5×5 stride-1 layer's:
-#    why is it four times lower, roughly?
+#    why is it about 2.5 times lower, when stride 2 does four times fewer multiply-adds per
+#    input value?
 # 2. **A bandwidth-bound prediction.** Predict the forward time `t_pred` (seconds) of the
 #    fused BatchNorm + swish on `blocks.2.expand`'s output from the DRAM bandwidth you
 #    measured, assuming it only moves its compulsory bytes, and compute the ratio `ratio`
@@ -517,9 +518,11 @@ rec = next(r for r in records if r["path"] == "blocks.3.depthwise" and r["kind"]
 n_, c_, h_, k_, s_ = rec["shape"]
 ho_ = -(-h_ // s_)                                          # ceil(h / s): symmetric padding
 ai_5x5_s2 = 2 * k_ * k_ * n_ * c_ * ho_ * ho_ / (BYTES * (n_ * c_ * h_ * h_ + n_ * c_ * ho_ * ho_ + c_ * k_ * k_))
-# With stride 2 the output has a quarter of the input's values: the same input bytes are
-# read, but only a quarter of the multiply-adds are done on them (2k^2/(4(s^2+1)) = 2.5 vs
-# 6.25 for k = 5).
+# With stride 2 the output has a quarter of the input's values, so a quarter of the
+# multiply-adds are done on the same input bytes; but the output's bytes shrink too, from one
+# input-sized tensor to a quarter of one. Per input value: 2k^2/s^2 FLOPs over
+# BYTES * (1 + 1/s^2) bytes = 2k^2 / (BYTES * (s^2 + 1)), 6.25 for k = 5, s = 1 and 2.5 for
+# s = 2: 2.5x lower, not 4x (the filter's bytes are negligible).
 bn_rec = next(r for r in records if r["path"] == "blocks.2.expand" and r["kind"] == "BatchNorm (+ swish)")
 t_pred = 2 * BYTES * bn_rec["out_size"] / B_dram
 ratio = bn_rec["t_fwd"] / t_pred
@@ -529,6 +532,8 @@ ratio = bn_rec["t_fwd"] / t_pred
 print(f"5x5 stride 2: {ai_5x5_s2:.2f} FLOP/byte (record {rec['ai']:.2f}); 5x5 stride 1: "
       f"{ai['depthwise 5x5 s1 (blocks.4)']:.2f}")
 assert abs(ai_5x5_s2 - rec["ai"]) < 1e-9 and 2.0 < ai_5x5_s2 < 2.6
+print(f"stride 1 / stride 2: {ai['depthwise 5x5 s1 (blocks.4)'] / ai_5x5_s2:.2f}x")
+assert 2.3 < ai["depthwise 5x5 s1 (blocks.4)"] / ai_5x5_s2 < 2.7        # the formula's 2.5x
 print(f"BN + swish on {bn_rec['shape']}: predicted {1e6 * t_pred:.0f} us from DRAM bandwidth, "
       f"measured {1e6 * bn_rec['t_fwd']:.0f} us ({ratio:.1f}x)")
 assert abs(t_pred - 8 * bn_rec["out_size"] / B_dram) < 1e-12 and ratio > 0

@@ -30,7 +30,11 @@ A **training checkpoint** (``checkpoint.npz`` in a run folder; :func:`save_train
   "rng": {"model": ..., "loader_epoch_start": ...}}``: the position is completed epochs,
   batches done in the current one and optimiser steps; the totals are the running sums of the
   epoch in progress; ``rng`` the bit-generator states of the model (dropout, stochastic depth)
-  and of the training loader as it was when the epoch began.
+  and of the training loader as it was when the epoch began;
+* metadata ``"data"``, the fingerprint of the run's data (class names, image counts, the
+  normalisation, digests of the arrays: :mod:`minieffnet.data_fingerprint`), which a resumed
+  run must match. Checkpoints written before runs recorded it lack it; its reader (the
+  :class:`~minieffnet.train.Trainer`) checks it, like ``train_config``.
 
 Reading: a checkpoint may come from anywhere, so every reader goes through
 :func:`read_checkpoint` (a ``.npz`` archive of real, finite arrays) and checks every metadata
@@ -387,15 +391,18 @@ def _generator_from_state(state: Any, field: str, path: str | os.PathLike
 def save_training_checkpoint(path: str | os.PathLike, state: TrainingState, *,
                              model_config: EfficientNetConfig, dtype: np.dtype | str,
                              train_config: dict[str, Any], class_names: Sequence[str],
-                             mean: Sequence[float], std: Sequence[float]) -> Path:
+                             mean: Sequence[float], std: Sequence[float],
+                             data: dict[str, Any] | None = None) -> Path:
     """Write a training checkpoint (module docstring) of ``state`` to ``path`` atomically;
     returns the path.
 
     ``model_config`` and ``dtype`` describe the network whose weights ``state.model`` holds;
     ``train_config`` is ``TrainConfig.to_dict()``; ``mean`` / ``std`` the training
-    normalisation (3 values each). Raises :class:`NonFiniteError` (a ValueError) naming the
-    first model array that holds NaN or infinity, before anything is written: the file at
-    ``path`` then keeps the last good state.
+    normalisation (3 values each); ``data`` the fingerprint of the run's data
+    (``DataFingerprint.to_dict()``, :mod:`minieffnet.data_fingerprint`), None for none.
+    Raises :class:`NonFiniteError` (a ValueError) naming the first model array that holds NaN
+    or infinity, before anything is written: the file at ``path`` then keeps the last good
+    state.
     """
     arrays = {f"model.{k}": v for k, v in state.model.items()}
     for name, value in arrays.items():
@@ -416,6 +423,8 @@ def save_training_checkpoint(path: str | os.PathLike, state: TrainingState, *,
         "elapsed_s": state.elapsed_s,
         "rng": {"model": state.model_rng, "loader_epoch_start": state.loader_rng},
     }
+    if data is not None:
+        meta["data"] = data
     return save_npz_atomic(path, arrays, meta)
 
 
@@ -433,10 +442,10 @@ def split_training_checkpoint(arrays: dict[str, np.ndarray], meta: Any,
                               path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
     """The state dicts in a training checkpoint's ``arrays`` (as :func:`read_checkpoint`
     returns them), after checking that ``meta`` names this format and version and that every
-    field but ``train_config`` (whose reader checks it, inside :func:`checkpoint_field`) is
-    well formed: ``{"model": ..., "optimizer": ..., "ema": ...}``, keys without their prefix
-    (``ema`` is empty when the run kept no EMA). ``path`` names the file in errors
-    (BadFileError)."""
+    field but ``train_config`` and ``data`` (whose readers check them, inside
+    :func:`checkpoint_field`) is well formed: ``{"model": ..., "optimizer": ..., "ema": ...}``,
+    keys without their prefix (``ema`` is empty when the run kept no EMA). ``path`` names the
+    file in errors (BadFileError)."""
     _check_meta(meta, path, "training", TRAINING_FORMAT, TRAINING_VERSION, _TRAINING_META)
     _dtype(meta, path)
     config = _stored_config(meta, "model_config", path)

@@ -42,7 +42,9 @@ field it uses before building anything, including whether the stored network fit
 (:func:`minieffnet.scaling.check_memory`), and that the weights are float32 or float64
 (integers would load truncated, without a word). Whatever is wrong is a
 :class:`~minieffnet.errors.BadFileError` naming the file and the field
-(:func:`checkpoint_field`) or the array, never a KeyError or TypeError from deep inside.
+(:func:`checkpoint_field`) or the array, never a KeyError or TypeError from deep inside. Its
+strings (class names, the network's name) go through
+:func:`~minieffnet.safe_text.printable` before they reach a terminal.
 """
 from __future__ import annotations
 
@@ -57,6 +59,7 @@ import numpy as np
 from .errors import BadFileError, NonFiniteError
 from .io import load_npz, save_npz_atomic
 from .model import EfficientNet
+from .safe_text import printable
 from .scaling import BlockSpec, EfficientNetConfig, check_memory, count_parameters
 from .training_state import TrainingState
 from .validate import is_int, is_real
@@ -187,7 +190,7 @@ def config_differences(a: EfficientNetConfig, b: EfficientNetConfig, *,
 
 
 def _describe(config: EfficientNetConfig) -> str:
-    return (f"{config.name} (width {config.width:g}, depth {config.depth:g}, "
+    return (f"{printable(config.name)} (width {config.width:g}, depth {config.depth:g}, "
             f"{len(config.blocks)} blocks, {config.num_classes} classes)")
 
 

@@ -28,6 +28,7 @@ from .inference import load_trained_model, predict, prepare_images, read_image, 
 from .opcheck import print_op_table
 from .optim import SCHEDULES
 from .recipes import RECIPES, recipe_config
+from .safe_text import printable
 from .scaling import (COEFFICIENTS, DROP_CONNECT, PAPER_COEFFICIENTS, PRESETS,
                       count_activations, count_flops, count_parameters, make_config,
                       memory_estimate, stage_table)
@@ -312,6 +313,11 @@ def _load_for_cli(path: str):
     return trained
 
 
+def _first_names(names: tuple[str, ...]) -> str:
+    """``"cat, dog, ..."``: the first four class names, escaped, for a message."""
+    return ", ".join(printable(n) for n in names[:4]) + (", ..." if len(names) > 4 else "")
+
+
 def cmd_evaluate(args) -> int:
     """Loss, top-1 and top-5 of a checkpoint on a data set's test split."""
     trained = _load_for_cli(args.checkpoint)
@@ -327,19 +333,20 @@ def cmd_evaluate(args) -> int:
     _, test = load_datasets(dataclasses.replace(base, **overrides))
     numbered = tuple(str(i) for i in range(len(trained.class_names)))
     if trained.class_names not in (test.class_names, numbered):
-        raise ValueError(f"the checkpoint's classes ({', '.join(trained.class_names[:4])}, ...) "
-                         f"are not those of {test.name} ({', '.join(test.class_names[:4])}, ...)")
+        raise ValueError(f"the checkpoint's classes ({_first_names(trained.class_names)}) are "
+                         f"not those of {printable(test.name)} ({_first_names(test.class_names)})")
     smoothing = trained.train_config.label_smoothing if trained.train_config else 0.0
     result = evaluate(trained.model, test, batch_size=args.batch_size,
                       label_smoothing=smoothing, mean=trained.mean, std=trained.std)
-    print(f"data: {test.name}, {len(test)} images")
+    print(f"data: {printable(test.name)}, {len(test)} images")
     print(f"loss {result['loss']:.4f} (label smoothing {smoothing:g})   top-1 "
           f"{100 * result['top1']:.2f} %   top-5 {100 * result['top5']:.2f} %")
     return 0
 
 
 def cmd_predict(args) -> int:
-    """Top-k classes with probabilities for each image file."""
+    """Top-k classes with probabilities for each image file (class names escaped: one
+    printed line per class, whatever the checkpoint holds)."""
     images = [read_image(path) for path in args.images]  # every file checked before any output
     trained = _load_for_cli(args.checkpoint)
     probs = predict(trained, images)
@@ -347,7 +354,7 @@ def cmd_predict(args) -> int:
     for path, p in zip(args.images, probs):
         print(f"{path}:")
         for i in np.argsort(-p, kind="stable")[:k]:
-            print(f"  {100 * p[i]:6.2f} %  {trained.class_names[i]}")
+            print(f"  {100 * p[i]:6.2f} %  {printable(trained.class_names[i])}")
     return 0
 
 
@@ -374,8 +381,9 @@ def cmd_cam(args) -> int:
         _, test = load_datasets(first.train_config)
         sample = test.balanced_subset(args.test_images)  # deterministic, every class shown
         images = list(sample.images)
-        image_titles = [f"true: {sample.class_names[y]}" for y in sample.labels]
-        names = [f"{test.name} image {i + 1} ({title})" for i, title in enumerate(image_titles)]
+        image_titles = [f"true: {printable(sample.class_names[y])}" for y in sample.labels]
+        names = [f"{printable(test.name)} image {i + 1} ({title})"
+                 for i, title in enumerate(image_titles)]
     else:
         names = args.images
         image_titles = [Path(path).name for path in args.images]
@@ -389,7 +397,7 @@ def cmd_cam(args) -> int:
             cam, logits = class_activation_maps(t.model, x[i:i + 1])
             probs = softmax(logits)[0]
             c = int(probs.argmax())  # the class the map is for (its logit is the largest)
-            verdict = f"{t.class_names[c]} {100 * probs[c]:.1f} %"
+            verdict = f"{printable(t.class_names[c])} {100 * probs[c]:.1f} %"
             cams[i].append(cam[0])
             titles[i].append(f"{label}\n{verdict}")
             predictions[i].append(f"  {label}: {verdict}")
@@ -692,8 +700,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _one_line(e: BaseException | str) -> str:
-    """A message (or an exception's) on one line (a MemoryError may carry none)."""
-    text = " ".join(str(e).split())
+    """A message (or an exception's) on one line (a MemoryError may carry none), with the
+    control characters left in it escaped (:func:`~minieffnet.safe_text.printable`): a
+    message may quote a path or a name read from a file."""
+    text = printable(" ".join(str(e).split()))
     return text or type(e).__name__
 
 

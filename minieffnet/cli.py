@@ -18,7 +18,7 @@ import numpy as np
 
 from .cam import class_activation_maps, plot_cams
 from .checkpoint import CHECKPOINT_FILE
-from .data import CIFAR10_CLASSES
+from .data import CIFAR10_CLASSES, Dataset
 from .errors import BadOptionError
 from .experiments import (FIGURE4_BASELINES, FIGURE4_WIDTHS, GRID_STEP, GRID_TOLERANCE,
                           LONG_TARGETS, PROTOCOLS, STRATEGIES, TARGETS, StudyProtocol,
@@ -313,13 +313,32 @@ def _load_for_cli(path: str):
     return trained
 
 
+def _test_set(config: TrainConfig, data_dir: str | None, **overrides) -> Dataset:
+    """The test split of the data set of ``config`` (a checkpoint's, with ``overrides``),
+    read from ``data_dir``, else ``$MINIEFFNET_DATA``, else the user cache, as ``train``
+    finds it.
+
+    Never from the ``data_dir`` the checkpoint stores: a checkpoint may come from anywhere,
+    and a CIFAR loader downloads into the folder it is given when the data is not there, so
+    a path from a file must not choose where anything is read or written. The stored folder
+    is only named in a note, for the user to pass on if it is theirs.
+    """
+    if config.data_dir is not None and data_dir is None:
+        print(f"note: not reading the checkpoint's data_dir ({printable(config.data_dir)}): "
+              "a checkpoint does not choose where data is read or downloaded; point "
+              "$MINIEFFNET_DATA (or evaluate's --data-dir) at it to read it there")
+    _, test = load_datasets(dataclasses.replace(config, data_dir=data_dir, **overrides))
+    return test
+
+
 def _first_names(names: tuple[str, ...]) -> str:
     """``"cat, dog, ..."``: the first four class names, escaped, for a message."""
     return ", ".join(printable(n) for n in names[:4]) + (", ..." if len(names) > 4 else "")
 
 
 def cmd_evaluate(args) -> int:
-    """Loss, top-1 and top-5 of a checkpoint on a data set's test split."""
+    """Loss, top-1 and top-5 of a checkpoint on a data set's test split (data found as in
+    :func:`_test_set`)."""
     trained = _load_for_cli(args.checkpoint)
     base = trained.train_config
     if base is None and args.dataset is None:
@@ -327,10 +346,9 @@ def cmd_evaluate(args) -> int:
                          "pass --dataset")
     base = base or TrainConfig()
     dataset = args.dataset or base.dataset
-    overrides = {"dataset": dataset, "data_dir": args.data_dir or base.data_dir,
-                 "test_size": args.test_size if args.test_size is not None
-                 else base.test_size if dataset == base.dataset else None}
-    _, test = load_datasets(dataclasses.replace(base, **overrides))
+    test = _test_set(base, args.data_dir, dataset=dataset,
+                     test_size=args.test_size if args.test_size is not None
+                     else base.test_size if dataset == base.dataset else None)
     numbered = tuple(str(i) for i in range(len(trained.class_names)))
     if trained.class_names not in (test.class_names, numbered):
         raise ValueError(f"the checkpoint's classes ({_first_names(trained.class_names)}) are "
@@ -365,7 +383,9 @@ def _model_label(path: str) -> str:
 
 
 def cmd_cam(args) -> int:
-    """Class activation maps of one or more checkpoints, side by side (paper Figure 7)."""
+    """Class activation maps of one or more checkpoints, side by side (paper Figure 7);
+    ``--test-images`` come from the first checkpoint's data set, found as in
+    :func:`_test_set`."""
     if not args.images and args.test_images is None:
         raise ValueError("no images: pass --images FILE [FILE ...] or --test-images N")
     # Every file is checked before a model is loaded, like predict.
@@ -378,7 +398,7 @@ def cmd_cam(args) -> int:
         if first.train_config is None:
             raise ValueError(f"{args.checkpoints[0]} is a bare model checkpoint without a "
                              "training config: its test set is unknown; pass --images")
-        _, test = load_datasets(first.train_config)
+        test = _test_set(first.train_config, None)
         sample = test.balanced_subset(args.test_images)  # deterministic, every class shown
         images = list(sample.images)
         image_titles = [f"true: {printable(sample.class_names[y])}" for y in sample.labels]

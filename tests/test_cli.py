@@ -174,6 +174,31 @@ def _fingerprint(root):
                                if p.is_dir()}
 
 
+def test_evaluate_reads_data_where_the_user_says_never_where_the_checkpoint_says(
+        bad_inputs, tmp_path, monkeypatch, capsys):
+    """A checkpoint naming a data folder that lacks the data would have CIFAR downloaded
+    there: evaluate reads --data-dir, else $MINIEFFNET_DATA, and only names the stored one."""
+    from test_train import as_cifar10_checkpoint, write_cifar10
+
+    run_dir = shutil.copytree(bad_inputs / "run", tmp_path / "run")
+    elsewhere = tmp_path / "elsewhere"
+    as_cifar10_checkpoint(run_dir, elsewhere)
+    mine = write_cifar10(tmp_path / "mine")
+    monkeypatch.setattr("urllib.request.urlopen", _no_network)
+    monkeypatch.setenv("MINIEFFNET_DATA", str(mine))
+    before = _fingerprint(tmp_path)
+    assert main(["evaluate", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"note: not reading the checkpoint's data_dir ({elsewhere})" in out
+    assert "data: cifar10-test, 64 images" in out
+    assert _fingerprint(tmp_path) == before  # nothing downloaded, nothing written
+    monkeypatch.delenv("MINIEFFNET_DATA")
+    assert main(["evaluate", str(run_dir), "--data-dir", str(mine)]) == 0
+    out = capsys.readouterr().out
+    assert "note:" not in out and "data: cifar10-test, 64 images" in out
+    assert _fingerprint(tmp_path) == before
+
+
 def test_strings_from_a_checkpoint_are_printed_escaped(bad_inputs, tmp_path, capsys):
     """Class names (and any other string a checkpoint holds) reach the terminal escaped: no
     escape sequence, no forged line; an ordinary name prints as it is."""

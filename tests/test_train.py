@@ -19,7 +19,7 @@ from PIL import Image
 
 from minieffnet.checkpoint import CHECKPOINT_FILE
 from minieffnet.cli import main
-from minieffnet.data import BatchLoader
+from minieffnet.data import CIFAR10_CLASSES, BatchLoader
 from minieffnet.data_fingerprint import DataFingerprint
 from minieffnet.inference import load_trained_model, predict, read_image
 from minieffnet.io import load_npz, save_npz_atomic
@@ -344,6 +344,15 @@ def write_cifar10(root, seed=0, n=100):
                  images=rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
                  labels=np.arange(n) % 10)
     return root
+
+
+def as_cifar10_checkpoint(run_dir, data_dir):
+    """Rewrite the checkpoint in ``run_dir`` as if its run had trained on CIFAR-10 read from
+    ``data_dir``: a checkpoint that names a folder (for evaluate and cam to ignore)."""
+    arrays, meta = load_npz(run_dir / CHECKPOINT_FILE)
+    meta["train_config"].update(dataset="cifar10", data_dir=str(data_dir))
+    meta["class_names"] = list(CIFAR10_CLASSES)
+    return save_npz_atomic(run_dir / CHECKPOINT_FILE, arrays, meta)
 
 
 def test_resume_checks_the_data_itself_not_where_it_is(tmp_path):

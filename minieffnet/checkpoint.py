@@ -30,14 +30,21 @@ A **training checkpoint** (``checkpoint.npz`` in a run folder; :func:`save_train
   "rng": {"model": ..., "loader_epoch_start": ...}}``: the position is completed epochs,
   batches done in the current one and optimiser steps; the totals are the running sums of the
   epoch in progress; ``rng`` the bit-generator states of the model (dropout, stochastic depth)
-  and of the training loader as it was when the epoch began.
+  and of the training loader as it was when the epoch began;
+* metadata ``"data"``, the fingerprint of the run's data (class names, image counts, the
+  normalisation, digests of the arrays: :mod:`minieffnet.data_fingerprint`), which a resumed
+  run must match. Checkpoints written before runs recorded it lack it; its reader (the
+  :class:`~minieffnet.train.Trainer`) checks it, like ``train_config``.
 
 Reading: a checkpoint may come from anywhere, so every reader goes through
 :func:`read_checkpoint` (a ``.npz`` archive of real, finite arrays) and checks every metadata
 field it uses before building anything, including whether the stored network fits in memory
-(:func:`minieffnet.scaling.check_memory`). Whatever is wrong is a
+(:func:`minieffnet.scaling.check_memory`), and that the weights are float32 or float64
+(integers would load truncated, without a word). Whatever is wrong is a
 :class:`~minieffnet.errors.BadFileError` naming the file and the field
-(:func:`checkpoint_field`), never a KeyError or TypeError from deep inside.
+(:func:`checkpoint_field`) or the array, never a KeyError or TypeError from deep inside. Its
+strings (class names, the network's name) go through
+:func:`~minieffnet.safe_text.printable` before they reach a terminal.
 """
 from __future__ import annotations
 
@@ -52,6 +59,7 @@ import numpy as np
 from .errors import BadFileError, NonFiniteError
 from .io import load_npz, save_npz_atomic
 from .model import EfficientNet
+from .safe_text import printable
 from .scaling import BlockSpec, EfficientNetConfig, check_memory, count_parameters
 from .training_state import TrainingState
 from .validate import is_int, is_real
@@ -68,6 +76,8 @@ _TRAINING_META = ("train_config", "model_config", "dtype", "class_names", "norma
                   "position", "epoch_totals", "elapsed_s", "rng")
 # A training checkpoint's arrays are the state dicts of these parts, each under its prefix.
 _TRAINING_PARTS = ("model", "optimizer", "ema")
+# The training checkpoint's arrays that are weights: the model's and the EMA's averages.
+_WEIGHT_PREFIXES = ("model.", "ema.shadow.")
 
 # Fields that describe how the network is regularised or labelled, not which function it
 # computes: weights move freely between configs that differ only here (fine-tuning with another
@@ -180,7 +190,7 @@ def config_differences(a: EfficientNetConfig, b: EfficientNetConfig, *,
 
 
 def _describe(config: EfficientNetConfig) -> str:
-    return (f"{config.name} (width {config.width:g}, depth {config.depth:g}, "
+    return (f"{printable(config.name)} (width {config.width:g}, depth {config.depth:g}, "
             f"{len(config.blocks)} blocks, {config.num_classes} classes)")
 
 
@@ -225,6 +235,17 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
             raise BadFileError(f"checkpoint {path}: array {name!r} holds NaN or infinity "
                                "(the file is damaged, or not written by minieffnet)")
     return arrays, meta
+
+
+def _check_weights(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> None:
+    """Raise BadFileError naming ``path`` and the array unless every one of ``arrays`` (a
+    network's weights and BatchNorm statistics, keyed as stored) is float32 or float64:
+    :func:`read_checkpoint` admits integers (an optimiser's step counts), but weights stored
+    as integers would be cast into the network, their fractions lost without a word."""
+    for name, value in arrays.items():
+        if value.dtype.name not in DTYPES:
+            raise BadFileError(f"checkpoint {path}: array {name!r} has dtype {value.dtype}; "
+                               "weights must be float32 or float64")
 
 
 def _check_meta(meta: dict, path: str | os.PathLike, kind: str, expected_format: str,
@@ -323,8 +344,9 @@ def load_model(path: str | os.PathLike, *, return_meta: bool = False
     ``(model, extra_meta)``.
 
     Raises FileNotFoundError if ``path`` does not exist and BadFileError (a ValueError) naming
-    the file, and the field, if it is truncated, corrupt, holds pickled objects, NaN or
-    infinity, a malformed or oversized config, or is not a minieffnet model checkpoint.
+    the file, and the field or array, if it is truncated, corrupt, holds pickled objects, NaN
+    or infinity, weights that are not float32 / float64, a malformed or oversized config, or
+    is not a minieffnet model checkpoint.
     """
     arrays, meta = _read_model_file(path)
     model = EfficientNet(_stored_config(meta, "config", path), dtype=_dtype(meta, path))
@@ -356,6 +378,7 @@ def _read_model_file(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
     """Arrays and metadata of a model file, after checking its format, version and keys."""
     arrays, meta = read_checkpoint(path)
     _check_meta(meta, path, "model", MODEL_FORMAT, MODEL_VERSION, _MODEL_META)
+    _check_weights(arrays, path)  # a model file holds nothing else
     if not isinstance(meta["extra"], dict):
         raise BadFileError(f"checkpoint {path}: metadata field 'extra' must be a dict, got "
                            f"{type(meta['extra']).__name__}")
@@ -387,15 +410,18 @@ def _generator_from_state(state: Any, field: str, path: str | os.PathLike
 def save_training_checkpoint(path: str | os.PathLike, state: TrainingState, *,
                              model_config: EfficientNetConfig, dtype: np.dtype | str,
                              train_config: dict[str, Any], class_names: Sequence[str],
-                             mean: Sequence[float], std: Sequence[float]) -> Path:
+                             mean: Sequence[float], std: Sequence[float],
+                             data: dict[str, Any] | None = None) -> Path:
     """Write a training checkpoint (module docstring) of ``state`` to ``path`` atomically;
     returns the path.
 
     ``model_config`` and ``dtype`` describe the network whose weights ``state.model`` holds;
     ``train_config`` is ``TrainConfig.to_dict()``; ``mean`` / ``std`` the training
-    normalisation (3 values each). Raises :class:`NonFiniteError` (a ValueError) naming the
-    first model array that holds NaN or infinity, before anything is written: the file at
-    ``path`` then keeps the last good state.
+    normalisation (3 values each); ``data`` the fingerprint of the run's data
+    (``DataFingerprint.to_dict()``, :mod:`minieffnet.data_fingerprint`), None for none.
+    Raises :class:`NonFiniteError` (a ValueError) naming the first model array that holds NaN
+    or infinity, before anything is written: the file at ``path`` then keeps the last good
+    state.
     """
     arrays = {f"model.{k}": v for k, v in state.model.items()}
     for name, value in arrays.items():
@@ -416,6 +442,8 @@ def save_training_checkpoint(path: str | os.PathLike, state: TrainingState, *,
         "elapsed_s": state.elapsed_s,
         "rng": {"model": state.model_rng, "loader_epoch_start": state.loader_rng},
     }
+    if data is not None:
+        meta["data"] = data
     return save_npz_atomic(path, arrays, meta)
 
 
@@ -424,7 +452,8 @@ def read_training_checkpoint(path: str | os.PathLike
     """``(parts, meta)`` of the training checkpoint at ``path``: see
     :func:`split_training_checkpoint`. Raises FileNotFoundError, or BadFileError naming the
     file (and the field) if it is truncated, corrupt, not a training checkpoint of this
-    version, or holds malformed metadata or non-finite arrays."""
+    version, or holds malformed metadata, non-finite arrays or weights that are not
+    float32 / float64."""
     arrays, meta = read_checkpoint(path)
     return split_training_checkpoint(arrays, meta, path), meta
 
@@ -432,13 +461,15 @@ def read_training_checkpoint(path: str | os.PathLike
 def split_training_checkpoint(arrays: dict[str, np.ndarray], meta: Any,
                               path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
     """The state dicts in a training checkpoint's ``arrays`` (as :func:`read_checkpoint`
-    returns them), after checking that ``meta`` names this format and version and that every
-    field but ``train_config`` (whose reader checks it, inside :func:`checkpoint_field`) is
-    well formed: ``{"model": ..., "optimizer": ..., "ema": ...}``, keys without their prefix
-    (``ema`` is empty when the run kept no EMA). ``path`` names the file in errors
+    returns them), after checking that ``meta`` names this format and version, that every
+    field but ``train_config`` and ``data`` (whose readers check them, inside
+    :func:`checkpoint_field`) is well formed and that the weights are float32 or float64:
+    ``{"model": ..., "optimizer": ..., "ema": ...}``, keys without their prefix (``ema`` is
+    empty when the run kept no EMA). ``path`` names the file in errors
     (BadFileError)."""
     _check_meta(meta, path, "training", TRAINING_FORMAT, TRAINING_VERSION, _TRAINING_META)
     _dtype(meta, path)
+    _check_weights({k: v for k, v in arrays.items() if k.startswith(_WEIGHT_PREFIXES)}, path)
     config = _stored_config(meta, "model_config", path)
     with checkpoint_field(path, "class_names"):
         check_class_names(meta["class_names"], config.num_classes, "class_names")

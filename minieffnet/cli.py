@@ -19,7 +19,7 @@ import numpy as np
 
 from .cam import class_activation_maps, plot_cams
 from .checkpoint import CHECKPOINT_FILE
-from .data import CIFAR10_CLASSES
+from .data import CIFAR10_CLASSES, Dataset
 from .errors import BadOptionError
 from .experiments import (FIGURE4_BASELINES, FIGURE4_WIDTHS, GRID_STEP, GRID_TOLERANCE,
                           LONG_TARGETS, PROTOCOLS, STRATEGIES, TARGETS, StudyProtocol,
@@ -29,6 +29,7 @@ from .inference import load_trained_model, predict, prepare_images, read_image, 
 from .opcheck import print_op_table
 from .optim import SCHEDULES
 from .recipes import RECIPES, recipe_config
+from .safe_text import printable
 from .scaling import (COEFFICIENTS, DROP_CONNECT, PAPER_COEFFICIENTS, PRESETS,
                       count_activations, count_flops, count_parameters, make_config,
                       memory_estimate, stage_table)
@@ -313,8 +314,32 @@ def _load_for_cli(path: str):
     return trained
 
 
+def _test_set(config: TrainConfig, data_dir: str | None, **overrides) -> Dataset:
+    """The test split of the data set of ``config`` (a checkpoint's, with ``overrides``),
+    read from ``data_dir``, else ``$MINIEFFNET_DATA``, else the user cache, as ``train``
+    finds it.
+
+    Never from the ``data_dir`` the checkpoint stores: a checkpoint may come from anywhere,
+    and a CIFAR loader downloads into the folder it is given when the data is not there, so
+    a path from a file must not choose where anything is read or written. The stored folder
+    is only named in a note, for the user to pass on if it is theirs.
+    """
+    if config.data_dir is not None and data_dir is None:
+        print(f"note: not reading the checkpoint's data_dir ({printable(config.data_dir)}): "
+              "a checkpoint does not choose where data is read or downloaded; point "
+              "$MINIEFFNET_DATA (or evaluate's --data-dir) at it to read it there")
+    _, test = load_datasets(dataclasses.replace(config, data_dir=data_dir, **overrides))
+    return test
+
+
+def _first_names(names: tuple[str, ...]) -> str:
+    """``"cat, dog, ..."``: the first four class names, escaped, for a message."""
+    return ", ".join(printable(n) for n in names[:4]) + (", ..." if len(names) > 4 else "")
+
+
 def cmd_evaluate(args) -> int:
-    """Loss, top-1 and top-5 of a checkpoint on a data set's test split."""
+    """Loss, top-1 and top-5 of a checkpoint on a data set's test split (data found as in
+    :func:`_test_set`)."""
     trained = _load_for_cli(args.checkpoint)
     base = trained.train_config
     if base is None and args.dataset is None:
@@ -322,25 +347,25 @@ def cmd_evaluate(args) -> int:
                          "pass --dataset")
     base = base or TrainConfig()
     dataset = args.dataset or base.dataset
-    overrides = {"dataset": dataset, "data_dir": args.data_dir or base.data_dir,
-                 "test_size": args.test_size if args.test_size is not None
-                 else base.test_size if dataset == base.dataset else None}
-    _, test = load_datasets(dataclasses.replace(base, **overrides))
+    test = _test_set(base, args.data_dir, dataset=dataset,
+                     test_size=args.test_size if args.test_size is not None
+                     else base.test_size if dataset == base.dataset else None)
     numbered = tuple(str(i) for i in range(len(trained.class_names)))
     if trained.class_names not in (test.class_names, numbered):
-        raise ValueError(f"the checkpoint's classes ({', '.join(trained.class_names[:4])}, ...) "
-                         f"are not those of {test.name} ({', '.join(test.class_names[:4])}, ...)")
+        raise ValueError(f"the checkpoint's classes ({_first_names(trained.class_names)}) are "
+                         f"not those of {printable(test.name)} ({_first_names(test.class_names)})")
     smoothing = trained.train_config.label_smoothing if trained.train_config else 0.0
     result = evaluate(trained.model, test, batch_size=args.batch_size,
                       label_smoothing=smoothing, mean=trained.mean, std=trained.std)
-    print(f"data: {test.name}, {len(test)} images")
+    print(f"data: {printable(test.name)}, {len(test)} images")
     print(f"loss {result['loss']:.4f} (label smoothing {smoothing:g})   top-1 "
           f"{100 * result['top1']:.2f} %   top-5 {100 * result['top5']:.2f} %")
     return 0
 
 
 def cmd_predict(args) -> int:
-    """Top-k classes with probabilities for each image file."""
+    """Top-k classes with probabilities for each image file (class names escaped: one
+    printed line per class, whatever the checkpoint holds)."""
     images = [read_image(path) for path in args.images]  # every file checked before any output
     trained = _load_for_cli(args.checkpoint)
     probs = predict(trained, images)
@@ -348,7 +373,7 @@ def cmd_predict(args) -> int:
     for path, p in zip(args.images, probs):
         print(f"{path}:")
         for i in np.argsort(-p, kind="stable")[:k]:
-            print(f"  {100 * p[i]:6.2f} %  {trained.class_names[i]}")
+            print(f"  {100 * p[i]:6.2f} %  {printable(trained.class_names[i])}")
     return 0
 
 
@@ -359,7 +384,9 @@ def _model_label(path: str) -> str:
 
 
 def cmd_cam(args) -> int:
-    """Class activation maps of one or more checkpoints, side by side (paper Figure 7)."""
+    """Class activation maps of one or more checkpoints, side by side (paper Figure 7);
+    ``--test-images`` come from the first checkpoint's data set, found as in
+    :func:`_test_set`."""
     if not args.images and args.test_images is None:
         raise ValueError("no images: pass --images FILE [FILE ...] or --test-images N")
     # Every file is checked before a model is loaded, like predict.
@@ -372,11 +399,12 @@ def cmd_cam(args) -> int:
         if first.train_config is None:
             raise ValueError(f"{args.checkpoints[0]} is a bare model checkpoint without a "
                              "training config: its test set is unknown; pass --images")
-        _, test = load_datasets(first.train_config)
+        test = _test_set(first.train_config, None)
         sample = test.balanced_subset(args.test_images)  # deterministic, every class shown
         images = list(sample.images)
-        image_titles = [f"true: {sample.class_names[y]}" for y in sample.labels]
-        names = [f"{test.name} image {i + 1} ({title})" for i, title in enumerate(image_titles)]
+        image_titles = [f"true: {printable(sample.class_names[y])}" for y in sample.labels]
+        names = [f"{printable(test.name)} image {i + 1} ({title})"
+                 for i, title in enumerate(image_titles)]
     else:
         names = args.images
         image_titles = [Path(path).name for path in args.images]
@@ -390,7 +418,7 @@ def cmd_cam(args) -> int:
             cam, logits = class_activation_maps(t.model, x[i:i + 1])
             probs = softmax(logits)[0]
             c = int(probs.argmax())  # the class the map is for (its logit is the largest)
-            verdict = f"{t.class_names[c]} {100 * probs[c]:.1f} %"
+            verdict = f"{printable(t.class_names[c])} {100 * probs[c]:.1f} %"
             cams[i].append(cam[0])
             titles[i].append(f"{label}\n{verdict}")
             predictions[i].append(f"  {label}: {verdict}")
@@ -722,8 +750,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _one_line(e: BaseException | str) -> str:
-    """A message (or an exception's) on one line (a MemoryError may carry none)."""
-    text = " ".join(str(e).split())
+    """A message (or an exception's) on one line (a MemoryError may carry none), with the
+    control characters left in it escaped (:func:`~minieffnet.safe_text.printable`): a
+    message may quote a path or a name read from a file."""
+    text = printable(" ".join(str(e).split()))
     return text or type(e).__name__
 
 

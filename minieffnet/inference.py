@@ -21,6 +21,7 @@ from .checkpoint import (CHECKPOINT_FILE, MODEL_FORMAT, check_class_names, check
                          split_training_checkpoint, training_model)
 from .data import read_image, resize_bilinear, to_float_nchw
 from .model import EfficientNet
+from .safe_text import printable
 from .train_config import TrainConfig
 
 __all__ = ["TrainedModel", "load_trained_model", "predict", "prepare_images", "read_image",
@@ -32,9 +33,11 @@ class TrainedModel:
     """A network ready for inference, with what is needed to feed it and read its output.
 
     model: in eval mode; the EMA weights when the run kept an EMA. class_names: one per
-    output. mean, std: the training normalisation (0..255 scale), or None if the file did not
-    record it. train_config: the run's config (None for a bare model checkpoint). description:
-    a line saying what was loaded, for messages.
+    output, as stored (any string: print them through
+    :func:`~minieffnet.safe_text.printable`). mean, std: the training normalisation (0..255
+    scale), or None if the file did not record it. train_config: the run's config (None for a
+    bare model checkpoint). description: a line saying what was loaded, for messages (the
+    strings from the file in it escaped).
     """
 
     model: EfficientNet
@@ -68,7 +71,7 @@ def load_trained_model(path: str | os.PathLike) -> TrainedModel:
             if mean is not None or std is not None:
                 mean, std = check_statistics(mean, std, "normalization")
         return TrainedModel(model.eval(), names, mean, std, None,
-                            f"{path} ({model.config.name})")
+                            f"{path} ({printable(model.config.name)})")
     parts = split_training_checkpoint(arrays, meta, path)
     model = training_model(meta, parts, path)
     with checkpoint_field(path, "train_config"):
@@ -78,8 +81,8 @@ def load_trained_model(path: str | os.PathLike) -> TrainedModel:
     norm = meta["normalization"]
     return TrainedModel(model.eval(), tuple(meta["class_names"]), tuple(norm["mean"]),
                         tuple(norm["std"]), config,
-                        f"{path} ({model.config.name}, {weights} after {pos['epoch']} of "
-                        f"{config.epochs} epochs, step {pos['step']})")
+                        f"{path} ({printable(model.config.name)}, {weights} after "
+                        f"{pos['epoch']} of {config.epochs} epochs, step {pos['step']})")
 
 
 def prepare_images(trained: TrainedModel, images: Sequence[np.ndarray], *,

@@ -13,8 +13,10 @@ A run lives in one folder (``TrainConfig.out_dir``; :data:`RUN_FILES`):
 
 Any of these files means the folder holds a run: a new run may take it only when it is told to
 replace it (``overwrite``), and a resumed run only when its config equals the stored one (but
-``out_dir`` / ``data_dir``). :class:`minieffnet.train.Trainer` uses these functions; nothing
-here trains.
+``out_dir`` / ``data_dir``). Whether a resumed run's data is still the data it started with
+is the :class:`minieffnet.train.Trainer`'s to check once it has loaded the data (against the
+checkpoint's fingerprint, :mod:`minieffnet.data_fingerprint`). The Trainer uses these
+functions; nothing here trains.
 """
 from __future__ import annotations
 

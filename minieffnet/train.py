@@ -60,7 +60,9 @@ A non-finite activation, logit or loss raises :class:`TrainingDiverged` naming t
 step (the CLI prints it and exits with status 1); nothing is saved, so the checkpoint still
 holds the last good state (no checkpoint with non-finite weights is ever written). A folder
 that already holds a run is refused unless ``resume=True`` (the configs must agree, except
-``out_dir`` and ``data_dir``) or ``overwrite=True``.
+``out_dir`` and ``data_dir``, and the data must be what the run started with: class names,
+image counts, normalisation and the arrays themselves, :mod:`minieffnet.data_fingerprint`)
+or ``overwrite=True``.
 """
 from __future__ import annotations
 
@@ -83,6 +85,7 @@ from .checkpoint import (CHECKPOINT_FILE, checkpoint_field, config_differences,
                          read_training_checkpoint, save_training_checkpoint, training_model_config,
                          training_state)
 from .data import AugmentConfig, BatchLoader, Dataset, dataset_label
+from .data_fingerprint import DataFingerprint, data_fingerprint
 from .errors import BadFileError
 from .model import EfficientNet, efficientnet
 from .ops._checks import NonFiniteError
@@ -189,8 +192,9 @@ class Trainer:
     """Trains one run (a :class:`TrainConfig`) in its folder; see the module docstring.
 
     resume: continue the run in ``config.out_dir`` from its checkpoint (its config must equal
-    ``config`` apart from ``out_dir`` / ``data_dir``). overwrite: replace whatever run the
-    folder holds. Without either, a folder that holds a run is refused (ValueError).
+    ``config`` apart from ``out_dir`` / ``data_dir``, and its data the data it started with).
+    overwrite: replace whatever run the folder holds. Without either, a folder that holds a
+    run is refused (ValueError).
     progress: show a tqdm bar (loss, top-1, lr, images/s, ETA). verbose: print a line per
     epoch.
     on_step: called as ``on_step(trainer)`` after every completed step (``trainer.step``
@@ -201,7 +205,8 @@ class Trainer:
     training BatchLoader), ``train_set``, ``val_set`` (None without ``val_size``),
     ``test_set``, ``steps_per_epoch``, ``predicted_s`` (a new time-budgeted run's predicted
     wall time, else None); position ``epoch`` (completed epochs), ``batch`` (batches done in
-    the current epoch), ``step`` (optimiser steps done).
+    the current epoch), ``step`` (optimiser steps done); ``data_fingerprint`` (what the run
+    trains on, :class:`~minieffnet.data_fingerprint.DataFingerprint`).
     """
 
     def __init__(self, config: TrainConfig = TrainConfig(), *, resume: bool = False,
@@ -235,6 +240,9 @@ class Trainer:
         # Both splits are normalised with the training statistics (stored in the checkpoint
         # for evaluate / predict).
         self.mean, self.std = self.train_set.normalization()
+        self.data_fingerprint = data_fingerprint(
+            {"train": self.train_set, "val": self.val_set, "test": self.test_set},
+            self.mean, self.std)
         augment = AugmentConfig(crop_padding=4 if config.augment else 0, flip=config.augment,
                                 cutout=config.cutout)
         # drop_last: a final batch of a few images would give BatchNorm noisy statistics.
@@ -557,7 +565,8 @@ class Trainer:
             return save_training_checkpoint(
                 self.checkpoint_path, self._state(), model_config=self.model.config,
                 dtype=self.model.dtype, train_config=self.config.to_dict(),
-                class_names=self.train_set.class_names, mean=self.mean, std=self.std)
+                class_names=self.train_set.class_names, mean=self.mean, std=self.std,
+                data=self.data_fingerprint.to_dict())
         except NonFiniteError as e:
             raise TrainingDiverged(f"not saving: {e} at step {self.step}; "
                                    f"{self.checkpoint_path} keeps the last good state",
@@ -571,6 +580,7 @@ class Trainer:
         diffs = train_config_differences(stored, self.config)
         if diffs:
             raise ValueError(f"checkpoint {path} belongs to a different run: {'; '.join(diffs)}")
+        self._check_same_data(meta, path)
         network = training_model_config(meta, path)
         diffs = config_differences(network, self.model.config)
         if diffs:
@@ -589,6 +599,21 @@ class Trainer:
             raise ValueError(f"checkpoint {path} stands at batch {self.batch} of an epoch of "
                              f"{self.steps_per_epoch}")
         trim_metrics(self.run_dir, self.epoch)
+
+    def _check_same_data(self, meta: dict, path: Path) -> None:
+        """Refuse to resume on other data than the run started with: ValueError naming every
+        change (:meth:`~minieffnet.data_fingerprint.DataFingerprint.changes_since`)."""
+        if "data" not in meta:
+            # Written before runs recorded their data: resumed unchecked, as it always was; its
+            # next checkpoint records the data it continues with, checked from then on.
+            return
+        with checkpoint_field(path, "data"):
+            stored = DataFingerprint.from_dict(meta["data"])
+        changes = self.data_fingerprint.changes_since(stored)
+        if changes:
+            raise ValueError(f"the data set changed since this run started: "
+                             f"{'; '.join(changes)}; start a new run (another --out) or "
+                             f"replace this one (--overwrite)")
 
 
 @contextlib.contextmanager

@@ -8,7 +8,8 @@ from a checkpoint (:func:`minieffnet.checkpoint.training_state`); the time-budge
 applies the one it took before measuring, which undoes every change its steps made.
 
 What a state does *not* hold is fixed for the whole run: the configuration, the class names,
-the normalisation statistics, the network's architecture.
+the normalisation statistics, the network's architecture, and the data the run trains on (its
+fingerprint, :mod:`minieffnet.data_fingerprint`, which a resumed run must match).
 """
 from __future__ import annotations
 

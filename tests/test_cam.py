@@ -3,6 +3,7 @@ GAP(M_c) + b_c = logit_c, logits equal to the model's, bilinear upsampling, the 
 command line on a tiny trained run.
 """
 import dataclasses
+import shutil
 
 import matplotlib.image
 import numpy as np
@@ -14,7 +15,8 @@ from minieffnet.checkpoint import CHECKPOINT_FILE, save_model
 from minieffnet.cli import main
 from minieffnet.inference import load_trained_model, predict
 
-from test_train import TINY, run
+from test_cli import _no_network
+from test_train import TINY, as_cifar10_checkpoint, run, write_cifar10
 
 
 def tiny(dtype=np.float64, resolution=16):
@@ -129,6 +131,23 @@ def test_cli_cam_test_images_and_files(trained_run, tmp_path, capsys):
     c = probs.argmax()
     assert f"{png}:\n  {folder.name} (16 px): {trained.class_names[c]} {100 * probs[c]:.1f} %" \
         in text
+
+
+def test_cli_cam_test_images_never_come_from_the_checkpoints_data_dir(trained_run, tmp_path,
+                                                                      monkeypatch, capsys):
+    """--test-images reads the data set from $MINIEFFNET_DATA (or the user cache), never from
+    (or downloaded into) the folder the checkpoint names."""
+    run_dir = shutil.copytree(trained_run.run_dir, tmp_path / "run")
+    elsewhere = tmp_path / "elsewhere"
+    as_cifar10_checkpoint(run_dir, elsewhere)
+    monkeypatch.setenv("MINIEFFNET_DATA", str(write_cifar10(tmp_path / "mine")))
+    monkeypatch.setattr("urllib.request.urlopen", _no_network)
+    out = tmp_path / "cam.png"
+    assert main(["cam", str(run_dir), "--test-images", "2", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"note: not reading the checkpoint's data_dir ({elsewhere})" in text
+    assert "cifar10-test image 1 (true: airplane):" in text and out.is_file()
+    assert not elsewhere.exists()
 
 
 def test_cli_cam_errors(trained_run, tmp_path, capsys):

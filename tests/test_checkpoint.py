@@ -11,8 +11,8 @@ import pytest
 
 from minieffnet.checkpoint import (config_from_dict, config_to_dict, evaluation_weights,
                                    load_model, load_weights, read_training_checkpoint,
-                                   save_model, save_training_checkpoint, training_model_config,
-                                   training_state)
+                                   save_model, save_training_checkpoint, training_model,
+                                   training_model_config, training_state)
 from minieffnet.errors import BadFileError
 from minieffnet.inference import load_trained_model
 from minieffnet.io import load_npz, remove_temporaries, save_npz_atomic
@@ -290,6 +290,36 @@ def test_non_finite_arrays_are_refused_by_every_reader(tmp_path):
         bad = _rewrite(path, tmp_path / "bad.npz", poison(key))
         with pytest.raises(BadFileError, match=rf"bad\.npz: array '{re.escape(key)}' holds NaN"):
             read(bad)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int8, np.uint8, np.bool_, np.float16])
+def test_weights_that_are_not_float32_or_float64_are_refused_naming_the_array(tmp_path, dtype):
+    """Integer weights would be cast into the network with their fractions lost: every
+    reader refuses them, naming the file and the array; the optimiser's integer step counts
+    and float64 weights in a float32 network stay fine."""
+    model_file = save_model(tmp_path / "model.npz", small())
+    model = small()
+    training, _ = save_training(tmp_path / "checkpoint.npz", model,
+                                EMA(model.parameters(), 0.9, buffers=dict(model.named_buffers())))
+
+    def retype(key):
+        return lambda arrays, meta: arrays.__setitem__(key, arrays[key].astype(dtype))
+
+    for path, key, read in [(model_file, "classifier.weight", load_model),
+                            (model_file, "head.1.running_var", load_trained_model),
+                            (training, "model.stem.0.weight", read_training_checkpoint),
+                            (training, "ema.shadow.classifier.bias", load_trained_model)]:
+        bad = _rewrite(path, tmp_path / "bad.npz", retype(key))
+        with pytest.raises(BadFileError, match=rf"checkpoint .*bad\.npz: array "
+                                               rf"'{re.escape(key)}' has dtype "
+                                               rf"{np.dtype(dtype)}; weights must be float32 "
+                                               r"or float64"):
+            read(bad)
+    wider = _rewrite(training, tmp_path / "wide.npz", lambda arrays, meta: arrays.update(
+        {"model.stem.0.weight": arrays["model.stem.0.weight"].astype(np.float64),
+         "ema.num_updates": np.int32(3)}))
+    parts, meta = read_training_checkpoint(wider)
+    assert training_model(meta, parts, wider).stem[0].weight.data.dtype == np.float32
 
 
 def _set(path, value):

@@ -174,6 +174,65 @@ def _fingerprint(root):
                                if p.is_dir()}
 
 
+def test_evaluate_reads_data_where_the_user_says_never_where_the_checkpoint_says(
+        bad_inputs, tmp_path, monkeypatch, capsys):
+    """A checkpoint naming a data folder that lacks the data would have CIFAR downloaded
+    there: evaluate reads --data-dir, else $MINIEFFNET_DATA, and only names the stored one."""
+    from test_train import as_cifar10_checkpoint, write_cifar10
+
+    run_dir = shutil.copytree(bad_inputs / "run", tmp_path / "run")
+    elsewhere = tmp_path / "elsewhere"
+    as_cifar10_checkpoint(run_dir, elsewhere)
+    mine = write_cifar10(tmp_path / "mine")
+    monkeypatch.setattr("urllib.request.urlopen", _no_network)
+    monkeypatch.setenv("MINIEFFNET_DATA", str(mine))
+    before = _fingerprint(tmp_path)
+    assert main(["evaluate", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"note: not reading the checkpoint's data_dir ({elsewhere})" in out
+    assert "data: cifar10-test, 64 images" in out
+    assert _fingerprint(tmp_path) == before  # nothing downloaded, nothing written
+    monkeypatch.delenv("MINIEFFNET_DATA")
+    assert main(["evaluate", str(run_dir), "--data-dir", str(mine)]) == 0
+    out = capsys.readouterr().out
+    assert "note:" not in out and "data: cifar10-test, 64 images" in out
+    assert _fingerprint(tmp_path) == before
+
+
+def test_strings_from_a_checkpoint_are_printed_escaped(bad_inputs, tmp_path, capsys):
+    """Class names (and any other string a checkpoint holds) reach the terminal escaped: no
+    escape sequence, no forged line; an ordinary name prints as it is."""
+    from minieffnet.checkpoint import save_model
+    from minieffnet.model import efficientnet
+
+    names = ["golden retriever", "cat\n  99.99 %  forged", "\x1b[2Jdog", "\u202eevil"]
+    model = efficientnet("b0", 4, preset="cifar", width=0.1, depth=0.1, resolution=16)
+    path = save_model(tmp_path / "odd.npz", model, {"class_names": names, "mean": [1, 2, 3],
+                                                    "std": [4, 5, 6]})
+    image = str(bad_inputs / "ok.png")
+    assert main(["predict", str(path), image, "--top", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 6 and lines[1] == f"{image}:" and all(s.isprintable() for s in lines)
+    shown = {line.split("%  ", 1)[1] for line in lines[2:]}
+    assert shown == {"golden retriever", "cat\\n  99.99 %  forged", "\\x1b[2Jdog",
+                     "\\u202eevil"}
+
+    assert main(["evaluate", str(path), "--dataset", "synthetic", "--test-size", "10"]) == 2
+    err = capsys.readouterr().err
+    # (one line: _one_line also joins the runs of spaces)
+    assert "the checkpoint's classes (golden retriever, cat\\n 99.99 % forged, " in err
+    assert len(err.splitlines()) == 1 and err.rstrip("\n").isprintable(), err
+
+    # an error quoting a path the checkpoint names: escaped too
+    run_dir = shutil.copytree(bad_inputs / "run", tmp_path / "run")
+    arrays, meta = load_npz(run_dir / CHECKPOINT_FILE)
+    meta["train_config"]["dataset"] = f"folder:{tmp_path}/x\x1b]0;title\x07"
+    save_npz_atomic(run_dir / CHECKPOINT_FILE, arrays, meta)
+    assert main(["evaluate", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "x\\x1b]0;title\\x07" in err and err.rstrip("\n").isprintable(), err
+
+
 def test_debug_shows_the_traceback_and_bugs_say_internal_error(capsys, monkeypatch):
     with pytest.raises(ValueError, match="unknown variant 'b9'"):
         main(["--debug", "info", "b9"])

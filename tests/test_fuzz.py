@@ -422,16 +422,30 @@ option_values = st.one_of(
 
 
 def run_cli(argv, capsys):
-    """``(status, stderr)`` of ``minieffnet argv``; status 2 must come with one line."""
+    """``(status, stderr, stdout)`` of ``minieffnet argv``; status 2 must come with one line."""
     try:
         status = cli.main(argv)
     except SystemExit as e:  # argparse's own refusals
         status = e.code
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     if status != 0:
         assert status == 2, (argv, err)
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (argv, err)
-    return status, err
+    return status, err, out
+
+
+def run_cli_writing_nothing(argv, capsys, folder):
+    """:func:`run_cli` in ``folder``, checking that no file there changes but the figure
+    ``cam`` is asked to write (``cam.png``)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        before = fingerprint(folder)
+        status, err, out = run_cli(argv, capsys)
+    after = fingerprint(folder)
+    if argv[0] == "cam" and status == 0:
+        after.pop("cam.png")
+    assert after == before
+    return status, err, out
 
 
 INFO_OPTIONS = ["--width", "--depth", "--resolution", "--phi", "--num-classes", "--preset"]
@@ -482,17 +496,63 @@ def test_train_options(options, resume, capsys):
                                                    "--dataset", "--test-images"]),
                                   option_values), max_size=2))
 def test_predict_evaluate_cam_options(checkpoints, images, command, options, capsys):
-    with scratch() as d, pytest.MonkeyPatch.context() as mp:
-        mp.chdir(d)
+    with scratch() as d:
         (d / "x.png").write_bytes(images["png"])
         files = ["x.png"] if command == "predict" else ["--images", "x.png"] \
             if command == "cam" else []
         argv = [command, str(checkpoints["training"]), *files,
                 *[t for pair in options for t in pair], *(["--out", "cam.png"]
                                                           if command == "cam" else [])]
-        before = fingerprint(d)
-        status, _ = run_cli(argv, capsys)
-        after = fingerprint(d)
-        if command == "cam" and status == 0:
-            after.pop("cam.png")  # the one file it was asked to write
-        assert after == before
+        run_cli_writing_nothing(argv, capsys, d)
+
+
+# Strings meant to break a terminal or forge a line of output, and any other text.
+odd_text = st.text(st.sampled_from(list("\n\r\t\x00\x07\x1b[]%\u202e\u2028\x85 a"))
+                   | st.characters(), max_size=12)
+# What a command prints besides its result lines: the checkpoint line, the image's name.
+_RESULT_LINES = {"predict": 2 + 3, "cam": 3 + 1}
+
+
+@pytest.mark.filterwarnings("ignore:Glyph .* missing from font")  # cam's figure titles
+@FUZZ
+@given(kind=st.sampled_from(["training", "model"]),
+       command=st.sampled_from(["predict", "evaluate", "cam"]),
+       damage=st.sampled_from(["dtype", "non-finite", "class names"]), data=st.data())
+def test_a_bad_checkpoint_through_the_command_line(checkpoints, images, kind, command, damage,
+                                                    data, capsys):
+    """Weights of another dtype or not finite give the command's one-line error naming the
+    checkpoint, status 2; class names of any text are printed escaped (no control
+    character reaches the terminal, no line is added) or refused in one line; nothing is
+    written but the figure cam is asked for."""
+    arrays, meta = load_npz(checkpoints[kind])
+    weights = sorted(k for k in arrays if kind == "model" or k.startswith("model."))
+    if damage == "dtype":
+        key = data.draw(st.sampled_from(weights))
+        dtype = data.draw(st.sampled_from([np.int64, np.int32, np.uint8, np.bool_,
+                                           np.float16]))
+        arrays = {**arrays, key: arrays[key].astype(dtype)}
+    elif damage == "non-finite":
+        key = data.draw(st.sampled_from(weights))
+        bad = arrays[key].copy()
+        bad.flat[data.draw(st.integers(0, bad.size - 1))] = data.draw(
+            st.sampled_from([np.nan, np.inf, -np.inf]))
+        arrays = {**arrays, key: bad}
+    else:
+        # mostly three names (a valid list), else anything in their place
+        names = data.draw(st.lists(odd_text, min_size=3, max_size=3) if data.draw(
+            st.integers(0, 3)) else json_values)
+        meta = ({**meta, "extra": {"class_names": names, "mean": [1, 2, 3], "std": [4, 5, 6]}}
+                if kind == "model" else {**meta, "class_names": names})
+    with scratch() as d:
+        save_npz_atomic(d / "c.npz", arrays, meta)
+        (d / "x.png").write_bytes(images["png"])
+        argv = {"predict": ["predict", "c.npz", "x.png"], "evaluate": ["evaluate", "c.npz"],
+                "cam": ["cam", "c.npz", "--images", "x.png", "--out", "cam.png"]}[command]
+        status, err, out = run_cli_writing_nothing(argv, capsys, d)
+    assert err.rstrip("\n").isprintable() and all(line.isprintable()
+                                                  for line in out.splitlines()), (err, out)
+    if damage != "class names":
+        assert status == 2 and err.startswith(f"minieffnet {command}: error: checkpoint "
+                                              "c.npz: array "), err
+    elif status == 0:
+        assert len(out.splitlines()) == _RESULT_LINES[command], out

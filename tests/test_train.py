@@ -19,7 +19,8 @@ from PIL import Image
 
 from minieffnet.checkpoint import CHECKPOINT_FILE
 from minieffnet.cli import main
-from minieffnet.data import BatchLoader
+from minieffnet.data import CIFAR10_CLASSES, BatchLoader
+from minieffnet.data_fingerprint import DataFingerprint
 from minieffnet.inference import load_trained_model, predict, read_image
 from minieffnet.io import load_npz, save_npz_atomic
 from minieffnet.train import Trainer, TrainingDiverged, TrainingInterrupted
@@ -289,6 +290,135 @@ def test_architecture_mismatch_inside_a_checkpoint_is_named(straight, tmp_path):
     save_npz_atomic(folder / CHECKPOINT_FILE, arrays, meta)
     with pytest.raises(ValueError, match="another architecture.*head_channels 999 vs"):
         Trainer(dataclasses.replace(TINY, out_dir=str(folder)), resume=True)
+
+
+def _image_folder(root, classes, seed=0, first=0):
+    """Random 8 x 8 PNG images in an image-folder tree: ``classes`` {split: {class: count}},
+    named ``<first>.png``, ``<first + 1>.png``, ..."""
+    rng = np.random.default_rng(seed)
+    for split, counts in classes.items():
+        for name, count in counts.items():
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+            for i in range(first, first + count):
+                Image.fromarray(rng.integers(0, 256, (8, 8, 3), np.uint8)).save(
+                    root / split / name / f"{i}.png")
+    return root
+
+
+def test_resume_refuses_other_data_naming_what_changed(tmp_path, monkeypatch, capsys):
+    """A class folder renamed and images added between two sessions of a run: the resumed
+    run stops with one line naming each change, and leaves the run folder as it was."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the decoded-folder cache
+    root = _image_folder(tmp_path / "pets", {"train": {"a": 8, "b": 8}, "test": {"a": 2, "b": 2}})
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", f"folder:{root}", "--width", "0.1", "--depth", "0.1",
+                 "--resolution", "16", "--batch-size", "8", "--epochs", "1", "--no-progress",
+                 "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for split in ("train", "test"):
+        (root / split / "b").rename(root / split / "c")
+    _image_folder(root, {"train": {"a": 4}}, seed=1, first=8)
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert ("minieffnet train: error: the data set changed since this run started: classes "
+            "['a', 'b'] -> ['a', 'c']; 16 -> 20 training images; ") in err
+    assert "; other test images or labels" not in err  # renaming the class kept their pixels
+    assert "normalisation mean (" in err
+    assert err.rstrip().endswith("start a new run (another --out) or replace this one "
+                                 "(--overwrite)")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    stored = load_npz(out / CHECKPOINT_FILE)[1]["data"]
+    assert stored["class_names"] == ["a", "b"]
+    assert stored["images"] == {"train": 16, "test": 4} and set(stored["blake2b"]) == {"train",
+                                                                                       "test"}
+
+
+def write_cifar10(root, seed=0, n=100):
+    """CIFAR-10 in its .npz form under ``root``: ``n`` random images per split."""
+    rng = np.random.default_rng(seed)
+    (root / "cifar10").mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        np.savez(root / "cifar10" / f"cifar10_{split}.npz",
+                 images=rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+                 labels=np.arange(n) % 10)
+    return root
+
+
+def as_cifar10_checkpoint(run_dir, data_dir):
+    """Rewrite the checkpoint in ``run_dir`` as if its run had trained on CIFAR-10 read from
+    ``data_dir``: a checkpoint that names a folder (for evaluate and cam to ignore)."""
+    arrays, meta = load_npz(run_dir / CHECKPOINT_FILE)
+    meta["train_config"].update(dataset="cifar10", data_dir=str(data_dir))
+    meta["class_names"] = list(CIFAR10_CLASSES)
+    return save_npz_atomic(run_dir / CHECKPOINT_FILE, arrays, meta)
+
+
+def test_resume_checks_the_data_itself_not_where_it_is(tmp_path):
+    """The data may move (``data_dir`` is not part of the run), but other images in the same
+    number are other data: refused."""
+    config = dataclasses.replace(TINY, dataset="cifar10", epochs=1, val_size=10,
+                                 data_dir=str(write_cifar10(tmp_path / "here")),
+                                 out_dir=str(tmp_path / "run"))
+    run(tmp_path / "run", config)
+    moved = dataclasses.replace(config, data_dir=str(write_cifar10(tmp_path / "there")))
+    Trainer(moved, resume=True, progress=False)  # the same arrays elsewhere: resumes
+    other = dataclasses.replace(config, data_dir=str(write_cifar10(tmp_path / "other", seed=1)))
+    with pytest.raises(ValueError, match=r"changed since this run started: other training "
+                                         r"images or labels \(as many\); other validation "
+                                         r"images or labels \(as many\); other test images "
+                                         r"or labels \(as many\); normalisation mean"):
+        Trainer(other, resume=True, progress=False)
+
+
+def test_a_run_without_a_data_fingerprint_resumes_as_before(straight, tmp_path):
+    """Checkpoints written before runs recorded their data hold none: such a run resumes
+    unchecked, bit for bit, and its next checkpoint records the data; a malformed record is
+    named."""
+    with pytest.raises(TrainingInterrupted):
+        run(tmp_path, on_step=interrupt_at(1))
+    arrays, meta = load_npz(tmp_path / CHECKPOINT_FILE)
+    recorded = meta.pop("data")
+    save_npz_atomic(tmp_path / CHECKPOINT_FILE, arrays, meta)
+    resumed = Trainer(dataclasses.replace(TINY, out_dir=str(tmp_path)), resume=True,
+                      progress=False)
+    resumed.fit()
+    assert_same_arrays(checkpoint_arrays(tmp_path), checkpoint_arrays(straight.run_dir))
+    assert load_npz(tmp_path / CHECKPOINT_FILE)[1]["data"] == recorded
+
+    arrays, meta = load_npz(tmp_path / CHECKPOINT_FILE)
+    save_npz_atomic(tmp_path / CHECKPOINT_FILE, arrays, {**meta, "data": {**recorded,
+                                                                          "images": [128]}})
+    with pytest.raises(ValueError, match=r"metadata field 'data' is invalid: data: images must "
+                                         r"map train, test"):
+        Trainer(dataclasses.replace(TINY, out_dir=str(tmp_path)), resume=True, progress=False)
+
+
+def test_data_fingerprint_changes_are_worded_and_read_back():
+    fp = DataFingerprint(("a", "b"), {"train": 16, "test": 4}, (1.0, 2.0, 3.0), (4.0, 5.0, 6.0),
+                         {"train": "00", "test": "11"})
+    assert DataFingerprint.from_dict(json.loads(json.dumps(fp.to_dict()))) == fp
+    assert fp.changes_since(fp) == []
+    other = DataFingerprint(("a", "c\x1b"), {"train": 20, "val": 2, "test": 4}, (1.0, 2.5, 3.0),
+                            (4.0, 5.0, 6.0), {"train": "01", "val": "22", "test": "12"})
+    assert other.changes_since(fp) == [
+        "classes ['a', 'b'] -> ['a', 'c\\x1b']", "16 -> 20 training images",
+        "no -> 2 validation images", "other test images or labels (as many)",
+        "normalisation mean (1.00, 2.00, 3.00) -> (1.00, 2.50, 3.00)"]
+    many = [f"c{i}" for i in range(20)]
+    renamed = DataFingerprint(tuple(many[:-1] + ["x"]), *dataclasses.astuple(fp)[1:])
+    reordered = DataFingerprint(tuple(reversed(many)), *dataclasses.astuple(fp)[1:])
+    start = DataFingerprint(tuple(many), *dataclasses.astuple(fp)[1:])
+    assert renamed.changes_since(start) == ["20 -> 20 classes (without ['c19'], new ['x'])"]
+    assert reordered.changes_since(start) == ["the order of the 20 classes"]
+    for bad, message in [({**fp.to_dict(), "extra": 1}, "unknown fields \\['extra'\\]"),
+                         ({**fp.to_dict(), "class_names": []}, "class_names must be"),
+                         ({**fp.to_dict(), "std": [1, 0, 1]}, "data std must be"),
+                         ({**fp.to_dict(), "images": {"train": -1, "test": 4}}, "images must"),
+                         ({**fp.to_dict(), "blake2b": {"train": "00"}}, "blake2b must map")]:
+        with pytest.raises(ValueError, match=message):
+            DataFingerprint.from_dict(bad)
 
 
 def test_labels_out_of_range_are_refused(tmp_path):

@@ -269,9 +269,12 @@ def cmd_train(args) -> int:
             raise ValueError("--resume needs --out RUN_FOLDER")
         # The stored settings; any option given must agree (the Trainer says where not).
         config = dataclasses.replace(load_train_config(given["out_dir"]), **given)
-    elif args.from_run is not None:  # a new run: the stored folder is not this run's
+    elif args.from_run is not None:
+        # A new run: the stored run folder is not this run's, and neither is its data root,
+        # which could name any folder for a download (a run copied from elsewhere): the data
+        # come from --data-dir or $MINIEFFNET_DATA, as for a run started from scratch.
         config = dataclasses.replace(load_train_config(args.from_run),
-                                     **{"out_dir": None, **given})
+                                     **{"out_dir": None, "data_dir": None, **given})
     elif args.recipe is not None:
         config = recipe_config(args.recipe, **given)
     else:
@@ -694,7 +697,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
     ev.add_argument("checkpoint", help="a run folder or a checkpoint .npz")
     ev.add_argument("--dataset", choices=DATASETS, help="default: the one it was trained on")
-    ev.add_argument("--data-dir", help="CIFAR root (default: the run's, else $MINIEFFNET_DATA)")
+    ev.add_argument("--data-dir", help="CIFAR root (default $MINIEFFNET_DATA, else the user "
+                    "cache; never the folder the checkpoint names)")
     ev.add_argument("--test-size", type=positive_int,
                     help="use N test images, balanced over the classes")
     ev.add_argument("--batch-size", type=positive_int, default=256)

@@ -256,3 +256,29 @@ def test_argparse_refusals_are_one_line(capsys):
     assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1
     assert err.startswith("minieffnet predict: error: argument --top: expected a positive "
                           "integer, got 'x'")
+
+
+def test_from_run_takes_the_settings_but_never_the_stored_data_root(tmp_path, monkeypatch):
+    # A run folder copied from elsewhere could name any folder as its CIFAR root, where a
+    # download would then write: --from-run keeps the settings, not the location.
+    import minieffnet.cli as cli
+    from minieffnet.train_config import TrainConfig, save_train_config
+    planted = tmp_path / "planted-root"
+    run = tmp_path / "foreign-run"
+    run.mkdir()
+    save_train_config(run, TrainConfig(dataset="cifar10", data_dir=str(planted), epochs=1))
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def trainer(config, **kwargs):
+        seen["config"] = config
+        raise Stop
+    monkeypatch.setattr(cli, "Trainer", trainer)
+    with pytest.raises(Stop):
+        cli.cmd_train(cli.build_parser().parse_args(
+            ["train", "--from-run", str(run), "--out", str(tmp_path / "new")]))
+    assert seen["config"].data_dir is None and seen["config"].dataset == "cifar10"
+    assert json.loads((run / "config.json").read_text())["data_dir"] == str(planted)
+    assert not planted.exists()

@@ -9,6 +9,7 @@ import statistics
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..viz import figure, read_metrics, save
 from .solver import STRATEGIES
 
 
@@ -105,11 +106,7 @@ def plot_lines(rows: Sequence[dict], group: str, out_png: str | os.PathLike,
                title: str) -> Path:
     """Top-1 (mean ± 95 % interval over seeds) against FLOPs, one line per value of
     ``rows[i][group]``."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 4.5), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = figure((6, 4.5))
     ax = fig.subplots()
     for label in dict.fromkeys(r[group] for r in rows):
         points = sorted((r for r in rows if r[group] == label), key=lambda r: r["flops"])
@@ -118,20 +115,14 @@ def plot_lines(rows: Sequence[dict], group: str, out_png: str | os.PathLike,
     ax.set(xlabel="FLOPs (M multiply-adds)", ylabel=TOP1_LABEL, title=title)
     ax.grid(alpha=0.3)
     ax.legend()
-    out = Path(out_png)
-    fig.savefig(out, dpi=100)
-    return out
+    return save(fig, out_png)
 
 
 def plot_single_dimension(rows: Sequence[dict], out_png: str | os.PathLike) -> Path:
     """The paper's Figure 3: top-1 against FLOPs when one dimension alone grows, one panel per
     dimension (width, depth, resolution), each point labelled with its multiplier. ``rows``
     are :func:`compare_scaling`'s aggregated rows; the base network starts every panel."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(11, 3.6), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = figure((11, 3.6))
     axes = fig.subplots(1, 3, sharey=True)
     base = [r for r in rows if r["strategy"] == "base"]
     panels = (("width", "w", lambda r, b: r["width"] / b["width"]),
@@ -151,9 +142,7 @@ def plot_single_dimension(rows: Sequence[dict], out_png: str | os.PathLike) -> P
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(TOP1_LABEL)
     fig.suptitle("Single-dimension scaling (cf. Tan & Le 2019, Fig. 3)")
-    out = Path(out_png)
-    fig.savefig(out, dpi=100)
-    return out
+    return save(fig, out_png)
 
 
 def thousands(n: float) -> str:
@@ -192,11 +181,6 @@ def plot_learning_curves(rows: Sequence[dict], study_root: str | os.PathLike,
     ``metrics.jsonl`` (``run_dir`` is relative to ``study_root``); one panel per training
     budget, one colour per strategy, dashed above 2x the base FLOPs. Evidence of
     convergence: a curve still rising at its last epoch has not converged."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from ..viz import read_metrics
-
     curves: dict[str, list[list[float]]] = {}
     for r in rows:
         path = Path(study_root) / r["run_dir"] / "metrics.jsonl"
@@ -204,8 +188,7 @@ def plot_learning_curves(rows: Sequence[dict], study_root: str | os.PathLike,
             curves.setdefault(r["model"], []).append([m["test_top1"] for m in read_metrics(path)])
     models = {r["model"]: r for r in rows}
     budgets = sorted({r["epochs"] for r in models.values()})
-    fig = Figure(figsize=(5 + 3 * len(budgets), 4.5), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = figure((5 + 3 * len(budgets), 4.5))
     axes = fig.subplots(1, len(budgets), sharey=True, squeeze=False)[0]
     colours = {"base": "k", **{s: f"C{i}" for i, s in enumerate(STRATEGIES)}}
     for ax, epochs in zip(axes, budgets):
@@ -224,6 +207,4 @@ def plot_learning_curves(rows: Sequence[dict], study_root: str | os.PathLike,
         ax.legend(fontsize=7)
     axes[0].set_ylabel("test top-1 (%), mean over seeds")
     fig.suptitle("Learning curves of every model (dashed: above 2x the base FLOPs)")
-    out = Path(out_png)
-    fig.savefig(out, dpi=100)
-    return out
+    return save(fig, out_png)

@@ -84,10 +84,11 @@ def test_public_submodules_are_attributes_of_the_package():
     assert done.returncode == 0, done.stderr
 
 
-# --- every bad case of issue 17: one line naming the file or option, status 2, nothing changed
+# --- every bad input a user can hand the CLI: one line naming the file or option, status 2,
+# nothing changed
 @pytest.fixture(scope="module")
 def bad_inputs(tmp_path_factory):
-    """A trained run and, beside it, the broken files of issue 17's report."""
+    """A trained run and, beside it, broken files of every kind the CLI reads."""
     from test_train import TINY, run
 
     root = tmp_path_factory.mktemp("bad_inputs")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import urllib.error
 
+import numba
 import numpy as np
 import pytest
 from PIL import Image
@@ -197,3 +198,22 @@ def test_argparse_refusals_are_one_line(capsys):
     assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1
     assert err.startswith("minieffnet predict: error: argument --top: expected a positive "
                           "integer, got 'x'")
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="nothing compiles with NUMBA_DISABLE_JIT=1")
+def test_a_command_announces_numba_compiling_once_and_only_when_it_compiles(capsys,
+                                                                           monkeypatch):
+    from minieffnet import cli
+    monkeypatch.setattr(cli._COMPILE_NOTICE, "announced", False)
+    add_one, add_two = numba.njit(lambda a: a + 1), numba.njit(lambda a: a + 2)
+    add_one(1)  # compiled before: calling it again compiles nothing
+    with cli._announce_compiling():
+        add_one(1)
+    assert capsys.readouterr().err == ""
+    with cli._announce_compiling():
+        add_two(1)
+        add_two(1.5)  # a second compile says nothing more
+    assert capsys.readouterr().err == "minieffnet: compiling kernels, first run only\n"
+    monkeypatch.setattr(cli._COMPILE_NOTICE, "announced", False)
+    numba.njit(lambda a: a + 3)(1)  # outside a command: no line
+    assert capsys.readouterr().err == ""

@@ -46,10 +46,11 @@ def configure_threads(threads: int, ours: bool = True, pytorch: bool = True) -> 
 
     Must run before Numba is first imported: ``NUMBA_NUM_THREADS`` caps the pool size and
     ``numba.set_num_threads`` cannot go above it. Importing minieffnet applies its own thread
-    settings (``OMP_WAIT_POLICY=PASSIVE``, OpenBLAS at one thread; minieffnet/_threads.py),
-    which is what a user of the library gets; a PyTorch-only process passes ``ours=False`` so
-    that those settings do not reach PyTorch's OpenMP runtime. PyTorch is skipped when it is
-    not installed.
+    settings (OpenMP workers that spin briefly, ``OMP_WAIT_POLICY=ACTIVE`` with
+    ``GOMP_SPINCOUNT=30000``, or ``PASSIVE`` where NumPy's OpenBLAS has no ``cblas`` for the
+    products; OpenBLAS at one thread; minieffnet/_threads.py), which is what a user of the
+    library gets; a PyTorch-only process passes ``ours=False`` so that those settings do not
+    reach PyTorch's OpenMP runtime. PyTorch is skipped when it is not installed.
     """
     os.environ.update(thread_env(threads))
     if ours:

@@ -38,7 +38,7 @@ from numba import config, cuda
 import _common as common
 from minieffnet.backend import unavailable_reason
 from minieffnet.ops import depthwise_cuda as dc
-from minieffnet.ops.depthwise import conv_shapes
+from minieffnet.ops.padding import depthwise_geometry
 from minieffnet.scaling import make_config
 
 PARTS = ("forward", "input gradient", "weight gradient")
@@ -176,7 +176,7 @@ def measure(args, torch_missing: str | None) -> list[dict]:
     for (c, h, k, stride), layers in shapes(args).items():
         x = rng.standard_normal((args.batch, c, h, h), dtype=np.float32)
         w = rng.standard_normal((c, 1, k, k), dtype=np.float32)
-        _, _, out_hw = conv_shapes("bench_cuda", x.shape, w.shape, stride, "symmetric")
+        _, _, out_hw = depthwise_geometry("bench_cuda", x.shape, w.shape, stride, "symmetric")
         dout = rng.standard_normal((args.batch, c, *out_hw), dtype=np.float32)
         print(f"[bench_cuda] C={c} H={h} k={k} s={stride}", file=sys.stderr, flush=True)
         x_d, w_d, dout_d = (cuda.to_device(a) for a in (x, w, dout))

@@ -29,8 +29,8 @@ in PyTorch eager (NCHW), in ``channels_last`` and, for training, under ``torch.c
 for inference, ONNX Runtime (the twin exported with ``torch.onnx.export``,
 ``CPUExecutionProvider``, ``--threads`` intra-op threads). A peer that is not installed
 (``pip install -e .[torch,bench]``) or is switched off shows "–" and the header says why.
-The ratio column compares with the fastest peer; the targets of issue 13 ("Speed II") stand
-beside the rows. ``--threads`` applies to Numba, PyTorch and ONNX Runtime alike.
+The ratio column compares with the fastest peer; each row's target (:data:`TARGETS`) stands
+beside it. ``--threads`` applies to Numba, PyTorch and ONNX Runtime alike.
 Timings taken while other jobs share the cores are noise; take final numbers on a quiet machine.
 """
 from __future__ import annotations
@@ -77,7 +77,8 @@ HIGHER_IS_BETTER = ("img/s",)  # every other unit (ms, MB, s) is better lower
 
 def model_cases(args) -> dict[str, dict]:
     """Every model case: row name -> the network and input (``mode``, ``preset``, ``width``,
-    ``depth``, ``resolution``, ``batch``); the order of issue 13's table."""
+    ``depth``, ``resolution``, ``batch``), in the table's order: B0 in every mode and preset,
+    then the study network in every mode and resolution."""
     b0 = {"width": 1.0, "depth": 1.0, "batch": args.batch}
     b0_at = {"imagenet": args.resolution, "cifar": args.cifar_resolution}
     cases = {}
@@ -111,7 +112,7 @@ def row_names() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Target:
-    """A target of issue 13 ("Speed II"; the warm start-up one is issue "Speed"'s).
+    """What one row of the table should reach (the targets column).
 
     ``kind``: "ratio": the median ratio against the best of ``peers`` reaches ``threshold``;
     "at most": minieffnet's value does not exceed it; "share": the row's kernels reach that
@@ -417,7 +418,8 @@ def header(args, torch, bandwidth: dict, load_start: str) -> list[str]:
         "CPUExecutionProvider). Not run here: " + not_run + ".",
         "- Ratio: against the fastest peer that ran (named when several did), best / median; "
         "above 1 means minieffnet is better (our img/s ÷ theirs; their ms, MB or s ÷ ours). "
-        "A target is met when the median meets it; issue 13 asks for two consecutive runs.",
+        "A target is met when the median meets it; one run on a shared machine can be noise, "
+        "so count a target reached only when two consecutive runs meet it.",
         "- Start-up: a new `python -c` that imports minieffnet, builds the cifar-preset B0 and "
         "runs one training step; warm: Numba's cache filled by an identical earlier run, "
         "cold: an empty `NUMBA_CACHE_DIR`.",

@@ -4,8 +4,8 @@ Every step allocates and frees the same large arrays (activations, gradients, sc
 default glibc's malloc serves large blocks from fresh ``mmap`` calls and trims the heap's
 free top back to the OS, so each step faults in every page of them again, zeroed by the
 kernel. In the project's 2-core VMs those faults made steps slow *and* erratic: one thread
-faulting while the other waits for it at the end of a parallel kernel. Measured
-(2026-12-02, one training step on two threads, median of 12 steps, two alternations with
+faulting while the other waits for it at the end of a parallel kernel. Measured (one
+training step on two threads, median of 12 steps, two alternations with
 ``MINIEFFNET_KEEP_MALLOC=1``, benchmarks/RESULTS.md): the study's base network at 16 px
 101-114 -> 74-75 ms, B0 cifar preset 1208-1255 -> 944-956 ms; peak RSS within 2 %.
 

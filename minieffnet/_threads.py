@@ -13,10 +13,11 @@ every hand-over waits for a scheduler time slice. Measured on the project's 2-co
   ``cblas`` of NumPy's OpenBLAS), else ``OMP_WAIT_POLICY=PASSIVE`` (they sleep at once). Waking
   a sleeping worker costs ~65 µs in these VMs, a few hundred times per step of a small
   network; a spinning worker is only harmful when another pool (the Python threads the
-  products otherwise run on) needs the core. Measured (2026-12-01, benchmarks/RESULTS.md): the
-  study's base network trains 1.2-1.3x faster at 16 px with both changes. These must be in
-  the environment before the OpenMP runtime loads, which Numba does lazily at the first
-  parallel kernel, so setting them when minieffnet is imported is early enough.
+  products otherwise run on) needs the core. Measured on those machines
+  (benchmarks/RESULTS.md): the study's base network trains 1.2-1.3x faster at 16 px with both
+  changes. These must be in the environment before the OpenMP runtime loads, which Numba
+  does lazily at the first parallel kernel, so setting them when minieffnet is imported is
+  early enough.
 * OpenBLAS limited to one thread through its own ``set_num_threads`` (the environment
   variable would come too late once NumPy is imported). Parallelism comes from Numba; the
   BLAS products are many medium-sized ones, which one thread runs efficiently.

@@ -24,6 +24,7 @@ import numpy as np
 
 from .data import resize_bilinear
 from .model import EfficientNet
+from .viz import figure, save
 
 
 def class_activation_maps(model: EfficientNet, x: np.ndarray,
@@ -100,11 +101,8 @@ def plot_cams(images_hwc_uint8: Sequence[np.ndarray], rows_of_cams_per_model:
     to its image's H x W, the common display size of the row, and scaled to [0, 1] on its
     own, since only where a map is high matters, not its scale. titles: N rows of M strings
     (e.g. model, predicted class and probability). image_titles: N strings over the first
-    column. Writes ``out_png`` and returns its path.
+    column. Writes ``out_png`` (atomically, :func:`~minieffnet.viz.save`) and returns its path.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     n = len(images_hwc_uint8)
     if n == 0:
         raise ValueError("plot_cams: no image to plot")
@@ -115,8 +113,7 @@ def plot_cams(images_hwc_uint8: Sequence[np.ndarray], rows_of_cams_per_model:
             or (image_titles is not None and len(image_titles) != n)):
         raise ValueError(f"plot_cams: need {n} rows of the same number (>= 1) of maps and "
                          f"titles, and {n} image titles if any")
-    fig = Figure(figsize=(2.2 * (m + 1), 2.3 * n), layout="constrained")
-    FigureCanvasAgg(fig)  # Agg, no pyplot: headless and leaves matplotlib's state alone
+    fig = figure((2.2 * (m + 1), 2.3 * n))
     axes = fig.subplots(n, m + 1, squeeze=False)
     for i, image in enumerate(images_hwc_uint8):
         axes[i, 0].imshow(image)
@@ -132,6 +129,4 @@ def plot_cams(images_hwc_uint8: Sequence[np.ndarray], rows_of_cams_per_model:
             ax.set_title(titles[i][j], fontsize=8)
     for ax in axes.flat:
         ax.set_axis_off()
-    out = Path(out_png)
-    fig.savefig(out, dpi=100)
-    return out
+    return save(fig, out_png)

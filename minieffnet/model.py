@@ -28,7 +28,6 @@ from .nn import Module, Sequential
 from .nn.layers import (BatchNorm2d, Conv2d, ConvBN, DepthwiseBN, DepthwiseConv2d, DropConnect,
                         Dropout, GlobalAvgPool, Linear, SqueezeExcite)
 from .ops._checks import check_finite, check_float_array
-from .ops.precompile import ensure_compiled
 from .scaling import (BlockSpec, EfficientNetConfig, LayerSpec, block_layers, check_memory,
                       count_parameters, head_layers, make_config, stem_layer)
 
@@ -163,8 +162,6 @@ class EfficientNet(Module):
             raise ValueError(f"EfficientNet: x has dtype {x.dtype} but the model is "
                              f"{self.dtype}; convert one of them (model.astype)")
         check_finite("EfficientNet", "x", x)
-        if self.dtype == np.float32:  # a cold Numba cache fills in parallel processes first
-            ensure_compiled(self.training)
         for m in self._feature_layers():
             x = m.forward(x)
         return x

@@ -39,14 +39,14 @@ CIFAR10_30MIN: dict[str, Any] = dict(
     # --val-size 5000 and read the val_* columns.
     epochs=40, time_budget=30.0, eval_each_epoch=False, tta=2, val_size=None,
 )
-"""``cifar10-30min``: aims at >= 88 % CIFAR-10 test top-1 in 30 minutes on 2 cores (issue 15).
+"""``cifar10-30min``: aims at >= 88 % CIFAR-10 test top-1 in 30 minutes on 2 cores.
 
 The first values came from the literature (airbench94, David Page's DAWNBench ResNet,
 EfficientNetV2's progressive learning) and the recorded 83.5 % run; one change at a time was
 then measured on a held-out split (``--val-size 5000``): lr 0.2 -> 0.4 and EMA off took the
-validation top-1 from 87.4 % to 88.8 % (90.2 % with TTA), 14 epochs. Its test run
-(2026-12-01, all 50,000 training images, 14 epochs fitted): 88.6 % test top-1, 89.5 % with TTA,
-29.9 minutes for the whole command. The records are under
+validation top-1 from 87.4 % to 88.8 % (90.2 % with TTA), 14 epochs. Its test run (all
+50,000 training images, 14 epochs fitted): 88.6 % test top-1, 89.5 % with TTA, 29.9 minutes
+for the whole command. The records are under
 ``studies/cifar10-30min/``, the ablation table and the test runs in docs/recipe.md.
 ``--dataset cifar100`` runs it unchanged.
 """

@@ -45,7 +45,7 @@ class TrainConfig:
 
     The defaults are the quick start (``minieffnet train`` with no arguments): a narrow,
     half-depth B0 (cifar preset, 32 px) trained on the built-in synthetic set for a few
-    minutes on 2 cores with the guide's plain recipe (SGD-Nesterov, one-cycle, label smoothing
+    minutes on 2 cores with a plain CIFAR recipe (SGD-Nesterov, one-cycle, label smoothing
     0.1, crop+flip).
 
     Model: ``variant`` "b0".."b7", ``preset`` "cifar" | "imagenet"; ``width``, ``depth``,
@@ -71,7 +71,7 @@ class TrainConfig:
     of the cutout square (0: none); ``ema`` decay of the weight average used for evaluation
     (None: no EMA; TF's warm-up ``min(decay, (1+t)/(10+t))`` is on, so short runs benefit).
 
-    Short-run recipe pieces (issue 15; all off by default): ``zero_init_residual`` starts
+    Short-run recipe pieces (all off by default): ``zero_init_residual`` starts
     every residual block's projection BatchNorm scale at 0 (the block begins as the
     identity); ``progressive_from`` the first training resolution of EfficientNetV2's
     progressive learning (None: off), rising over ``progressive_stages`` equal groups of
@@ -239,7 +239,8 @@ class TrainConfig:
         return cls(**d)
 
 
-# Fields added by issue 15 (short-run recipe); configs written before have none of them.
+# The short-run recipe's fields: a config.json written before they existed has none of them,
+# and must still load (with their defaults).
 _ADDED_FIELDS = ("zero_init_residual", "progressive_from", "progressive_stages",
                  "progressive_reg_from", "val_size", "eval_each_epoch", "final_test", "tta",
                  "time_budget")

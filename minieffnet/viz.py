@@ -1,5 +1,6 @@
 """Plots: training curves from a run's ``metrics.jsonl``, and runs' final accuracy against their
-time budget.
+time budget; and the two helpers every figure of the package is made with (these, the class
+activation maps of :mod:`minieffnet.cam`, a study's figures): :func:`figure` and :func:`save`.
 
 Figures are drawn on a bare :class:`matplotlib.figure.Figure` with the Agg canvas, never
 through ``pyplot``: no global backend is chosen, no window opens, and plotting from a training
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Sequence
 
@@ -36,6 +38,38 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
+def figure(figsize: tuple[float, float]):
+    """A new :class:`matplotlib.figure.Figure` of ``figsize`` inches, constrained layout, on
+    the Agg canvas (module docstring: no pyplot); add axes with ``fig.subplots(...)`` and
+    write it with :func:`save`."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save(fig, out_png: str | os.PathLike) -> Path:
+    """Write ``fig`` to ``out_png`` at 100 dpi, in the format its suffix names (PNG without
+    one), replacing it atomically; returns the path.
+
+    The image goes to a uniquely named temporary file in the same folder first and is then
+    renamed over ``out_png`` (``os.replace``, atomic within a file system): an image viewer
+    never reads half a file, and two processes writing the same figure never write into one
+    temporary file. The temporary file is removed if writing fails.
+    """
+    out = Path(out_png)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        # The format is named, not inferred: the temporary name's suffix is not the image's.
+        fig.savefig(tmp, dpi=100, format=out.suffix[1:] or "png")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
 def plot_training_curves(metrics_jsonl_path: str | os.PathLike,
                          out_png: str | os.PathLike) -> Path:
     """Plot loss and accuracy per epoch, train against test, from a run's metrics file.
@@ -46,8 +80,6 @@ def plot_training_curves(metrics_jsonl_path: str | os.PathLike,
     Writes ``out_png`` (replacing it atomically, so an image viewer never reads half a file)
     and returns its path. Raises ValueError if the file holds no epoch.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import FormatStrFormatter
 
     rows = read_metrics(metrics_jsonl_path)
@@ -60,8 +92,7 @@ def plot_training_curves(metrics_jsonl_path: str | os.PathLike,
         kept = [r for r in rows if key in r]
         return [r["epoch"] for r in kept], [r[key] for r in kept]
 
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = figure((10, 4))
     loss_ax, acc_ax = fig.subplots(1, 2)
     loss_ax.plot(*curve("train_loss"), "o-", label="train")
     loss_ax.plot(*curve(f"{held}_loss"), "s-", label=held)
@@ -81,17 +112,7 @@ def plot_training_curves(metrics_jsonl_path: str | os.PathLike,
         # Integer epochs only: a 3-epoch run should not show ticks at 1.25, 1.5, ...
         ax.xaxis.get_major_locator().set_params(integer=True)
 
-    return _save(fig, out_png)
-
-
-def _save(fig, out_png: str | os.PathLike) -> Path:
-    """Write ``fig`` to ``out_png``, replacing it atomically (an image viewer never reads half
-    a file); returns the path."""
-    out = Path(out_png)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, out)
-    return out
+    return save(fig, out_png)
 
 
 def final_accuracy(run_dir: str | os.PathLike) -> dict:
@@ -116,12 +137,8 @@ def plot_accuracy_vs_budget(runs: Sequence[tuple[str, float, str | os.PathLike]]
     runs: ``(label, budget in minutes, run folder)`` each; the plain top-1 is drawn solid, the
     TTA one (where the run has it) dashed, from :func:`final_accuracy`. Writes ``out_png``
     (atomically) and returns its path."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     points = [(label, minutes, final_accuracy(folder)) for label, minutes, folder in runs]
-    fig = Figure(figsize=(6, 4.5), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = figure((6, 4.5))
     ax = fig.subplots()
     for label in dict.fromkeys(p[0] for p in points):
         line = sorted((m, a) for name, m, a in points if name == label)
@@ -135,4 +152,4 @@ def plot_accuracy_vs_budget(runs: Sequence[tuple[str, float, str | os.PathLike]]
     ax.set(xlabel="time budget (min)", ylabel=f"{split} top-1 (%)", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, out_png)
+    return save(fig, out_png)

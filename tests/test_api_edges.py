@@ -1,4 +1,4 @@
-"""Model and op API edges (issue 17): backward without a forward, a failed forward leaves the
+"""Model and op API edges: backward without a forward, a failed forward leaves the
 model unchanged, BatchNorm refuses statistics that overflow, empty batches, the loss at
 float32's limits, one stride check for every convolution, and the up-front memory estimate."""
 import dataclasses

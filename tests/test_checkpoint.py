@@ -268,7 +268,7 @@ def test_checkpoint_file_gets_ordinary_permissions(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o644
 
 
-# --- untrusted files: non-finite arrays, malformed metadata, other formats (issue 17) --------
+# --- untrusted files: non-finite arrays, malformed metadata, other formats --------------------
 def _rewrite(src, dst, edit):
     """Copy checkpoint ``src`` to ``dst`` with ``edit(arrays, meta)`` applied (in place)."""
     arrays, meta = load_npz(src)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import urllib.error
 
+import numba
 import numpy as np
 import pytest
 from PIL import Image
@@ -85,10 +86,11 @@ def test_public_submodules_are_attributes_of_the_package():
     assert done.returncode == 0, done.stderr
 
 
-# --- every bad case of issue 17: one line naming the file or option, status 2, nothing changed
+# --- every bad input a user can hand the CLI: one line naming the file or option, status 2,
+# nothing changed
 @pytest.fixture(scope="module")
 def bad_inputs(tmp_path_factory):
-    """A trained run and, beside it, the broken files of issue 17's report."""
+    """A trained run and, beside it, broken files of every kind the CLI reads."""
     from test_train import TINY, run
 
     root = tmp_path_factory.mktemp("bad_inputs")
@@ -282,3 +284,22 @@ def test_from_run_takes_the_settings_but_never_the_stored_data_root(tmp_path, mo
     assert seen["config"].data_dir is None and seen["config"].dataset == "cifar10"
     assert json.loads((run / "config.json").read_text())["data_dir"] == str(planted)
     assert not planted.exists()
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="nothing compiles with NUMBA_DISABLE_JIT=1")
+def test_a_command_announces_numba_compiling_once_and_only_when_it_compiles(capsys,
+                                                                           monkeypatch):
+    from minieffnet import cli
+    monkeypatch.setattr(cli._COMPILE_NOTICE, "announced", False)
+    add_one, add_two = numba.njit(lambda a: a + 1), numba.njit(lambda a: a + 2)
+    add_one(1)  # compiled before: calling it again compiles nothing
+    with cli._announce_compiling():
+        add_one(1)
+    assert capsys.readouterr().err == ""
+    with cli._announce_compiling():
+        add_two(1)
+        add_two(1.5)  # a second compile says nothing more
+    assert capsys.readouterr().err == "minieffnet: compiling kernels, first run only\n"
+    monkeypatch.setattr(cli._COMPILE_NOTICE, "announced", False)
+    numba.njit(lambda a: a + 3)(1)  # outside a command: no line
+    assert capsys.readouterr().err == ""

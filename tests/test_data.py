@@ -717,7 +717,7 @@ def test_real_cifar10_npz():
     np.testing.assert_allclose(train.std, (62.99, 62.09, 66.71), atol=0.006)
 
 
-# --- edges (issue 17): mistyped data paths, cutout vs image size, image files ---------------------
+# --- edges: mistyped data paths, cutout vs image size, image files -------------------------------
 
 def test_failed_download_into_a_mistyped_path_creates_no_folder(tmp_path, monkeypatch):
     _serve(monkeypatch, None)

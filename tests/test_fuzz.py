@@ -1,4 +1,4 @@
-"""Fuzz and property tests for everything that reads untrusted input (issue 17): checkpoint
+"""Fuzz and property tests for everything that reads untrusted input: checkpoint
 files, the CIFAR loaders (.npz, extracted folder, archive), your own data (image folders,
 .npz) and the image-folder cache, image files and the command line's options.
 

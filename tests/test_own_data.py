@@ -1,4 +1,4 @@
-"""Your own data (issue 17): ``--dataset folder:PATH`` (an image-folder tree, decoded with
+"""Your own data: ``--dataset folder:PATH`` (an image-folder tree, decoded with
 Pillow, cached as arrays) and ``--dataset npz:PATH`` (``PATH_train.npz`` / ``PATH_test.npz``,
 any image size), through the loaders and through train, evaluate, compare-scaling and
 grid-search."""

@@ -1,4 +1,4 @@
-"""The short-run recipe (issue 15): test-time augmentation, zero-initialised residual BN,
+"""The short-run recipe: test-time augmentation, zero-initialised residual BN,
 progressive learning, the validation split, the time budget, the named recipe, and exact
 resumption with every option on.
 

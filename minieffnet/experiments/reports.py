@@ -9,6 +9,7 @@ import statistics
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..viz import figure, read_metrics, save
 from .solver import STRATEGIES
 
 
@@ -148,11 +149,7 @@ def plot_lines(rows: Sequence[dict], group: str, out_png: str | os.PathLike,
     """Top-1 (mean ± 95 % interval over seeds) against ``x`` (a column, the unit it is
     divided by, the axis label; default FLOPs), one line per value of ``rows[i][group]``."""
     column, unit, xlabel = x
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 4.5), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = figure((6, 4.5))
     ax = fig.subplots()
     for label in dict.fromkeys(r[group] for r in rows):
         points = sorted((r for r in rows if r[group] == label), key=lambda r: r[column])
@@ -161,20 +158,14 @@ def plot_lines(rows: Sequence[dict], group: str, out_png: str | os.PathLike,
     ax.set(xlabel=xlabel, ylabel=TOP1_LABEL, title=title)
     ax.grid(alpha=0.3)
     ax.legend()
-    out = Path(out_png)
-    fig.savefig(out, dpi=100)
-    return out
+    return save(fig, out_png)
 
 
 def plot_budget_curve(rows: Sequence[dict], out_png: str | os.PathLike) -> Path:
     """Top-1 against training epochs (log scale), one line per input resolution: validation
     top-1 (solid) where the study holds a split out, test top-1 (dashed) always. ``rows`` are
     :func:`~.studies.budget_curve`'s aggregated rows."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 4.5), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = figure((6, 4.5))
     ax = fig.subplots()
     for i, resolution in enumerate(sorted({r["resolution"] for r in rows})):
         points = sorted((r for r in rows if r["resolution"] == resolution),
@@ -190,20 +181,14 @@ def plot_budget_curve(rows: Sequence[dict], out_png: str | os.PathLike) -> Path:
            title="Accuracy against training budget, per input resolution")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    out = Path(out_png)
-    fig.savefig(out, dpi=100)
-    return out
+    return save(fig, out_png)
 
 
 def plot_single_dimension(rows: Sequence[dict], out_png: str | os.PathLike) -> Path:
     """The paper's Figure 3: top-1 against FLOPs when one dimension alone grows, one panel per
     dimension (width, depth, resolution), each point labelled with its multiplier. ``rows``
     are :func:`compare_scaling`'s aggregated rows; the base network starts every panel."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(11, 3.6), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = figure((11, 3.6))
     axes = fig.subplots(1, 3, sharey=True)
     base = [r for r in rows if r["strategy"] == "base"]
     panels = (("width", "w", lambda r, b: r["width"] / b["width"]),
@@ -223,9 +208,7 @@ def plot_single_dimension(rows: Sequence[dict], out_png: str | os.PathLike) -> P
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(TOP1_LABEL)
     fig.suptitle("Single-dimension scaling (cf. Tan & Le 2019, Fig. 3)")
-    out = Path(out_png)
-    fig.savefig(out, dpi=100)
-    return out
+    return save(fig, out_png)
 
 
 def thousands(n: float) -> str:
@@ -283,11 +266,6 @@ def plot_learning_curves(rows: Sequence[dict], study_root: str | os.PathLike,
     (``run_dir`` is relative to ``study_root``); one panel per training budget, one colour
     per strategy, dashed above 2x the base FLOPs. Evidence of convergence: a curve still
     rising at its last epoch has not converged."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from ..viz import read_metrics
-
     split = "val" if choice_metric(rows) == "val_top1" else "test"
     curves: dict[str, list[list[float]]] = {}
     for r in rows:
@@ -297,8 +275,7 @@ def plot_learning_curves(rows: Sequence[dict], study_root: str | os.PathLike,
                 [m[f"{split}_top1"] for m in read_metrics(path) if f"{split}_top1" in m])
     models = {r["model"]: r for r in rows}
     budgets = sorted({r["epochs"] for r in models.values()})
-    fig = Figure(figsize=(5 + 3 * len(budgets), 4.5), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = figure((5 + 3 * len(budgets), 4.5))
     axes = fig.subplots(1, len(budgets), sharey=True, squeeze=False)[0]
     colours = {"base": "k", **{s: f"C{i}" for i, s in enumerate(STRATEGIES)}}
     for ax, epochs in zip(axes, budgets):
@@ -317,6 +294,4 @@ def plot_learning_curves(rows: Sequence[dict], study_root: str | os.PathLike,
         ax.legend(fontsize=7)
     axes[0].set_ylabel(f"{split} top-1 (%), mean over seeds")
     fig.suptitle("Learning curves of every model (dashed: above 2x the base FLOPs)")
-    out = Path(out_png)
-    fig.savefig(out, dpi=100)
-    return out
+    return save(fig, out_png)

@@ -5,7 +5,7 @@ such as BatchNorm's running statistics, named in ``buffer_names``) and child mod
 ``forward(x)`` keeping what its backward needs, and ``backward(dout)`` returns the gradient with
 respect to its input and *accumulates nothing*: it sets ``p.grad`` on its own parameters.
 
-Names follow attribute order, dotted like PyTorch's (``blocks.3.se.reduce.weight``).
+Names follow attribute order, dotted like PyTorch's (``blocks.3.se.reduce_weight``).
 
 Calling a module, ``module(x)``, runs ``forward`` as a transaction: if it raises (bad input,
 NaN / infinity met half-way, Ctrl-C), every buffer and the Generator of every stochastic

@@ -5,7 +5,7 @@ BatchNorm and swish for :mod:`minieffnet.ops.depthwise_bn`.
 The maths, the NumPy reference and the public ops live in those two modules; this one is the
 ``"numba"`` backend's implementation, and everything in it works on one tile layout,
 explained by the comment below. Callers pass validated, C-contiguous ``x`` and the geometry
-from :func:`minieffnet.ops.depthwise.conv_shapes`.
+from :func:`minieffnet.ops.padding.depthwise_geometry`.
 """
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ output sees only channel ``c`` of the input, through the filter ``w[c, 0]`` (PyT
 
     out[n, c, oy, ox] = sum_{ky, kx} w[c, 0, ky, kx] * xpad[n, c, oy*s + ky, ox*s + kx]
 
-where ``xpad`` is ``x`` with zeros around it (``padding.conv_geometry`` says how many on
-each side). Differentiating the sum, every tap ``(ky, kx)`` links one output element to one
+where ``xpad`` is ``x`` with zeros around it (``padding.depthwise_geometry`` says how many
+on each side). Differentiating the sum, every tap ``(ky, kx)`` links one output element to one
 input element, so the backward pass walks the same taps and
 
     dx[n, c, iy, ix]  += w[c, 0, ky, kx] * dout[n, c, oy, ox]     (scatter back along the tap)
@@ -40,7 +40,7 @@ import numpy as np
 from .. import backend
 from ._checks import check_float_array, check_same_dtype, check_shape
 from ._depthwise_numba import backward_numba, forward_numba
-from .padding import conv_geometry
+from .padding import depthwise_geometry
 
 
 # --- NumPy reference -----------------------------------------------------------------------
@@ -98,26 +98,13 @@ def _backward_cuda(dout, x, w, stride, pads):
 
 # --- Public ops ----------------------------------------------------------------------------
 
-def conv_shapes(op: str, x_shape, w_shape, stride, padding: str):
-    """Check a depthwise convolution's shapes and hyper-parameters (also for device arrays).
-
-    x_shape: (N, C, H, W); w_shape: (C, 1, k, k). Returns ``(stride, pads, (Ho, Wo))`` with
-    ``pads = (top, bottom, left, right)``. Raises ValueError naming ``op``.
-    """
-    C = x_shape[1]
-    if w_shape[0] != C or w_shape[1] != 1 or w_shape[2] != w_shape[3]:
-        raise ValueError(f"{op}: w must have shape (C, 1, k, k) with C = {C} (x's channels),"
-                         f" got {tuple(w_shape)}")
-    pads, out_hw = conv_geometry(op, x_shape[2], x_shape[3], w_shape[2], stride, padding)
-    return int(stride), pads, out_hw
-
-
 def check_inputs(op: str, x, w, stride, padding: str):
-    """Validate the forward's arguments as NumPy arrays; returns like :func:`conv_shapes`."""
+    """Validate the forward's arguments as NumPy arrays; returns like
+    :func:`~.padding.depthwise_geometry`."""
     check_float_array(op, "x", x, ndim=4)
     check_float_array(op, "w", w, ndim=4)
     check_same_dtype(op, x=x, w=w)
-    return conv_shapes(op, x.shape, w.shape, stride, padding)
+    return depthwise_geometry(op, x.shape, w.shape, stride, padding)
 
 
 def depthwise_conv2d_forward(x: np.ndarray, w: np.ndarray, stride: int = 1,
@@ -151,7 +138,7 @@ def depthwise_conv2d_backward(dout: np.ndarray, cache):
     """
     op = "depthwise_conv2d_backward"
     x, w, stride, padding = cache
-    _, pads, out_hw = conv_shapes(op, x.shape, w.shape, stride, padding)
+    _, pads, out_hw = depthwise_geometry(op, x.shape, w.shape, stride, padding)
     check_float_array(op, "dout", dout)
     check_shape(op, "dout", dout, x.shape[:2] + out_hw)
     dout = dout.astype(x.dtype, copy=False)

@@ -1,7 +1,7 @@
 """Depthwise 2-D convolution on an NVIDIA GPU with ``numba.cuda``: forward, dx and dw.
 
 The same operation as :mod:`minieffnet.ops.depthwise` (same weight layout ``(C, 1, k, k)``,
-same padding through ``padding.conv_geometry``), written twice, as the GPU lessons do:
+same padding through ``padding.depthwise_geometry``), written twice, as the GPU lessons do:
 
 ``method="naive"``: one thread per output element, a bounds guard, every operand read from
     global memory. For the forward that is ``k*k`` loads of x per output; neighbouring
@@ -44,7 +44,7 @@ from numba import cuda
 
 from .. import backend
 from ._checks import FLOAT_DTYPES, check_same_dtype, check_shape
-from .depthwise import conv_shapes
+from .padding import depthwise_geometry
 
 METHODS = ("tiled", "naive")
 
@@ -348,7 +348,7 @@ def depthwise_conv2d_forward_device(x, w, stride: int = 1, padding: str = "symme
     op = "depthwise_conv2d_forward_device"
     _require_gpu(op)
     _check_device(op, method, x=x, w=w)
-    stride, pads, out_hw = conv_shapes(op, x.shape, w.shape, stride, padding)
+    stride, pads, out_hw = depthwise_geometry(op, x.shape, w.shape, stride, padding)
     return (_launch_forward(x, w, stride, pads, out_hw, method),
             DeviceCache(x, w, stride, padding, method))
 
@@ -360,6 +360,6 @@ def depthwise_conv2d_backward_device(dout, cache: DeviceCache):
     _require_gpu(op)
     x, w, stride, padding, method = cache
     _check_device(op, method, dout=dout, x=x)
-    _, pads, out_hw = conv_shapes(op, x.shape, w.shape, stride, padding)
+    _, pads, out_hw = depthwise_geometry(op, x.shape, w.shape, stride, padding)
     check_shape(op, "dout", dout, x.shape[:2] + out_hw)
     return _launch_backward(dout, x, w, stride, pads, method)

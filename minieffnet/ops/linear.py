@@ -1,9 +1,9 @@
 """Fully connected layer ``out = x @ w.T + b``, forward and backward.
 
 The weight uses PyTorch's ``(out_features, in_features)`` layout, so torchvision's classifier
-weights load unchanged. Both directions are single matrix products; BLAS is the fast path
-under both backends (GUIDE §4: fully connected layers are BLAS, not hand loops), so this op
-has no Numba kernel.
+weights load unchanged. Both directions are single matrix products, and BLAS runs those
+faster than any hand-written loop, so this op calls BLAS under both backends and has no Numba
+kernel.
 
     dx = dout @ w        dw = dout.T @ x        db = sum_n dout[n]
 """

@@ -1,4 +1,5 @@
-"""Spatial padding for convolutions, shared by every convolution op.
+"""Spatial padding and output geometry for convolutions, shared by every convolution op
+(CPU and GPU alike, so no op module has to import another for it).
 
 Two conventions exist in EfficientNet implementations:
 
@@ -58,3 +59,18 @@ def conv_geometry(op: str, H: int, W: int, k: int, stride: int, padding: str):
     if Ho < 1 or Wo < 1:
         raise ValueError(f"{op}: input {H}x{W} is too small for a {k}x{k} kernel")
     return (pt, pb, pl, pr), (Ho, Wo)
+
+
+def depthwise_geometry(op: str, x_shape, w_shape, stride, padding: str):
+    """Check a depthwise convolution's shapes and hyper-parameters (also for device arrays,
+    which is why it takes shapes: the CPU and GPU ops both validate through it).
+
+    x_shape: (N, C, H, W); w_shape: (C, 1, k, k). Returns ``(stride, pads, (Ho, Wo))`` with
+    ``pads = (top, bottom, left, right)``. Raises ValueError naming ``op``.
+    """
+    C = x_shape[1]
+    if w_shape[0] != C or w_shape[1] != 1 or w_shape[2] != w_shape[3]:
+        raise ValueError(f"{op}: w must have shape (C, 1, k, k) with C = {C} (x's channels),"
+                         f" got {tuple(w_shape)}")
+    pads, out_hw = conv_geometry(op, x_shape[2], x_shape[3], w_shape[2], stride, padding)
+    return int(stride), pads, out_hw

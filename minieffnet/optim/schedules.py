@@ -53,7 +53,7 @@ def one_cycle(step: int, total_steps: int, base_lr: float, pct_start: float = 0.
     ``base_lr`` is the *peak* (OneCycleLR's ``max_lr``). The rate rises by half-cosine from
     ``base_lr / div_factor`` at step 0 to ``base_lr`` at step ``pct_start * total_steps - 1``,
     then falls to ``base_lr / div_factor / final_div_factor`` at step ``total_steps - 1`` and
-    stays there. The guide's CIFAR baseline pairs it with SGD-Nesterov. Unlike OneCycleLR this
+    stays there. The default CIFAR recipe pairs it with SGD-Nesterov. Unlike OneCycleLR this
     does not cycle momentum (optimisers keep a fixed momentum).
     """
     initial_lr = base_lr / div_factor

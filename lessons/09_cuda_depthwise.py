@@ -20,8 +20,10 @@
 #
 # * the CUDA programming model in one idea: *one thread per output element*, threads grouped
 #   in blocks, and the **bounds guard** every kernel needs because the last block overhangs;
-# * how to write a kernel next to a NumPy *spec* and test one against the other (the style
-#   of Sasha Rush's GPU-Puzzles);
+# * how to write a kernel next to a NumPy *spec* and test one against the other, and how to
+#   grade it by its **memory traffic** as Sasha Rush's GPU-Puzzles does: the simulator counts
+#   every thread's global and shared reads and writes, and each kernel is held to a budget
+#   derived from what it is meant to do;
 # * the library's **tiled** kernel: a block copies its input tile plus a *halo* into shared
 #   memory once, waits at a barrier, then every thread reads its k×k operands from fast
 #   memory — and why that barrier must never sit inside a branch some threads skip;
@@ -35,9 +37,19 @@
 #   kernels' measured bandwidth in GB/s next to the device's peak (lesson 11 does the same
 #   for the CPU).
 #
+# **The ladder.** Three kernels, each a step up from the last, each checked against a spec
+# *and* a traffic budget (section 1 explains the counting; each section derives its budget):
+#
+# | rung | kernel | the budget, per thread |
+# |---|---|---|
+# | 1 | `conv_plane_kernel`: one thread per output, a bounds guard | $k^2$ reads of x and of w, 1 write of out, nothing else |
+# | 2 | `conv1d_tiled`: a shared tile with a halo, one barrier | ⌈(tile + halo) / threads⌉ = 2 global reads of x, each x element read once per block; $k$ shared reads |
+# | 3 | `conv_plane_coalesced`: rung 1 with `threadIdx.x` on the column | rung 1's, and threads next to each other in `threadIdx.x` touch adjacent elements |
+#
 # **Exercise version:** `exercises/09_cuda_depthwise.ipynb` leaves the bounds guard, the
 # tiled kernel with its barrier, the coalesced kernel and the exercises to you; the
-# `### CHECK` cells grade them, in the simulator (see `lessons/README.md`).
+# `### CHECK` cells grade them, answer and traffic, in the simulator (see
+# `lessons/README.md`).
 #
 # **No GPU?** Numba ships a CUDA *simulator* that runs every thread as a Python thread on
 # the CPU. It must be switched on *before numba is first imported*, which is why the first
@@ -51,8 +63,13 @@
 import ast
 import inspect
 import os
+import sys
 import textwrap
+import threading
 import time
+from collections import Counter, defaultdict, namedtuple
+from contextlib import contextmanager
+from unittest import mock
 
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")   # "0" on a machine with a CUDA GPU
 
@@ -90,6 +107,168 @@ def conv_plane_spec(x, w):
 
 
 # %% [markdown]
+# **Grading by memory traffic.** A spec says whether a kernel's answer is right, not how it
+# got there: a "tiled" kernel that still reads every operand from global memory gives the
+# right answer too. GPU-Puzzles therefore also counts what each thread reads and writes, in
+# global and in shared memory, and holds each puzzle to a budget. The simulator lets us do
+# the same with little machinery:
+#
+# * it passes a kernel argument that is not a NumPy array to the kernel untouched, so
+#   `count_traffic` wraps each array argument in `Counted`: an object with the array's
+#   `shape` and `dtype` whose `__getitem__` / `__setitem__` log every element access;
+# * it runs every CUDA thread as a Python thread that carries its `blockIdx` and
+#   `threadIdx` (that is where `cuda.threadIdx` reads them), so the log knows which thread
+#   made each access;
+# * `cuda.shared.array` is its `FakeCUDAShared.array`, which hands every thread the same
+#   NumPy array for the same line of the kernel; for the counted launch only, we replace it
+#   by one that does the same with `Counted` arrays (all named `"shared"`).
+#
+# `traffic_problems` then compares the log with a budget: the most accesses any one thread
+# makes to each array (an array or direction the budget does not name is not allowed at
+# all); where asked, that a block reads each element of an array at most once; and where
+# asked, that threads next to each other in `threadIdx.x` access the same or the next
+# element (section 4 says why). `over_budget` does all of it for one launch and prints what
+# it counted next to the budget. Counting needs the simulator: on a GPU it says so and
+# grades nothing.
+
+# %%
+Access = namedtuple("Access", "block thread array op index flat")   # flat: C-order offset
+
+
+class Counted:
+    """Stands in for `array` inside a simulated kernel: every element read or write is
+    appended to `log` as Access(blockIdx, threadIdx, name, "read" | "write", index, flat)."""
+
+    def __init__(self, array, name, log):
+        self.array, self.name, self.log = array, name, log
+        self.shape, self.dtype, self.size = array.shape, array.dtype, array.size
+
+    def _record(self, op, index):
+        index = tuple(int(i) for i in (index if isinstance(index, tuple) else (index,)))
+        thread = threading.current_thread()           # the simulated CUDA thread
+        flat = int(np.ravel_multi_index(index, self.shape, mode="wrap"))
+        self.log.append(Access(tuple(thread.blockIdx), tuple(thread.threadIdx), self.name, op,
+                               index, flat))
+
+    def __getitem__(self, index):
+        value = self.array[index]                     # NumPy's bounds check first
+        self._record("read", index)
+        return value
+
+    def __setitem__(self, index, value):
+        self.array[index] = value
+        self._record("write", index)
+
+
+@contextmanager
+def shared_arrays_counted(log):
+    """While active, the simulator's cuda.shared.array returns Counted arrays: one per
+    allocating line of the kernel, the same object for every thread, as the simulator does."""
+    from numba.cuda.simulator.kernelapi import FakeCUDAShared
+    made = {}
+
+    def array(self, shape, dtype, alignment=None):
+        line = sys._getframe(1)                       # the kernel line asking for the array
+        return made.setdefault((line.f_code, line.f_lineno),
+                               Counted(np.empty(shape, dtype), "shared", log))
+
+    with mock.patch.object(FakeCUDAShared, "array", array):
+        yield
+
+
+def count_traffic(kernel, grid, block, *args):
+    """Launch kernel[grid, block](*args) in the simulator with every NumPy argument (named
+    after the kernel's parameter) and every shared array counted; the list of Access."""
+    log = []
+    names = inspect.signature(kernel.py_func).parameters
+    counted = [Counted(a, name, log) if isinstance(a, np.ndarray) else a
+               for a, name in zip(args, names)]
+    with shared_arrays_counted(log):
+        kernel[grid, block](*counted)
+    return log
+
+
+def most_per_thread(log):
+    """{(array, op): (n, block, thread)}: the most accesses one thread made, and which one
+    (the first such thread in (block, thread) order: the simulator's threads interleave)."""
+    most = {}
+    for (array, op, block, thread), n in sorted(Counter(
+            (a.array, a.op, a.block, a.thread) for a in log).items()):
+        if n > most.get((array, op), (0,))[0]:
+            most[array, op] = (n, block, thread)
+    return most
+
+
+def lane_strides(log, array, op):
+    """Counter of the distances, in elements, between the n-th accesses (`op`) to `array` of
+    two threads next to each other in threadIdx.x (same block, y and z). Only pairs with as
+    many accesses are compared: a thread that skips padding taps is out of step."""
+    accesses = defaultdict(list)
+    for a in log:
+        if (a.array, a.op) == (array, op):
+            accesses[a.block, a.thread].append(a.flat)
+    strides = Counter()
+    for (block, (tx, ty, tz)), mine in accesses.items():
+        right = accesses.get((block, (tx + 1, ty, tz)), [])
+        if len(right) == len(mine):
+            strides.update(r - m for m, r in zip(mine, right))
+    return strides
+
+
+def traffic_problems(log, per_thread, once_per_block=(), coalesced=()):
+    """How the accesses in `log` exceed a budget. per_thread: {(array, "read" | "write"): the
+    most accesses one thread may make}, 0 for any pair it does not name; once_per_block:
+    arrays whose elements a block may read at most once; coalesced: arrays that threads next
+    to each other in threadIdx.x must access at the same or the next element. Empty: within."""
+    most = most_per_thread(log)
+    problems = [f"{array} {op}s: {most[array, op][0]} by thread {most[array, op][2]} of block "
+                f"{most[array, op][1]}, budget {per_thread.get((array, op), 0)} per thread"
+                for array, op in budget_order(per_thread, most)
+                if most.get((array, op), (0,))[0] > per_thread.get((array, op), 0)]
+    for array in once_per_block:
+        reads = Counter((a.block, a.index) for a in log if (a.array, a.op) == (array, "read"))
+        (block, index), n = max(sorted(reads.items()), key=lambda item: item[1],
+                                default=((None, None), 0))
+        if n > 1:
+            problems.append(f"{array} reads: block {block} read {array}{list(index)} {n} "
+                            f"times, budget once per block")
+    for array in coalesced:
+        for op in ("read", "write"):
+            strides = lane_strides(log, array, op)
+            apart = {d: n for d, n in sorted(strides.items()) if d not in (0, 1)}
+            if apart:
+                problems.append(f"{array} {op}s: threads next to each other in threadIdx.x "
+                                f"touch elements {max(apart, key=apart.get)} apart "
+                                f"({sum(apart.values())} of {sum(strides.values())} pairs), "
+                                f"budget 0 or 1 apart")
+    return problems
+
+
+def budget_order(per_thread, most):
+    """The (array, op) pairs of the budget, then those counted outside it."""
+    return list(per_thread) + [key for key in most if key not in per_thread]
+
+
+def over_budget(kernel, grid, block, args, per_thread, once_per_block=(), coalesced=()):
+    """traffic_problems of one counted launch of `kernel`, after printing the most accesses
+    one thread made to each array next to its budget. On a GPU nothing can be counted: it
+    says so and returns []."""
+    name = kernel.py_func.__name__
+    if not SIMULATOR:
+        print(f"{name}: traffic not counted on a real GPU (the simulator grades it)")
+        return []
+    log = count_traffic(kernel, grid, block, *args)
+    most = most_per_thread(log)
+    print(f"{name}, most per thread (budget): " + ", ".join(
+        f"{array} {op}s {most.get((array, op), (0,))[0]} ({per_thread.get((array, op), 0)})"
+        for array, op in budget_order(per_thread, most)))
+    problems = traffic_problems(log, per_thread, once_per_block, coalesced)
+    for problem in problems:
+        print("    over budget:", problem)
+    return problems
+
+
+# %% [markdown]
 # Then the kernel. Thread `(i, j)` computes `out[i, j]`: it sums the $k^2$ taps
 # `w[ky, kx] * x[i - k//2 + ky, j - k//2 + kx]`, skipping the taps that fall into the zero
 # padding. We launch a whole number of blocks of 4×4 threads, so a 6×6 output needs 2×2
@@ -97,6 +276,12 @@ def conv_plane_spec(x, w):
 # `if i < H and j < W` they would write past the end of `out` — on a GPU that is silent
 # memory corruption (or a crash much later). *(Exercise version: write the body, guard
 # first.)*
+#
+# **Budget (rung 1).** Thread `(i, j)` needs the $k^2$ values of x around `(i, j)` and the
+# $k^2$ weights, and produces one number: at most $k^2$ reads of x and of w and **one** write
+# of out per thread, and nothing else. In particular no reads of out: the sum is kept in a
+# register (`acc`) and stored once, not accumulated in global memory. (A budget is a
+# maximum: threads whose taps fall into the padding read less, idle threads nothing.)
 
 # %%
 x_plane = rng.standard_normal((6, 6))
@@ -132,6 +317,10 @@ assert np.allclose(out_plane, conv_plane_spec(x_plane, w_plane), rtol=1e-12, ato
 x57, out57 = rng.standard_normal((5, 7)), np.zeros((5, 7))
 conv_plane_kernel[(2, 2), threads](x57, w_plane, out57)            # 8x8 threads, 35 outputs
 assert np.allclose(out57, conv_plane_spec(x57, w_plane), rtol=1e-12, atol=1e-12)
+plane_budget = {("x", "read"): w_plane.size, ("w", "read"): w_plane.size, ("out", "write"): 1}
+problems = over_budget(conv_plane_kernel, blocks, threads, (x_plane, w_plane, np.zeros((6, 6))),
+                       plane_budget)
+assert problems == [], problems
 
 # %% [markdown]
 # The same check on the library's CPU op (a channel is one `(1, 1, H, W)` slice; its
@@ -280,6 +469,12 @@ for kernel in (dcuda._forward_tiled_kernel, dcuda._dx_tiled_kernel, dcuda._dw_re
 # threads first copy `x[b*8 - 1 : b*8 + 9]` into `tile` (10 values with 8 threads: a strided
 # loop, zeros where the index falls outside `x`), wait at the barrier, and then each thread
 # whose output exists sums its three taps from `tile`.
+#
+# **Budget (rung 2).** A block needs TPB + K1 − 1 = 10 values of x, its tile plus halo. With
+# 8 threads sharing the copy that is at most ⌈10 / 8⌉ = 2 global reads of x per thread, and
+# no element of x read twice by one block. Each thread writes at most 2 values into `tile`,
+# reads its K1 = 3 taps from it, reads the K1 weights from global memory (a real kernel
+# would stage them in shared memory too, as the library's does), and writes one output.
 
 # %%
 TPB, K1 = 8, 3
@@ -308,6 +503,11 @@ def conv1d_tiled(x, w, out):
 def conv1d_spec(x, w):
     xp = np.pad(x, K1 // 2)
     return np.array([np.dot(xp[i:i + K1], w) for i in range(len(x))])
+
+
+TILE_LOADS = -(-(TPB + K1 - 1) // TPB)          # ceil((tile + halo) / threads) = 2
+tile_budget = {("x", "read"): TILE_LOADS, ("w", "read"): K1, ("shared", "write"): TILE_LOADS,
+               ("shared", "read"): K1, ("out", "write"): 1}
 
 
 # %% [markdown]
@@ -372,12 +572,114 @@ for kernel, tiled in ((dcuda._forward_tiled_kernel, "x"), (dcuda._dx_tiled_kerne
     assert (tile_problems(kernel, tiled) != []) == (kernel is conv1d_dummy_barrier)
 assert np.allclose(out_dummy, conv1d_spec(x_dummy, w_dummy), rtol=1e-12, atol=1e-12)  # right, untiled
 
+# %% [markdown]
+# **Counted, not read.** A source check reads names, not traffic. Rung 2's budget counts
+# what the kernel does, so it also catches what the source check cannot see. Three kernels
+# that match the spec and keep the barrier rule, each launched on 19 values (3 blocks):
+#
+# * the dummy barrier reads all K1 taps from x: 3 global reads per thread, and each x
+#   element 3 times per block;
+# * `conv1d_global_taps` loads its tile correctly and then reads its taps from x anyway, in
+#   the inner loop: 2 + 3 = 5 global reads per thread;
+# * `conv1d_whole_tile` computes from its tile, so `tile_problems` passes it, but every
+#   thread copies the *whole* tile: 10 global reads and 10 shared writes per thread, each
+#   x element read by all 8 threads of a block.
+#
+# Each line below is what was counted against the budget.
+
 # %%
-### CHECK: the 1-D tiled kernel keeps the barrier rule, reads its tile, and matches the spec
+@cuda.jit(device=True)
+def load_tile(x, tile, first, step):
+    """This thread's share of the block's tile: tile[j] = x[block start - 1 + j] for
+    j = first, first + step, ... < TPB + K1 - 1, zero outside x."""
+    start = cuda.blockIdx.x * TPB - K1 // 2
+    for j in range(first, TPB + K1 - 1, step):
+        tile[j] = x[start + j] if 0 <= start + j < x.shape[0] else 0.0
+
+
+@cuda.jit
+def conv1d_global_taps(x, w, out):
+    tile = cuda.shared.array(TPB + K1 - 1, dtype=np.float64)
+    i = cuda.grid(1)
+    load_tile(x, tile, cuda.threadIdx.x, TPB)    # the tile is loaded as in conv1d_tiled ...
+    cuda.syncthreads()
+    if i < out.shape[0]:
+        acc = 0.0
+        for kk in range(K1):                     # ... and the taps still come from x
+            src = i - K1 // 2 + kk
+            acc += w[kk] * (x[src] if 0 <= src < x.shape[0] else 0.0)
+        out[i] = acc
+
+
+@cuda.jit
+def conv1d_whole_tile(x, w, out):
+    tile = cuda.shared.array(TPB + K1 - 1, dtype=np.float64)
+    t, i = cuda.threadIdx.x, cuda.grid(1)
+    load_tile(x, tile, 0, 1)                     # every thread copies all 10 values
+    cuda.syncthreads()
+    if i < out.shape[0]:                         # the K1 = 3 taps, from the tile
+        out[i] = w[0] * tile[t] + w[1] * tile[t + 1] + w[2] * tile[t + 2]
+
+
+blocks_1d = (len(x_dummy) + TPB - 1) // TPB
+for kernel in (conv1d_dummy_barrier, conv1d_global_taps, conv1d_whole_tile):
+    out_bad = np.zeros_like(x_dummy)
+    kernel[blocks_1d, TPB](x_dummy, w_dummy, out_bad)
+    assert np.allclose(out_bad, conv1d_spec(x_dummy, w_dummy), rtol=1e-12, atol=1e-12)
+    assert barrier_problems(kernel) == []
+    problems = over_budget(kernel, blocks_1d, TPB, (x_dummy, w_dummy, np.zeros_like(x_dummy)),
+                           tile_budget, once_per_block=("x",))
+    print(f"    source check (tile_problems): {tile_problems(kernel, 'x') or 'ok'}")
+    assert (tile_problems(kernel, "x") == []) == (kernel is conv1d_whole_tile)
+    assert not SIMULATOR or {p.split(":")[0] for p in problems} == {"x reads"} | (
+        {"shared writes"} if kernel is conv1d_whole_tile else set())
+
+# %% [markdown]
+# The library's 2-D tiled kernels are held to the same kind of budget. A 16×16 block loads a
+# patch `span` values wide, `span` $= (16-1)s + k$ for the forward (section 2's table), so
+# each thread makes at most ⌈span² / 256⌉ global reads of the tiled input — the
+# $(\text{tile} + \text{halo})^2 / \text{threads}$, rounded up, of the table above — and a
+# block reads each of its elements once; the $k^2 \le 49$ weights are copied by the first
+# $k^2$ threads, one each. Every thread writes ⌈span² / 256⌉ patch values and at most one
+# weight into shared memory, reads $k^2$ weights and $k^2$ patch values from it, and stores
+# one output. The input gradient tiles `dout` the same way, with
+# `span` $= \lfloor (16 + k - 2 + s - 1) / s \rfloor + 1$. On a 20×20 plane (at stride 1, 4
+# tiles of 256 threads; the first tile's 18×18 patch lies almost all inside the image, so
+# some of its threads make the 2 reads the budget allows):
+
+# %%
+x20, dout20 = rng_dummy.standard_normal((1, 1, 20, 20)), rng_dummy.standard_normal((1, 1, 20, 20))
+for kernel, tiled, k, stride in ((dcuda._forward_tiled_kernel, x20, 3, 1),
+                                 (dcuda._forward_tiled_kernel, x20, 5, 2),
+                                 (dcuda._dx_tiled_kernel, dout20, 3, 1)):
+    w20 = rng_dummy.standard_normal((1, 1, k, k))
+    p = (k - 1) // 2
+    if kernel is dcuda._forward_tiled_kernel:
+        want, _ = me.ops.depthwise_conv2d_forward(x20, w20, stride)
+        name, result, span = "x", "out", (dcuda._TILE - 1) * stride + k
+    else:
+        _, cache = me.ops.depthwise_conv2d_forward(x20, w20, stride)
+        want, _ = me.ops.depthwise_conv2d_backward(dout20, cache)
+        name, result, span = "dout", "dx", (dcuda._TILE + k - 2 + stride - 1) // stride + 1
+    loads = -(-span * span // dcuda._TILE ** 2)
+    budget = {(name, "read"): loads, ("w", "read"): 1, ("shared", "write"): loads + 1,
+              ("shared", "read"): 2 * k * k, (result, "write"): 1}
+    got = np.zeros_like(want)
+    print(f"k={k} stride={stride} span={span}: ", end="")
+    problems = over_budget(kernel, *dcuda._tiles(*want.shape), (tiled, w20, got, stride, p, p),
+                           budget, once_per_block=(name, "w"))
+    assert problems == [], problems
+    assert not SIMULATOR or me.rel_error(got, want) < 1e-12, "counting changed the result"
+
+# %%
+### CHECK: the 1-D tiled kernel: barrier rule, reads its tile, the spec, rung 2's budget
 print("barrier rule:", barrier_problems(conv1d_tiled) or "ok")
 assert barrier_problems(conv1d_tiled) == [], barrier_problems(conv1d_tiled)
 print("tile:", tile_problems(conv1d_tiled, "x") or "ok")
 assert tile_problems(conv1d_tiled, "x") == [], tile_problems(conv1d_tiled, "x")
+problems = over_budget(conv1d_tiled, blocks_1d, TPB, (x_dummy, w_dummy, np.zeros_like(x_dummy)),
+                       tile_budget, once_per_block=("x",))
+assert problems == [], problems
 for n in (19, 8, 3):                             # 19: 3 blocks, 5 idle threads
     x1 = rng.standard_normal(n)
     w1 = rng.standard_normal(K1)
@@ -527,6 +829,15 @@ assert sectors["library naive, 1-D: ox = i % Wo"] <= 5 and sectors["library tile
 # launch grid is laid out as (column blocks, row blocks). *(Exercise: write
 # `conv_plane_coalesced`, section 1's kernel with that mapping. The check launches it on a
 # 5×19 plane with blocks of 8×4 threads, a grid of 3 column blocks by 2 row blocks.)*
+#
+# **Budget (rung 3).** Rung 1's counts — coalescing changes *which* addresses a thread
+# reads, not how many — and the access pattern itself, measured: over every pair of threads
+# next to each other in `threadIdx.x` (one lane apart in the same warp: with 8 threads a row
+# the pair never straddles a warp), the distance between their n-th accesses to x, and
+# between their writes to out, must be 0 (both read the same value) or 1 element (the next
+# one). Pairs where one thread skips padding taps the other reads are out of step and not
+# compared. Section 1's kernel, launched with the same block shape, fails it: its
+# neighbouring lanes are a row, 19 elements, apart.
 
 # %%
 @cuda.jit
@@ -555,6 +866,13 @@ conv_plane_coalesced[blocks_c, threads_c](x519, w_plane, out519)
 print(f"grid {blocks_c} of blocks {threads_c}")
 print(me.compare("coalesced kernel vs spec", out519, conv_plane_spec(x519, w_plane)))
 assert np.allclose(out519, conv_plane_spec(x519, w_plane), rtol=1e-12, atol=1e-12)
+problems = over_budget(conv_plane_coalesced, blocks_c, threads_c,
+                       (x519, w_plane, np.zeros((5, 19))), plane_budget, coalesced=("x", "out"))
+assert problems == [], problems
+grid_rows_first = (-(-5 // threads_c[0]), -(-19 // threads_c[1]))       # section 1: x -> rows
+rows_first = over_budget(conv_plane_kernel, grid_rows_first, threads_c,
+                         (x519, w_plane, np.zeros((5, 19))), plane_budget, coalesced=("x", "out"))
+assert not SIMULATOR or len(rows_first) == 2 and all("19 apart" in p for p in rows_first)
 
 # %% [markdown]
 # ## 5. Idle threads: 16×16 tiles on 7×7 maps
@@ -713,7 +1031,9 @@ else:
 #    $dx_{ij} = \sum_{k_y,k_x} w_{k_y k_x}\, dout_{i + p - k_y,\; j + p - k_x}$ over the taps
 #    whose output index is inside the image. (Gathering lets each thread write only its own
 #    element: no atomic additions.) Map `threadIdx.x` to the column, so that it coalesces,
-#    and guard the store. Check it against the CPU op's `dx`.
+#    and guard the store. The check compares it with the CPU op's `dx` and holds it to rung
+#    3's budget: at most $k^2$ reads of dout and of w and one write of dx per thread, and
+#    neighbouring lanes on the same or the next element of dout and of dx.
 
 # %%
 # Exercise 1: threads launched and idle threads of the tiled forward on (2, 3, 20, 20)
@@ -761,4 +1081,8 @@ _, cache = me.ops.depthwise_conv2d_forward(rng.standard_normal((1, 1, 5, 7)), w_
 dx_ref, _ = me.ops.depthwise_conv2d_backward(dout_plane[None, None], cache)
 print(me.compare("dx kernel vs CPU op", dx_mine, dx_ref[0, 0]))
 assert np.allclose(dx_mine, dx_ref[0, 0], rtol=1e-12, atol=1e-12)
+problems = over_budget(dx_plane_kernel, (2, 2), (4, 4), (dout_plane, w_plane, np.zeros((5, 7))),
+                       {("dout", "read"): w_plane.size, ("w", "read"): w_plane.size,
+                        ("dx", "write"): 1}, coalesced=("dout", "dx"))
+assert problems == [], problems
 print("all exercises pass")

@@ -168,6 +168,51 @@ def test_stub_conventions():
             mx.stub_source(bad)
 
 
+def test_indented_stubs_hints_and_answers():
+    """Name stubs inside functions; hints become collapsed markdown; answers are hidden."""
+    source = "\n".join([
+        "def grads(dy):",
+        "    m = 2",
+        "    ### BEGIN SOLUTION",
+        "    # HINT: first, which",
+        "    #   continues here",
+        "    # an ordinary comment",
+        "    # HINT: second",
+        "    da = dy * m",
+        "    db, dc = da, -da",
+        "    ### END SOLUTION",
+        "    return da, db, dc",
+    ])
+    assert mx.stub_source(source).split("\n") == [
+        "def grads(dy):", "    m = 2",
+        "    da = ...  # your code", "    db = ...  # your code", "    dc = ...  # your code",
+        "    return da, db, dc",
+    ]
+    assert mx.solution_hints(source) == ["first, which continues here", "second"]
+    cell = mx.hints_markdown(["first", "second"])
+    assert cell.count("<details>") == 2 and "<summary>Hint 2 of 2</summary>" in cell
+    for bad in ("# HINT: outside\nx = 1",
+                "### BEGIN SOLUTION\n# HINT: a\nx = 1\n### END SOLUTION\n"
+                "### BEGIN SOLUTION\n# HINT: b\ny = 1\n### END SOLUTION"):
+        with pytest.raises(ValueError):
+            mx.solution_hints(bad)
+
+    markdown = "\n".join([
+        "Derive the table:", "", mx.ANSWER_COLUMN, "| node | forward | backward |",
+        "|---|---|---|", "| out | $y = 2x$ | $dx = 2\\,dy$ |", mx.ANSWER_END, "",
+        mx.ANSWER, "Only one consumer.", mx.ANSWER_END, "", "After.",
+    ])
+    hidden = mx.hide_answers(markdown)
+    assert "dx = 2" not in hidden and "one consumer" not in hidden
+    assert "| out | $y = 2x$ |  |" in hidden and "| node | forward | backward |" in hidden
+    assert hidden.count(mx.DERIVE) == 1 and hidden.endswith("After.")
+    for bad in (mx.ANSWER + "\nnever closed", mx.ANSWER_END,
+                mx.ANSWER_COLUMN + "\nnot a table\n" + mx.ANSWER_END,
+                "<!-- BEGIN ANSWER: first column -->\n" + mx.ANSWER_END):
+        with pytest.raises(ValueError):
+            mx.hide_answers(bad)
+
+
 def test_compare_columns_stay_aligned():
     """``me.compare``'s rows: labels longer than the column move to a line of their own."""
     import numpy as np

@@ -23,6 +23,10 @@
 # * how to check a hand-written derivative against finite differences, and how the library's
 #   Swish saves memory by caching only its input.
 #
+# **Exercise version:** `exercises/01_swish.ipynb` leaves the derivatives of the sigmoid and
+# of Swish, Swish's backward and the exercises to you, with hints; the `### CHECK` cells
+# grade them and name the common mistakes (see `lessons/README.md`).
+#
 # Swish was found by an automated search over activation functions by Ramachandran, Zoph and
 # Le, *Searching for Activation Functions* (2017); the same function had been proposed as the
 # SiLU (Elfwing et al., 2018; Hendrycks & Gimpel's GELU paper, 2016). EfficientNet uses it after
@@ -118,6 +122,8 @@ print(me.compare("sigmoid float32", s32, sigmoid_stable(x32.astype(np.float64)),
 # %% [markdown]
 # ## 3. Swish and its derivative
 #
+# <!-- BEGIN ANSWER -->
+#
 # First the sigmoid. With $\sigma = 1/(1 + e^{-x})$,
 #
 # $$\sigma'(x) = \frac{e^{-x}}{(1+e^{-x})^2} = \sigma(x)\,\frac{e^{-x}}{1+e^{-x}}
@@ -128,6 +134,8 @@ print(me.compare("sigmoid float32", s32, sigmoid_stable(x32.astype(np.float64)),
 # $$\operatorname{swish}'(x) = \sigma(x) + x\,\sigma(x)\bigl(1-\sigma(x)\bigr)
 #   = \sigma(x)\,\bigl(1 + x\,(1 - \sigma(x))\bigr).$$
 #
+# <!-- END ANSWER -->
+#
 # In a network the backward pass receives the upstream gradient `dout` $= \partial L /
 # \partial\,\text{out}$ and returns `dx = dout * swish'(x)` (the chain rule, elementwise).
 
@@ -137,8 +145,16 @@ def swish_forward_mine(x):
 
 
 def swish_backward_mine(dout, x):
+    """dx = dout * swish'(x), for dout and x of one shape."""
+    ### BEGIN SOLUTION
+    # HINT: First σ′: write σ = 1/(1 + e^(−x)), differentiate, and express the result in σ
+    #   itself: e^(−x)/(1 + e^(−x)) = 1 − σ.
+    # HINT: swish(x) = x·σ(x) is a product: swish′ = (x)′·σ + x·σ′, two terms.
+    # HINT: swish′(x) = σ(x) + x·σ(x)(1 − σ(x)) = σ(x)(1 + x(1 − σ(x))); the backward is
+    #   dout times that (the chain rule, elementwise). Use sigmoid_stable.
     s = sigmoid_stable(x)
     return dout * s * (1 + x * (1 - s))
+    ### END SOLUTION
 
 
 x = rng.standard_normal((2, 3, 5, 5)) * 3
@@ -146,9 +162,24 @@ dout = rng.standard_normal(x.shape)
 out_lib, cache = me.ops.swish_forward(x)
 dx_lib = me.ops.swish_backward(dout, cache)
 dx_num = me.numerical_gradient(lambda: swish_forward_mine(x), x, dout)
-
 print(me.compare("swish out", out_lib, swish_forward_mine(x)))
-print(me.compare("dx mine/lib", swish_backward_mine(dout, x), dx_lib))
+
+# %%
+### CHECK: your Swish backward against the library and finite differences
+# Each common mistake is the derivative of x·σ(x) with one factor held fixed (differenced
+# like the right one), or the right derivative without dout.
+x_fixed = x.copy()
+common_mistakes = {
+    "σ(x) only: the product rule's second term, x·σ′(x), is missing":
+        me.numerical_gradient(lambda: x * sigmoid_stable(x_fixed), x, dout),
+    "x·σ′(x) only: the product rule's first term, σ(x), is missing":
+        me.numerical_gradient(lambda: x_fixed * sigmoid_stable(x), x, dout),
+    "swish′(x) without dout: the backward multiplies by the upstream gradient": dx_num / dout,
+}
+dx_mine = swish_backward_mine(dout, x)
+for what, wrong in common_mistakes.items():
+    assert me.rel_error(dx_mine, wrong) > 1e-6, f"your backward returns {what}"
+print(me.compare("dx mine/lib", dx_mine, dx_lib))
 print(me.compare("dx lib/numeric", dx_lib, dx_num))
 print("relative error mine vs numeric:", me.rel_error(swish_backward_mine(dout, x), dx_num))
 print("relative error lib  vs numeric:", me.rel_error(dx_lib, dx_num))
@@ -252,8 +283,13 @@ assert dswish[(grid > 0) & (grid < x_one)].max() < 1 < dswish[grid > x_one].min(
 #    (Hint: write $s = \sigma(\beta x)$; then $\partial s / \partial u = s(1-s)$ with $u = \beta x$.)
 
 # %%
-# --- solution (replace with your own) ---------------------------------------------------
+# Exercise 1: the minimum of Swish, by bisection on [-3, -0.5] with your swish_backward_mine
 lo, hi = -3.0, -0.5
+### BEGIN SOLUTION
+# HINT: swish′ is negative left of the minimum and positive right of it; dout = 1 makes
+#   swish_backward_mine(np.array(1.0), np.array(mid)) swish′(mid) itself.
+# HINT: Halve [lo, hi] at each step, keeping the half whose ends have swish′ of opposite
+#   signs; 100 halvings take the interval far below 1e-10. x_min is its midpoint.
 for _ in range(100):
     mid = 0.5 * (lo + hi)
     if swish_backward_mine(np.array(1.0), np.array(mid)) < 0:   # still descending
@@ -261,31 +297,50 @@ for _ in range(100):
     else:
         hi = mid
 x_min = 0.5 * (lo + hi)
-
-
-def dswishbeta_dx(x, beta):
-    s = sigmoid_stable(beta * x)
-    return s + beta * x * s * (1 - s)
-
-
-def dswishbeta_dbeta(x, beta):
-    s = sigmoid_stable(beta * x)
-    return x * x * s * (1 - s)
+### END SOLUTION
 
 
 # %%
-# --- check ---------------------------------------------------------------------------------
+# Exercise 2: the two derivatives of Swish-beta, f(x, beta) = x * sigmoid(beta * x)
+def dswishbeta_dx(x, beta):
+    ### BEGIN SOLUTION
+    # HINT: With s = σ(βx), f = x·s is a product again: ∂f/∂x = s + x·∂s/∂x.
+    # HINT: ∂s/∂x = s(1 − s)·β: the chain rule through u = βx brings the factor β.
+    s = sigmoid_stable(beta * x)
+    return s + beta * x * s * (1 - s)
+    ### END SOLUTION
+
+
+# %%
+def dswishbeta_dbeta(x, beta):
+    ### BEGIN SOLUTION
+    # HINT: Only s = σ(βx) depends on β: ∂f/∂β = x·∂s/∂β.
+    # HINT: ∂s/∂β = s(1 − s)·x: the chain rule through u = βx brings the factor x.
+    s = sigmoid_stable(beta * x)
+    return x * x * s * (1 - s)
+    ### END SOLUTION
+
+
+# %%
+### CHECK: exercise 1, the minimum of Swish
+assert x_min is not ..., "find x_min first"
 print(f"x_min = {x_min:.10f}, swish(x_min) = {x_min * sigmoid_stable(np.array(x_min)):.6f}")
+assert min(abs(x_min + 3), abs(x_min + 0.5)) > 1e-6, (
+    "x_min is an end of [-3, -0.5]: your bisection keeps the wrong half")
 assert abs(x_min - (-1.2784645428)) < 1e-8
 _, c = me.ops.swish_forward(np.array([x_min]))
 assert abs(me.ops.swish_backward(np.array([1.0]), c)[0]) < 1e-9
 
+# %%
+### CHECK: exercise 2, Swish-beta's derivatives against finite differences
 xb = rng.standard_normal(20) * 3
 beta = np.array([1.7])
 up = np.ones_like(xb)
 num_dx = me.numerical_gradient(lambda: xb * sigmoid_stable(beta * xb), xb, up)
 num_db = me.numerical_gradient(lambda: xb * sigmoid_stable(beta * xb), beta, up)
+print(me.compare("df/dx", dswishbeta_dx(xb, beta), num_dx))
 assert me.rel_error(dswishbeta_dx(xb, beta), num_dx) < 1e-8
+print(me.compare("df/dbeta, summed", dswishbeta_dbeta(xb, beta).sum(keepdims=True), num_db))
 assert me.rel_error(dswishbeta_dbeta(xb, beta).sum(keepdims=True), num_db) < 1e-8
 # and with beta = 1 it is the library's Swish derivative
 _, c = me.ops.swish_forward(xb)

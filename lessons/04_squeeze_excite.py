@@ -26,8 +26,10 @@
 # * how EfficientNet sizes its SE bottleneck (from the block's *input* channels);
 # * what the gates look like.
 #
-# **Exercise version:** `exercises/04_squeeze_excite.ipynb` leaves the backward pass and the
-# exercises to you; the `### CHECK` cells grade each gradient (see `lessons/README.md`).
+# **Exercise version:** `exercises/04_squeeze_excite.ipynb` leaves the gradients' derivation,
+# the backward pass, its compact form (timed against the step-by-step one) and the exercises
+# to you, with hints; the `### CHECK` cells grade each gradient and name the common mistakes
+# (see `lessons/README.md`).
 #
 # Reference: Hu, Shen & Sun, *Squeeze-and-Excitation Networks* (CVPR 2018). MnasNet and
 # EfficientNet put SE inside every MBConv block, with Swish in place of the original ReLU.
@@ -37,6 +39,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minieffnet as me
+from minieffnet.timing import best_time
 
 rng = np.random.default_rng(0)
 
@@ -64,13 +67,22 @@ w1, b1 = rng.standard_normal((Cr, C)), rng.standard_normal(Cr)
 w2, b2 = rng.standard_normal((C, Cr)), rng.standard_normal(C)
 
 sigmoid = lambda v: me.ops.sigmoid_forward(v)[0]   # lesson 01's stable sigmoid
-s = x.mean(axis=(2, 3))
-z = s @ w1.T + b1
-sz = sigmoid(z)
-a = z * sz
-e = a @ w2.T + b2
-g = sigmoid(e)
-out = x * g[:, :, None, None]
+
+
+def se_forward_nodes(x, w1, b1, w2, b2):
+    """Every value of the forward pass above: s, e, g (N, C); z, sz = sigmoid(z), a (N, Cr);
+    out (N, C, H, W)."""
+    s = x.mean(axis=(2, 3))
+    z = s @ w1.T + b1
+    sz = sigmoid(z)
+    a = z * sz
+    e = a @ w2.T + b2
+    g = sigmoid(e)
+    out = x * g[:, :, None, None]
+    return s, z, sz, a, e, g, out
+
+
+s, z, sz, a, e, g, out = se_forward_nodes(x, w1, b1, w2, b2)
 
 out_lib, cache = me.ops.squeeze_excite_forward(x, w1, b1, w2, b2)
 print(me.compare("out", out_lib, out))
@@ -80,6 +92,8 @@ assert me.rel_error(out_lib, out) < 1e-12
 # ## 2. The backward pass
 #
 # Walk the chain backwards with a random upstream gradient `dout`:
+#
+# <!-- BEGIN ANSWER -->
 #
 # $$\begin{aligned}
 # dg &= \textstyle\sum_{h,w} d\text{out}\odot x && \text{(out} = x\,g\text{: the gate's gradient)}\\
@@ -92,22 +106,43 @@ assert me.rel_error(out_lib, out) < 1e-12
 # \end{aligned}$$
 #
 # $x$ is used twice — multiplied by the gate and averaged into $s$ — so $dx$ has two terms.
+#
+# <!-- END ANSWER -->
 
 # %%
 dout = rng.standard_normal(x.shape)
-# One line per gradient, from the output back to x (each has its forward value's shape).
-### BEGIN SOLUTION
-dg = (dout * x).sum(axis=(2, 3))
-de = dg * g * (1 - g)
-da = de @ w2
-dw2 = de.T @ a
-db2 = de.sum(axis=0)
-dz = da * sz * (1 + z * (1 - sz))
-ds = dz @ w1
-dw1 = dz.T @ s
-db1 = dz.sum(axis=0)
-dx = dout * g[:, :, None, None] + ds[:, :, None, None] / (H * W)
-### END SOLUTION
+
+
+def se_backward_by_nodes(dout, x, s, z, sz, a, g, w1, w2):
+    """Every gradient for the upstream dout (N, C, H, W), given the forward's values and
+    weights w1 (Cr, C), w2 (C, Cr): dg, de, da, dw2, db2, dz, ds, dw1, db1, dx, in the order
+    of the return, each with its forward value's shape."""
+    H, W = x.shape[2:]
+    # One line per gradient, from the output back to x.
+    ### BEGIN SOLUTION
+    # HINT: x is used twice: multiplied by the gate (out = x·g) and averaged into s (the
+    #   squeeze). So dx is a sum of two terms; between s and g the chain has one consumer
+    #   per node, one term per gradient.
+    # HINT: The local derivatives: out = x·g gives dg = Σ over h, w of dout·x, shape (N, C);
+    #   the sigmoid's is g(1 − g) and swish's σ(z)(1 + z(1 − σ(z))) (lesson 01); a linear
+    #   layer v = u Wᵀ + b gives du = dv W, dW = dvᵀ u and db = Σ over n of dv.
+    # HINT: s = the mean over h, w of x hands ds back to each of the H·W pixels, divided by
+    #   H·W: dx = dout·g + ds / (H·W), with g and ds broadcast over h, w.
+    dg = (dout * x).sum(axis=(2, 3))
+    de = dg * g * (1 - g)
+    da = de @ w2
+    dw2 = de.T @ a
+    db2 = de.sum(axis=0)
+    dz = da * sz * (1 + z * (1 - sz))
+    ds = dz @ w1
+    dw1 = dz.T @ s
+    db1 = dz.sum(axis=0)
+    dx = dout * g[:, :, None, None] + ds[:, :, None, None] / (H * W)
+    ### END SOLUTION
+    return dg, de, da, dw2, db2, dz, ds, dw1, db1, dx
+
+
+dg, de, da, dw2, db2, dz, ds, dw1, db1, dx = se_backward_by_nodes(dout, x, s, z, sz, a, g, w1, w2)
 
 # %% [markdown]
 # ### Every intermediate against finite differences
@@ -117,6 +152,11 @@ dx = dout * g[:, :, None, None] + ds[:, :, None, None] / (H * W)
 # the forward hundreds of times on tiny arrays; we run them under the NumPy reference, which
 # is quickest there (each Numba parallel kernel pays a thread start-up cost per call).
 # A gradient still left as `...` (the exercise notebook's stub) is graded as not done.
+#
+# The check also names the common mistakes: a gradient of the wrong shape, one equal to the
+# gradient of the node after it (a local derivative skipped), and a $dx$ along one of its
+# two paths only — the derivative of the forward pass with the other path held fixed,
+# differenced too.
 
 # %%
 def from_s(s_):
@@ -140,20 +180,57 @@ def from_g(g_):
     return x * g_[:, :, None, None]
 
 
+def from_x(x_):
+    return se_forward_nodes(x_, w1, b1, w2, b2)[-1]
+
+
+one_path_only = {   # dx along one path: the forward pass from x with the other held fixed
+    "has the direct path only: x is also averaged into s (the squeeze path)":
+        lambda x_: x_ * g[:, :, None, None],
+    "has the squeeze path only: out = x·g also uses x directly":
+        lambda x_: from_s(x_.mean(axis=(2, 3))),
+}
+next_node = {"e": "g", "z": "a"}    # elementwise nodes: a gradient equal to the next one's
+local = {"e": "σ′(e) = g(1 − g)", "z": "swish′(z)"}
+
+
+def mistakes(name, value, ours, numeric):
+    """The common mistakes d<name> = ours makes, given the right gradients `numeric`."""
+    if ours is ...:
+        return []
+    if np.shape(ours) != value.shape:
+        return [f"your d{name} has shape {np.shape(ours)}, but {name} has {value.shape}: sum "
+                f"over the axes along which {name} was broadcast"]
+    found = []
+    if name in next_node and me.rel_error(ours, numeric[next_node[name]]) < 1e-7:
+        found.append(f"your d{name} equals d{next_node[name]}: multiply by the local "
+                     f"derivative {local[name]}")
+    if name == "x":
+        for what, forward in one_path_only.items():
+            v = value.copy()
+            with me.use_backend("numpy"):
+                partial = me.numerical_gradient(lambda: forward(v), v, dout)
+            if me.rel_error(ours, partial) < 1e-6:
+                found.append(f"your dx {what}")
+    return found
+
+
 # %%
 ### CHECK: every intermediate gradient against finite differences
 nodes = {"g": (g, from_g, dg), "e": (e, from_e, de), "a": (a, from_a, da),
-         "z": (z, from_z, dz), "s": (s, from_s, ds)}
-errors = {}
+         "z": (z, from_z, dz), "s": (s, from_s, ds), "x": (x, from_x, dx)}
+errors, numeric = {}, {}
 for name, (value, f, ours) in nodes.items():
     v = value.copy()
     with me.use_backend("numpy"):
-        numeric = me.numerical_gradient(lambda: f(v), v, dout)
-    errors[name] = np.inf if ours is ... else me.rel_error(ours, numeric)
-    print(me.compare(f"d{name}", ours, numeric, rtol=1e-6, atol=1e-8),
+        numeric[name] = me.numerical_gradient(lambda: f(v), v, dout)
+    errors[name] = np.inf if ours is ... else me.rel_error(ours, numeric[name])
+    print(me.compare(f"d{name}", ours, numeric[name], rtol=1e-6, atol=1e-8),
           f" rel.err {errors[name]:.1e}")
-wrong = [f"d{name}" for name, e in errors.items() if not e < 1e-7]
-assert not wrong, f"wrong or not done yet: {wrong}"
+wrong = [name for name, e in errors.items() if not e < 1e-7]
+named = [text for name in wrong for text in mistakes(name, nodes[name][0], nodes[name][2], numeric)]
+assert not wrong, (f"wrong or not done yet: {['d' + name for name in wrong]}"
+                   + "".join(f"\n  {text}" for text in named))
 
 # %% [markdown]
 # And the five gradients the library returns, under both backends, plus `check_gradients`:
@@ -200,6 +277,76 @@ print(f"dx without the squeeze path: rel.err {err_forgot:.1e}   with it: {err_ri
 print("passes 5e-2:", err_forgot < 5e-2, "  passes 1e-2:", err_forgot < 1e-2,
       "  passes 1e-7:", err_forgot < 1e-7)
 assert 1e-2 < err_forgot < 2e-2 and err_right < 1e-7      # 1e-2 / 1e-7: five orders
+
+# %% [markdown]
+# ### The compact form, and what it buys
+#
+# BatchNorm's backward collapsed into one formula (lesson 02). Do the same here: substitute
+# the chain into one expression for $dx$ (the weight gradients aside).
+#
+# <!-- BEGIN ANSWER -->
+#
+# $$dx = d\text{out}\odot g \;+\; \frac{1}{HW}\Bigl(\bigl(\bigl(\textstyle\sum_{h,w}
+#   d\text{out}\odot x\bigr)\odot g(1-g)\bigr)\,W_2 \odot
+#   \sigma(z)\bigl(1 + z(1-\sigma(z))\bigr)\Bigr)\,W_1$$
+#
+# with the $(N, C)$ factors broadcast over $h, w$.
+#
+# <!-- END ANSWER -->
+#
+# Then time it against the step-by-step backward, on a batch the size of B0's second
+# stage (32 × 96 × 28 × 28, squeezed to 4 channels).
+
+# %%
+def se_backward_compact(dout, x, z, sz, g, w1, w2):
+    """dx (N, C, H, W) in one expression, for dout, x (N, C, H, W), z, sz = sigmoid(z)
+    (N, Cr), the gates g (N, C) and the weights w1 (Cr, C), w2 (C, Cr)."""
+    H, W = x.shape[2:]
+    ### BEGIN SOLUTION
+    # HINT: Write dx = dout·g + ds/(H·W) and replace ds by its chain: ds = dz W1, dz = da
+    #   times swish′(z), da = de W2, de = dg·g(1 − g), dg = Σ over h, w of dout·x.
+    # HINT: Everything inside ds is an (N, C) or (N, Cr) matrix: one line, from the inside
+    #   out, then [:, :, None, None] to broadcast it over h, w.
+    return dout * g[:, :, None, None] + (
+        (((dout * x).sum(axis=(2, 3)) * g * (1 - g)) @ w2 * sz * (1 + z * (1 - sz))) @ w1
+    )[:, :, None, None] / (H * W)
+    ### END SOLUTION
+
+
+# %%
+### CHECK: the compact dx equals the step-by-step one
+assert dx is not ..., "write the step-by-step backward first"
+dx_compact = se_backward_compact(dout, x, z, sz, g, w1, w2)
+print(me.compare("dx compact", dx_compact, dx))
+named = [] if me.rel_error(dx_compact, dx) < 1e-12 else mistakes("x", x, dx_compact, numeric)
+assert me.rel_error(dx_compact, dx) < 1e-12, ("dx_compact differs from the step-by-step dx"
+                                              + "".join(f"\n  {t}" for t in named))
+
+# %%
+### CHECK: the compact backward against the step-by-step one, timed
+timing_rng = np.random.default_rng(1)
+x_t, dout_t = timing_rng.standard_normal((2, 32, 96, 28, 28))
+w1_t, b1_t = timing_rng.standard_normal((4, 96)), timing_rng.standard_normal(4)
+w2_t, b2_t = timing_rng.standard_normal((96, 4)), timing_rng.standard_normal(96)
+s_t, z_t, sz_t, a_t, _, g_t, _ = se_forward_nodes(x_t, w1_t, b1_t, w2_t, b2_t)
+assert dx is not ..., "write the step-by-step backward first"
+steps = lambda: se_backward_by_nodes(dout_t, x_t, s_t, z_t, sz_t, a_t, g_t, w1_t, w2_t)
+compact = lambda: se_backward_compact(dout_t, x_t, z_t, sz_t, g_t, w1_t, w2_t)
+assert me.rel_error(compact(), steps()[-1]) < 1e-10
+ms = {"step by step": 1e3 * best_time(steps), "compact": 1e3 * best_time(compact)}
+for name, t in ms.items():
+    print(f"{name:>12}: {t:7.1f} ms for x {x_t.shape}")
+print(f"the compact backward takes {ms['compact'] / ms['step by step']:.2f}x the time")
+
+# %% [markdown]
+# Unlike BatchNorm's, SE's compact form buys (almost) nothing: on the machine these lessons
+# were written on both took 32 ms. Everything between $s$ and $g$ works on $(N, C)$ and
+# $(N, C_r)$ matrices, a few thousand numbers; the time goes into the passes over the
+# $(N, C, H, W)$ tensors, and both versions make the same ones: `dout * x` written out
+# and summed, then $dx$. What would help is fewer *passes*, not fewer lines: summing
+# $d\text{out}\odot x$ without writing the product (`np.einsum("nchw,nchw->nc", dout, x)`
+# took 22 ms), or the library's Numba kernel, which makes each of the two passes a single
+# parallel sweep.
 
 # %% [markdown]
 # ## 3. How wide is the bottleneck?
@@ -284,12 +431,20 @@ dout = rng.standard_normal(x.shape)
 w1, b1 = rng.standard_normal((3, 6)), rng.standard_normal(3)
 w2, b2 = np.zeros((6, 3)), np.zeros(6)
 ### BEGIN SOLUTION
+# HINT: The gate is ½ whatever x is. Which of dx's two terms needs the gate to depend on x?
+# HINT: da = de W2 = 0: nothing flows back through the squeeze, so only dout·g is left.
 out_predicted = 0.5 * x
 dx_predicted = 0.5 * dout          # da = de @ W2 = 0, so nothing flows through the squeeze
 ### END SOLUTION
 
+# %%
 # Exercise 2: B0's block with 40 input channels, expansion 6, on a 28x28 map
 ### BEGIN SOLUTION
+# HINT: The block expands 40 to 240 channels; SE squeezes to max(1, int(0.25 × 40)), from
+#   the block's input width (section 3).
+# HINT: Each FC runs once per sample, on the pooled vector: its multiply-adds are its
+#   weights (in × out); its parameters are the weights plus one bias per output.
+# HINT: A k×k depthwise conv costs k² multiply-adds per channel and output pixel.
 expanded, squeezed = 40 * 6, max(1, int(0.25 * 40))
 se_macs = 2 * expanded * squeezed
 se_params = 2 * expanded * squeezed + squeezed + expanded
@@ -307,6 +462,8 @@ assert dx_predicted is not ... and np.allclose(dx_lib, dx_predicted, rtol=0, ato
 
 # %%
 ### CHECK: exercise 2, SE's cost next to the depthwise conv's
+assert se_macs != 2 * 240 * 60, "SE squeezes from the block's input width (40), not 240"
+assert se_macs != 4800 * 28 * 28, "SE's FCs run once per sample, not per pixel"
 assert se_params == 5050 and se_macs == 4800 and depthwise_macs == 4_704_000
 print(f"SE: {se_params:,} parameters, {se_macs:,} multiply-adds; "
       f"depthwise: {depthwise_macs:,} multiply-adds ({depthwise_macs / se_macs:.0f}x more)")

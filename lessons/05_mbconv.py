@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -26,6 +26,10 @@
 #   kept samples are scaled by $1/(1-p)$, and the linear schedule $0.2\cdot i/n$ over blocks;
 # * how to check a whole block's backward — including a randomly dropped one — against
 #   finite differences.
+#
+# **Exercise version:** `exercises/05_mbconv.ipynb` leaves the block's backward with drop
+# connect and the exercises to you, with hints; the `### CHECK` cells grade them and name
+# the common mistakes (see `lessons/README.md`).
 #
 # References: Sandler et al., *MobileNetV2: Inverted Residuals and Linear Bottlenecks*
 # (CVPR 2018); Tan et al., *MnasNet* (CVPR 2019), which added squeeze-and-excitation;
@@ -336,6 +340,53 @@ for n in dropped:
     assert np.abs(dx[n] - dout[n]).max() > 1e-6
 
 # %% [markdown]
+# **The block's backward, by hand.** `mbconv_backward(dout, block, keep, p)` computes the
+# input gradient of a residual block whose last forward pass kept the samples where `keep`
+# (N,) is True and dropped the others, at rate `p`, from the branch layers' own `backward`
+# methods (`block.expand`, `block.depthwise`, `block.se`, `block.project`: each returns its
+# input's gradient). The check compares it with the library's `block.backward` and with the
+# finite differences above.
+
+# %%
+def mbconv_backward(dout, block, keep, p):
+    """dx (N, C, H, W) of a residual MBConv block for dout (N, C, H, W), after a forward
+    pass that kept the samples where keep (N,) is True, at drop rate p."""
+    ### BEGIN SOLUTION
+    # HINT: y = x + (b/(1 − p))·F(x) with b = 1 for a kept sample and 0 for a dropped one:
+    #   two paths from x to y, so dx is a sum of two terms.
+    # HINT: Drop connect's backward multiplies by the same per-sample factor b/(1 − p),
+    #   shaped (N, 1, 1, 1) to broadcast; then come the branch's layers, the last first.
+    # HINT: dx = dout + (the branch's backward of dout·b/(1 − p)). A dropped sample's branch
+    #   term is not zero: the branch's BatchNorms mixed the whole batch.
+    d = dout * (keep / (1 - p))[:, None, None, None]
+    for layer in reversed([block.expand, block.depthwise, block.se, block.project]):
+        d = layer.backward(d)
+    return dout + d
+    ### END SOLUTION
+
+
+# %%
+### CHECK: the block's backward with drop connect, against the library and finite differences
+keep = np.array([n not in dropped for n in range(len(x))])
+forward_fixed_mask()                     # the caches of this x and this mask
+dx_lib = block.backward(dout)
+dx_mine = mbconv_backward(dout, block, keep, 0.5)
+print(me.compare("dx vs library", dx_mine, dx_lib))
+print(me.compare("dx vs numeric", dx_mine, numeric, rtol=1e-6, atol=1e-8))
+branch_term = dx_lib - dout              # linear in the gradient that enters the branch
+common_mistakes = {
+    "the branch's term only: the residual adds dout itself": branch_term,
+    "missing the 1/(1 − p): a kept sample's branch is scaled in the backward as in the forward":
+        dout + (1 - 0.5) * branch_term,
+    "dout for a dropped sample: its values still fed the kept samples' BatchNorm statistics":
+        np.where(keep[:, None, None, None], dx_lib, dout),
+}
+for what, wrong in common_mistakes.items():
+    assert me.rel_error(dx_mine, wrong) > 1e-9, f"your dx is {what}"
+assert me.rel_error(dx_mine, dx_lib) < 1e-10
+assert me.rel_error(dx_mine, numeric) < 1e-6
+
+# %% [markdown]
 # ## 5. The schedule: deeper blocks are dropped more often
 #
 # Huang et al. let the survival probability fall linearly with depth: early blocks compute
@@ -384,7 +435,15 @@ for spec_i, blk in zip(model.config.blocks, model.blocks):
 #    built block and against row 2 of the paper's Table 1 in `stage_table`.
 
 # %%
-# --- solution (replace with your own) ---------------------------------------------------
+# Exercise 1: the expected and the simulated number of residual branches B0 keeps per sample
+### BEGIN SOLUTION
+# HINT: Only residual blocks are dropped (`b.has_residual`), block i with probability
+#   p_i = `b.drop_connect_rate`.
+# HINT: The expectation of a sum is the sum of the expectations: Σ (1 − p_i) over the
+#   residual blocks.
+# HINT: To simulate, draw one mask per residual block with
+#   `me.ops.drop_connect_forward(np.ones((20_000, 1)), p, rng)`: 0 or 1/(1 − p) per sample;
+#   count, per sample, the masks that are > 0, and average.
 residual_rates = [b.drop_connect_rate for b in config.blocks if b.has_residual]
 expected_survivors = sum(1 - p for p in residual_rates)
 draw_rng = np.random.default_rng(4)
@@ -393,23 +452,44 @@ for p in residual_rates:
     mask, _ = me.ops.drop_connect_forward(np.ones((20_000, 1)), p, draw_rng)
     survived += mask[:, 0] > 0
 simulated_survivors = survived.mean()
+### END SOLUTION
 
+# %%
+# Exercise 2: the parameters of B0's first block (MBConv1, 3x3, 32 -> 16, SE width 8)
 C_in, C_out, k, se = 32, 16, 3, 8
+### BEGIN SOLUTION
+# HINT: Depthwise: one k×k filter per channel, no bias. Every BatchNorm has a weight and a
+#   bias per channel (its running statistics are buffers, not parameters).
+# HINT: SE: two fully connected layers, C_in → se and se → C_in, each with a bias.
+# HINT: The projection is a 1×1 conv C_in → C_out without bias, then a BatchNorm. There is
+#   no expand layer (expansion 1).
 params_by_hand = (C_in * k * k + 2 * C_in                 # depthwise + BN
                   + C_in * se + se + se * C_in + C_in     # SE: reduce FC, expand FC
                   + C_in * C_out + 2 * C_out)             # projection + BN
+### END SOLUTION
 
 # %%
-# --- check ---------------------------------------------------------------------------------
+### CHECK: exercise 1, the expected depth of a B0 training step
+assert expected_survivors is not ... and simulated_survivors is not ..., "compute both first"
 print(f"expected {expected_survivors:.3f} of {len(residual_rates)} residual branches survive; "
       f"simulated {simulated_survivors:.3f}")
+all_blocks = sum(1 - b.drop_connect_rate for b in config.blocks)
+assert abs(expected_survivors - all_blocks) > 1e-9, (
+    "you counted every block: only the residual ones are ever dropped")
 assert abs(expected_survivors - simulated_survivors) < 0.05
 assert abs(expected_survivors - sum(1 - 0.2 * i / 16 for i, b in enumerate(config.blocks)
                                     if b.has_residual)) < 1e-12
+
+# %%
+### CHECK: exercise 2, B0's first block counted by hand
+assert params_by_hand is not ..., "count params_by_hand first"
 first = me.MBConv(config.blocks[0], config, rng=rng)
 built = sum(p.data.size for p in first.parameters())
 table_row = me.scaling.stage_table(config)[1]
 print(f"by hand {params_by_hand}, built {built}, Table 1 row {table_row.stage}: {table_row.params}")
+assert params_by_hand != built + 2 * (C_in + C_out), (
+    "BatchNorm's running mean and variance are buffers, not parameters")
+assert params_by_hand != built - se - C_in, "SE's two fully connected layers have biases"
 assert params_by_hand == built == table_row.params == 1448
 assert first.expand is None and not first.use_residual
 print("all exercises pass")

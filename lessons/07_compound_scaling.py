@@ -31,6 +31,10 @@
 # * what the paper's Observations 1 and 2 (Figures 3 and 4) say, and what this project's own
 #   CIFAR-10 studies (`figures/`, `studies/`) measured — including where they disagree.
 #
+# **Exercise version:** `exercises/07_compound_scaling.ipynb` leaves the receptive-field
+# recurrence, its code and the exercises to you, with hints; the `### CHECK` cells grade
+# them and name the common mistakes (see `lessons/README.md`).
+#
 # Reference: Tan & Le, *EfficientNet: Rethinking Model Scaling for Convolutional Neural
 # Networks* (ICML 2019), §3 and Table 2.
 
@@ -210,13 +214,19 @@ fig.tight_layout()
 # be computed.
 #
 # The **receptive field** of a unit is the patch of input pixels it can depend on. Through a
-# chain of convolutions with kernels $k_l$ and strides $s_l$ it grows as
+# chain of convolutions with kernels $k_l$ and strides $s_l$ it grows layer by layer; the
+# *jump* $j_l$, the distance in input pixels between neighbouring units of layer $l$, grows
+# with it.
 #
-# $$r_l = r_{l-1} + (k_l - 1)\, j_{l-1}, \qquad j_l = j_{l-1}\, s_l, \qquad r_0 = j_0 = 1,$$
+# <!-- BEGIN ANSWER -->
 #
-# where the *jump* $j_l$ is the distance, in input pixels, between neighbouring units of
-# layer $l$: a $k\times k$ kernel adds $k - 1$ units of the layer below, each $j_{l-1}$
-# pixels apart. In an MBConv block only the depthwise convolution has $k > 1$. We compute
+# $$r_l = r_{l-1} + (k_l - 1)\, j_{l-1}, \qquad j_l = j_{l-1}\, s_l, \qquad r_0 = j_0 = 1:$$
+#
+# a $k\times k$ kernel adds $k - 1$ units of the layer below, each $j_{l-1}$ pixels apart.
+#
+# <!-- END ANSWER -->
+#
+# In an MBConv block only the depthwise convolution has $k > 1$. We compute
 # $r$ at the end of every stage for B0 at its own 224 px, for the *same* network on 600 px
 # images (resolution scaling alone), and for B7, the compound-scaled network made for 600 px.
 
@@ -224,21 +234,44 @@ fig.tight_layout()
 def receptive_fields(cfg):
     """{stage: (receptive field, jump)} in input pixels at the end of each of Table 1's
     stages 1..8 (the stem, then the MBConv stages; the 1x1 head adds nothing)."""
+    ### BEGIN SOLUTION
+    # HINT: Start from one input pixel: r = 1, j = 1. Each layer with a k×k kernel widens the
+    #   field by k − 1 of its input's units, and those units are j pixels apart.
+    # HINT: A stride s spreads the next layer's units s times further apart: j grows by s
+    #   after the layer, so the layer's own widening uses the jump from before it.
+    # HINT: The stem is a 3×3 conv with stride cfg.stem_stride (stage 1); in each block of
+    #   cfg.blocks only the depthwise conv (b.kernel, b.stride) widens the field. Record
+    #   (r, j) at the last block of each stage: b.stage + 2 is its Table 1 number.
     r, j = 1 + (3 - 1), cfg.stem_stride                # the 3x3 stem
     fields = {1: (r, j)}
     for b in cfg.blocks:
         r, j = r + (b.kernel - 1) * j, j * b.stride
         fields[b.stage + 2] = (r, j)
     return fields
+    ### END SOLUTION
 
 
+# %%
+### CHECK: the receptive field of every stage of B0 and B7
 cases = {"B0 at 224 px": ("b0", 224), "B0 at 600 px": ("b0", 600), "B7 at 600 px": ("b7", 600)}
 rf = {name: receptive_fields(me.make_config(v)) for name, (v, _) in cases.items()}
 print(f"{'stage':>5}" + "".join(f"{name:>22}" for name in cases))
 for stage in range(1, 9):
     print(f"{stage:>5}" + "".join(f"{rf[n][stage][0]:>10} px ({rf[n][stage][0] / res:4.0%})   "
                                   for n, (_, res) in cases.items()))
-assert [rf["B0 at 224 px"][s][0] for s in range(1, 9)] == [3, 7, 19, 67, 147, 339, 787, 851]
+jump_first = "the jump grows before the layer widens the field: its k − 1 units are spaced " \
+             "by the jump of the layer's input"
+common_mistakes = {   # B0's fields at stages 1..8 as three common mistakes compute them
+    (3, 7, 23, 87, 183, 375, 887, 951): jump_first,
+    (5, 9, 25, 89, 185, 377, 889, 953): jump_first,
+    (3, 5, 9, 17, 23, 35, 51, 53): "each layer adds k − 1 pixels: its units are j pixels apart, "
+                                   "so it adds (k − 1)·j",
+    (3, 5, 11, 35, 75, 171, 395, 427): "the stem's stride is missing: after the stem, "
+                                       "neighbouring units are 2 pixels apart",
+}
+b0_fields = tuple(rf["B0 at 224 px"][s][0] for s in range(1, 9))
+assert b0_fields not in common_mistakes, common_mistakes.get(b0_fields)
+assert b0_fields == (3, 7, 19, 67, 147, 339, 787, 851)
 assert rf["B0 at 224 px"][8][1] == 32                 # five stride-2 stages: 2^5
 assert all(rf["B7 at 600 px"][s][0] > rf["B0 at 224 px"][s][0] for s in range(2, 9))
 assert rf["B7 at 600 px"][5][0] == 583
@@ -321,16 +354,13 @@ for name, res, overrides in (("B0", 224, {}), ("B0", 448, {}), ("B0, depth x2", 
     print(f"{name:>13} at {res} px: gradient reaches {np.count_nonzero(g.sum(0) > 0)} of {res} "
           f"columns; 90 % of it within {side:5.1f} px = {side / res:4.0%} of the side")
 assert np.count_nonzero(erf["B0", 224][1].sum(0) > 0) == 224          # SE: every pixel
-assert erf["B0", 224][0] < rf["B0 at 224 px"][5][0]                     # effective < formula
 assert abs(erf["B0", 448][0] / erf["B0", 224][0] - 1) < 0.15            # same pixels ...
 assert erf["B0, depth x2", 448][0] > 1.2 * erf["B0", 448][0]             # ... unless deeper
 assert abs(erf["B0, width x2", 224][0] / erf["B0", 224][0] - 1) < 0.15  # width: no wider view
 deeper = erf["B0, depth x2", 448][0] / erf["B0", 448][0]
-deeper_formula = (receptive_fields(me.make_config("b0", depth=2.0))[5][0]
-                  / rf["B0 at 224 px"][5][0])
-print(f"depth x2 widens the effective field {deeper:.2f}x, the formula's field {deeper_formula:.2f}x")
+print(f"depth x2 widens the effective field {deeper:.2f}x")
 assert all(65 < erf[key][0] < 80 for key in (("B0", 224), ("B0", 448)))  # "about 70 pixels"
-assert 1.2 < deeper < 1.45 and deeper < deeper_formula                  # "about a third"
+assert 1.2 < deeper < 1.45                                              # "about a third"
 
 fig, ax = plt.subplots(1, 3, figsize=(11, 3.6))
 for a, key in zip(ax, [("B0", 224), ("B0", 448), ("B0, depth x2", 448)]):
@@ -340,6 +370,15 @@ for a, key in zip(ax, [("B0", 224), ("B0", 448), ("B0, depth x2", 448)]):
     a.axis("off")
 fig.suptitle("Effective receptive field of a stage-5 centre unit (log |dx|; each panel is the whole image)")
 fig.tight_layout()
+
+# %%
+### CHECK: the effective field is smaller than the formula's, and grows less with depth
+b0_stage5 = receptive_fields(me.make_config("b0"))[5][0]
+deeper_formula = receptive_fields(me.make_config("b0", depth=2.0))[5][0] / b0_stage5
+print(f"B0's stage 5 at 224 px: the formula's field {b0_stage5} px, the effective one "
+      f"{erf['B0', 224][0]:.0f} px; depth x2 widens the formula's {deeper_formula:.2f}x, the "
+      f"effective one {deeper:.2f}x")
+assert erf["B0", 224][0] < b0_stage5 and deeper < deeper_formula
 
 # %% [markdown]
 # At initialisation the measurement agrees with the argument, and sharpens it. The
@@ -525,13 +564,26 @@ if figure4_png.exists():
 #    "resolution"). Theory says 1, 2, 2. Why is width's a little below 2?
 
 # %%
-# --- solution (replace with your own) ---------------------------------------------------
+# Exercise 1: the grid of Step 1, and what each candidate costs at phi = 1
+### BEGIN SOLUTION
+# HINT: np.arange(1.0, 1.5001, 0.05) is the grid, but its values carry rounding errors
+#   (1.2000000000000002): round them to two decimals.
+# HINT: Keep the triples whose |α·β²·γ² − 2| ≤ 0.1, as tuples of plain floats.
+# HINT: Each candidate's cost is
+#   me.count_flops(me.make_config(phi=1, alpha=a, beta=b, gamma=g)) / f0.
 grid = np.round(np.arange(1.0, 1.5001, 0.05), 2)
 candidates = [(float(a), float(b), float(g)) for a in grid for b in grid for g in grid
               if abs(a * b * b * g * g - 2) <= 0.1]
 candidate_flops_ratio = [me.count_flops(me.make_config(phi=1, alpha=a, beta=b, gamma=g)) / f0
                          for a, b, g in candidates]
+### END SOLUTION
 
+# %%
+# Exercise 2: the FLOPs exponent of each dimension, doubled alone
+### BEGIN SOLUTION
+# HINT: me.make_config("b0", depth=2.0), width=2.0, and resolution=448: the resolution is
+#   given in pixels.
+# HINT: The exponent is math.log2 of the FLOPs ratio to f0.
 exponents = {
     "depth": math.log2(me.count_flops(me.make_config("b0", depth=2.0)) / f0),
     "width": math.log2(me.count_flops(me.make_config("b0", width=2.0)) / f0),
@@ -543,16 +595,26 @@ exponents = {
 # 5x5 block, lesson 03; lesson 10 splits B0 by layer kind). The stem (its 3 input channels do
 # not scale) and the classifier (its 1000 outputs do not) grow linearly too. The 1x1 expand,
 # project and head convs, and SE's two FCs (on pooled vectors, so no r^2), grow as w^2.
+### END SOLUTION
 
 # %%
-# --- check ---------------------------------------------------------------------------------
+### CHECK: exercise 1, the alpha, beta, gamma grid
+assert candidates is not ... and candidate_flops_ratio is not ..., "compute both first"
 print(f"{len(candidates)} candidates; FLOPs at phi=1 from {min(candidate_flops_ratio):.2f}x "
       f"to {max(candidate_flops_ratio):.2f}x B0")
+assert (1.2, 1.1, 1.15) in candidates or not any(
+    np.allclose(t, (1.2, 1.1, 1.15)) for t in candidates), (
+    "(1.2, 1.1, 1.15) is there only up to rounding errors: round the grid to two decimals")
 assert (1.2, 1.1, 1.15) in candidates
 assert all(abs(a * b * b * g * g - 2) <= 0.1 for a, b, g in candidates)
 assert len(candidate_flops_ratio) == len(candidates)
 assert all(1.3 < f < 4 for f in candidate_flops_ratio)
+
+# %%
+### CHECK: exercise 2, the exponents of depth, width and resolution
+assert exponents is not ..., "compute exponents first"
 print({k: round(v, 3) for k, v in exponents.items()})
+assert exponents["resolution"] > 0, "make_config's resolution is in pixels: 448 doubles B0's"
 assert abs(exponents["depth"] - 1) < 0.1
 assert 1.75 < exponents["width"] < 2.0
 assert abs(exponents["resolution"] - 2) < 0.05

@@ -34,6 +34,11 @@
 #   `figures/` and `studies/` — and how long a network must train before a comparison
 #   means anything (the training-budget study).
 #
+# **Exercise version:** `exercises/10_scaling_strategies.ipynb` leaves the FLOPs count by
+# layer kind, the bisection that solves a strategy to a FLOPs target and the exercises to
+# you, with hints; the `### CHECK` cells grade them and name the common mistakes (see
+# `lessons/README.md`).
+#
 # Reference: Tan & Le, *EfficientNet: Rethinking Model Scaling for Convolutional Neural
 # Networks* (ICML 2019), §3.2–3.3, Figures 3 and 8, Table 3. Lesson 07 covers the compound
 # rule and the rounding functions themselves; read it first.
@@ -57,6 +62,7 @@ import minieffnet as me
 from minieffnet.experiments import (PAPER_COEFFICIENTS, STRATEGIES, compare_scaling,
                                     grid_candidates, grid_search, mean_std_ci, read_results,
                                     scale_config, solve_strategy)
+from minieffnet.scaling import network_layers
 from minieffnet.train import TrainConfig
 
 b0 = me.make_config("b0")           # the paper's B0: ImageNet, 224 px, 1000 classes
@@ -104,16 +110,31 @@ assert me.count_flops(scale_config(b0, depth=1.1)) / F0 > 1.4    # depth 1.1 cos
 # exponents of small multipliers are far from 1 and 2. To see why, split B0's FLOPs by
 # layer kind. We write our own counter
 # from `config.blocks` (symmetric padding: an output side is
-# $\lfloor (H + 2p - k)/s\rfloor + 1$ with $p = (k-1)/2$) and check its total against the
-# library's `count_flops`:
+# $\lfloor (H + 2p - k)/s\rfloor + 1$ with $p = (k-1)/2$) and check it, kind by kind,
+# against the library's own list of layers (`network_layers`, whose paths end in each
+# layer's kind) and its total against the library's `count_flops`:
 
 # %%
+KINDS = ["stem", "expand", "depthwise", "se", "project", "head", "classifier"]
+
+
 def flops_by_kind(cfg):
-    """Multiply-adds of each kind of layer in an EfficientNet config."""
+    """Multiply-adds of each kind of layer in an EfficientNet config: {kind: count} for
+    every kind in KINDS."""
     def out(h, k, s):
         return (h + 2 * ((k - 1) // 2) - k) // s + 1
 
-    kinds = dict.fromkeys(["stem", "expand", "depthwise", "se", "project", "head", "classifier"], 0)
+    kinds = dict.fromkeys(KINDS, 0)
+    ### BEGIN SOLUTION
+    # HINT: Walk the network in order with the current map side h: the stem (a 3×3 conv with
+    #   stride cfg.stem_stride, 3 → cfg.stem_channels), every block of cfg.blocks, the 1×1
+    #   head (cfg.head_channels), the classifier (cfg.num_classes outputs).
+    # HINT: A conv costs k²·C_in·C_out per *output* pixel: a block's expand runs before its
+    #   stride (at the old h), its depthwise and project after it (at the new h). A depthwise
+    #   conv has one k×k filter per channel: k²·C per pixel.
+    # HINT: SE's two FCs (C_exp → b.se_channels → C_exp) and the classifier run once per
+    #   sample, on pooled vectors: their weights are their multiply-adds. A block expands
+    #   only if b.expand_ratio != 1.
     h = out(cfg.resolution, 3, cfg.stem_stride)
     kinds["stem"] = 3 * 3 * 3 * cfg.stem_channels * h * h             # 3 input channels!
     for b in cfg.blocks:
@@ -126,14 +147,57 @@ def flops_by_kind(cfg):
         kinds["project"] += e * b.out_channels * h * h
     kinds["head"] = cfg.blocks[-1].out_channels * cfg.head_channels * h * h
     kinds["classifier"] = cfg.head_channels * cfg.num_classes              # fixed class count
+    ### END SOLUTION
     return kinds
 
 
-k0 = flops_by_kind(b0)
+def flops_by_kind_lib(cfg, count=lambda layer: layer.flops):
+    """The same split from the library's list of layers, each layer (a PlacedLayer, whose
+    path ends in its kind) counted by `count`."""
+    kinds = dict.fromkeys(KINDS, 0)
+    for layer in network_layers(cfg):
+        kind = layer.path.split(".")[-1]
+        if kind in kinds:
+            kinds[kind] += count(layer)
+    return kinds
+
+
+k0 = flops_by_kind_lib(b0)
 print(me.compare("total vs library", np.array(sum(k0.values())), np.array(F0)))
 assert sum(k0.values()) == F0
 for kind, f in k0.items():
     print(f"{kind:>10}: {f / 1e6:7.2f} M  ({f / F0:5.1%})")
+
+# %%
+### CHECK: your FLOPs by layer kind against the library's, on B0 and three scaled versions
+def at_input_size(layer):
+    return layer.layer.weights * layer.in_size[0] * layer.in_size[1]
+
+
+common_mistakes = {   # kind: {the mistake: that kind's count with it, layer by layer}
+    "stem": {"is counted at its input's size: a conv costs its weights per *output* pixel":
+             at_input_size},
+    "depthwise": {"is counted like a dense conv: a depthwise conv has one k×k filter per "
+                  "channel, k²·C per pixel":
+                  lambda layer: layer.layer.kernel ** 2 * layer.layer.in_channels ** 2
+                  * layer.out_size[0] * layer.out_size[1],
+                  "is counted at its input's size: after a stride 2 a map has a quarter of its "
+                  "pixels": at_input_size},
+    "project": {"is counted at the block's input size: it runs after the depthwise stride":
+                at_input_size},
+    "se": {"is counted per pixel: SE's FCs run once per sample, on the pooled vector":
+           lambda layer: layer.flops * layer.in_size[0] * layer.in_size[1]},
+}
+for cfg in (b0, scale_config(b0, width=2.0), scale_config(b0, resolution=2.0),
+            scale_config(b0, depth=1.1)):
+    mine, lib = flops_by_kind(cfg), flops_by_kind_lib(cfg)
+    for kind, mistakes in common_mistakes.items():
+        for what, count in mistakes.items():
+            wrong = flops_by_kind_lib(cfg, count)[kind]
+            assert not mine[kind] == wrong != lib[kind], f"{cfg.name}: your {kind} {what}"
+    differ = {kind: (mine[kind], lib[kind]) for kind in KINDS if mine[kind] != lib[kind]}
+    assert not differ, f"{cfg.name}: (yours, the library's) differ for {differ}"
+print("every kind of layer counted as the library counts it")
 
 # %% [markdown]
 # Now the deviations can be predicted **exactly** at multiplier 2, where nothing needs
@@ -161,7 +225,7 @@ got_r2 = me.count_flops(scale_config(b0, resolution=2.0))
 print(f"width 2:      predicted {pred_w2 / F0:.4f}x  counted {got_w2 / F0:.4f}x")
 print(f"resolution 2: predicted {pred_r2 / F0:.4f}x  counted {got_r2 / F0:.4f}x")
 assert pred_w2 == got_w2 and pred_r2 == got_r2
-assert flops_by_kind(scale_config(b0, width=2.0)) == {
+assert flops_by_kind_lib(scale_config(b0, width=2.0)) == {
     k: (2 if k in ("stem", "depthwise", "classifier") else 4) * v for k, v in k0.items()}
 
 # %% [markdown]
@@ -236,17 +300,35 @@ def ratio_px(R):
     return me.count_flops(scale_config(b0, resolution=R / 224)) / F0
 
 
-for target in (2.0, 4.0):
-    r_closed = 224 * math.sqrt((target * F0 - pooled) / (F0 - pooled))
+def resolution_for(target):
+    """The resolution R (whole pixels, 224 < R <= 4 * 224) whose FLOPs as a multiple of
+    B0's are closest to `target` in log ratio, by bisection on ratio_px."""
+    ### BEGIN SOLUTION
+    # HINT: Keep an interval with ratio_px(lo) < target <= ratio_px(hi), starting from
+    #   lo = 224 (ratio 1) and hi = 4 · 224 (ratio about 16), and halve it at its integer
+    #   midpoint until hi − lo = 1: hi is then the smallest R that reaches the target.
+    # HINT: Return whichever of lo and hi has the smaller |log(ratio_px(R) / target)|.
     lo, hi = 224, 4 * 224                  # ratio_px(lo) < target <= ratio_px(hi)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if ratio_px(mid) >= target else (mid, hi)
-    r_hand = min((lo, hi), key=lambda R: abs(math.log(ratio_px(R) / target)))
+    return min((lo, hi), key=lambda R: abs(math.log(ratio_px(R) / target)))
+    ### END SOLUTION
+
+
+# %%
+### CHECK: your bisection lands on the network the library's solver found
+for target in (2.0, 4.0):
+    r_closed = 224 * math.sqrt((target * F0 - pooled) / (F0 - pooled))
+    r_hand = resolution_for(target)
     lib = solved["resolution", target]
     print(f"target {target:g}x: closed form {r_closed:.1f} px ({ratio_px(round(r_closed)):.3f}x), "
           f"bisection {r_hand} px ({ratio_px(r_hand):.4f}x), library {lib.resolution} px "
           f"({me.count_flops(lib) / F0:.4f}x)")
+    assert not (ratio_px(r_hand) != ratio_px(lib.resolution)
+                and ratio_px(lib.resolution) in (ratio_px(r_hand - 1), ratio_px(r_hand + 1))), (
+        "one pixel off: keep whichever of the last two sizes is closer to the target in log "
+        "ratio, not always the one that reaches it")
     assert me.count_flops(scale_config(b0, resolution=r_hand / 224)) == me.count_flops(lib)
     assert abs(r_hand - lib.resolution) <= 1
 
@@ -757,10 +839,16 @@ else:
 #    $t_{p,2} = (2p - 1)/\sqrt{2p(1-p)}$.
 
 # %%
-# --- solution (replace with your own) ---------------------------------------------------
+# Exercise 1: the width multiplier that doubles B0's FLOPs, by your own bisection
 def ratio_w(w):
     return me.count_flops(scale_config(b0, width=w)) / F0
 
+
+### BEGIN SOLUTION
+# HINT: ratio_w never decreases in w, and ratio_w(1) = 1 < 2 <= ratio_w(2) = 3.76: bisect on
+#   [1, 2], keeping the half where the ratio crosses 2.
+# HINT: The count moves in steps (channels round to multiples of 8): after about 50 halvings
+#   keep whichever end is closer to 2 in log ratio.
 lo, hi = 1.0, 2.0                         # ratio_w(1) = 1 < 2 <= ratio_w(2) = 3.76
 for _ in range(50):
     mid = (lo + hi) / 2
@@ -768,30 +856,61 @@ for _ in range(50):
 width_for_2x = min((lo, hi), key=lambda w: abs(math.log(ratio_w(w) / 2)))
 # More than sqrt(2) = 1.414: the depthwise convs, the stem and the classifier grow only
 # linearly in w (section 1), so w^2 must overshoot 2 to double the total.
+### END SOLUTION
 
+# %%
+# Exercise 2: the grid triples within 0.02 of alpha * beta^2 * gamma^2 = 2
+### BEGIN SOLUTION
+# HINT: With β = γ = 1, α reaches 2, so α's grid must run past 2; β and γ stay below √2
+#   (β²γ² ≤ 2.02 with α ≥ 1).
+# HINT: np.arange accumulates rounding errors (1.2000000000000002): round the grid to two
+#   decimals, and keep each triple as a tuple of plain floats.
 tight = [(a, b, g) for a in np.round(np.arange(1, 2.5, 0.05), 2) for b in np.round(np.arange(1, 1.5, 0.05), 2)
          for g in np.round(np.arange(1, 1.5, 0.05), 2) if abs(a * b * b * g * g - 2) <= 0.02]
 tight = [tuple(float(v) for v in t) for t in tight]
 paper_in_tight = PAPER_COEFFICIENTS in tight     # 1.2 * 1.1^2 * 1.15^2 = 1.9203: off by 0.08
-
-acc3 = np.array([0.61, 0.64, 0.58])
-t2 = (2 * 0.975 - 1) / math.sqrt(2 * 0.975 * 0.025)
-ci3 = t2 * acc3.std(ddof=1) / math.sqrt(3)
+### END SOLUTION
 
 # %%
-# --- check ---------------------------------------------------------------------------------
+# Exercise 3: the 95 % half-width of three seeds' accuracies
+acc3 = np.array([0.61, 0.64, 0.58])
+### BEGIN SOLUTION
+# HINT: The half-width is t · s / √n with s the *sample* standard deviation (ddof=1) and
+#   n = 3 seeds, so n − 1 = 2 degrees of freedom.
+# HINT: t_{0.975, 2} = (2 · 0.975 − 1) / √(2 · 0.975 · 0.025) ≈ 4.30.
+t2 = (2 * 0.975 - 1) / math.sqrt(2 * 0.975 * 0.025)
+ci3 = t2 * acc3.std(ddof=1) / math.sqrt(3)
+### END SOLUTION
+
+# %%
+### CHECK: exercise 1, width alone to twice B0's FLOPs
+assert width_for_2x is not ..., "find width_for_2x first"
 mine, lib = scale_config(b0, width=width_for_2x), solve_strategy(b0, "width", 2.0)
 print(f"width_for_2x = {width_for_2x:.4f} -> {ratio_w(width_for_2x):.3f}x; "
       f"solver: width {lib.width:.4f} -> {me.count_flops(lib) / F0:.3f}x")
+assert abs(width_for_2x - math.sqrt(2)) > 1e-3, (
+    "w = √2 doubles only the layers whose input and output channels both scale")
 assert abs(ratio_w(width_for_2x) / 2 - 1) <= 0.05 and width_for_2x > math.sqrt(2)
 assert (mine.blocks, mine.stem_channels, mine.head_channels) == (lib.blocks, lib.stem_channels,
                                                                  lib.head_channels)
+
+# %%
+### CHECK: exercise 2, the tighter constraint
+assert tight is not ... and paper_in_tight is not ..., "compute tight and paper_in_tight first"
 print(f"{len(tight)} triples within 0.02 of 2; paper's among them: {paper_in_tight}")
+assert max(t[0] for t in tight) > 1.5, "α's grid stops too early: with β = γ = 1, α reaches 2"
 assert sorted(tight) == sorted(grid_candidates(0.05, 0.02))
 exact_tight = {(A / 100, B / 100, G / 100) for A in hundredths for B in hundredths
                for G in hundredths if abs(A * B * B * G * G - 2 * 10**10) <= 2 * 10**8}
 assert set(tight) == exact_tight
 assert paper_in_tight is False
-print(f"ci3 = {ci3:.5f}, library {mean_std_ci(list(acc3))[2]:.5f}")
-assert math.isclose(ci3, mean_std_ci(list(acc3))[2], rel_tol=1e-3)
+
+# %%
+### CHECK: exercise 3, a t-interval from three seeds
+assert ci3 is not ..., "compute ci3 first"
+lib_ci3 = mean_std_ci(list(acc3))[2]
+print(f"ci3 = {ci3:.5f}, library {lib_ci3:.5f}")
+assert not math.isclose(ci3, lib_ci3 * math.sqrt(2 / 3), rel_tol=1e-3), (
+    "that is the population standard deviation (ddof=0): use the sample one, ddof=1")
+assert math.isclose(ci3, lib_ci3, rel_tol=1e-3)
 print("all exercises pass")

@@ -10,6 +10,8 @@ The exercise notebooks ``lessons/exercises/NN_*.ipynb`` are generated from the s
 generator writes now, and executing it once must make **every** ``### CHECK`` cell fail with
 ``NotImplementedError`` or ``AssertionError`` while every other cell runs: the checks are not
 vacuous. (Running the lesson itself, above, is the proof that they pass on the solutions.)
+The derivations the exercises hide must be absent from them, and a check that names a common
+mistake must name it when a lesson's solution is given that mistake.
 """
 from __future__ import annotations
 
@@ -166,6 +168,140 @@ def test_stub_conventions():
                 "if 1:\n    ### BEGIN SOLUTION\n    x = 1\n### END SOLUTION"):
         with pytest.raises(ValueError):
             mx.stub_source(bad)
+
+
+def test_indented_stubs_hints_and_answers():
+    """Name stubs inside functions; hints become collapsed markdown; answers are hidden."""
+    source = "\n".join([
+        "def grads(dy):",
+        "    m = 2",
+        "    ### BEGIN SOLUTION",
+        "    # HINT: first, which",
+        "    #   continues here",
+        "    # an ordinary comment",
+        "    # HINT: second",
+        "    da = dy * m",
+        "    db, dc = da, -da",
+        "    ### END SOLUTION",
+        "    return da, db, dc",
+    ])
+    assert mx.stub_source(source).split("\n") == [
+        "def grads(dy):", "    m = 2",
+        "    da = ...  # your code", "    db = ...  # your code", "    dc = ...  # your code",
+        "    return da, db, dc",
+    ]
+    assert mx.solution_hints(source) == ["first, which continues here", "second"]
+    cell = mx.hints_markdown(["first", "second"])
+    assert cell.count("<details>") == 2 and "<summary>Hint 2 of 2</summary>" in cell
+    for bad in ("# HINT: outside\nx = 1",
+                "### BEGIN SOLUTION\n# HINT: a\nx = 1\n### END SOLUTION\n"
+                "### BEGIN SOLUTION\n# HINT: b\ny = 1\n### END SOLUTION"):
+        with pytest.raises(ValueError):
+            mx.solution_hints(bad)
+
+    markdown = "\n".join([
+        "Derive the table:", "", mx.ANSWER_COLUMN, "| node | forward | backward |",
+        "|---|---|---|", "| out | $y = 2x$ | $dx = 2\\,dy$ |", mx.ANSWER_END, "",
+        mx.ANSWER, "Only one consumer.", mx.ANSWER_END, "", "After.",
+    ])
+    hidden = mx.hide_answers(markdown)
+    assert "dx = 2" not in hidden and "one consumer" not in hidden
+    assert "| out | $y = 2x$ |  |" in hidden and "| node | forward | backward |" in hidden
+    assert hidden.count(mx.DERIVE) == 1 and hidden.endswith("After.")
+    for bad in (mx.ANSWER + "\nnever closed", mx.ANSWER_END,
+                mx.ANSWER_COLUMN + "\nnot a table\n" + mx.ANSWER_END,
+                "<!-- BEGIN ANSWER: first column -->\n" + mx.ANSWER_END):
+        with pytest.raises(ValueError):
+            mx.hide_answers(bad)
+
+
+def _text(path: Path) -> str:
+    return "\n".join(c.source for c in nbformat.read(path, as_version=4).cells)
+
+
+def _hidden_snippets(source: str) -> list[str]:
+    """The text a lesson's markdown cell hides between answer markers (the last column's
+    cells for a table), each piece long enough to be distinctive."""
+    snippets, region, row = [], None, 0
+    for line in source.splitlines():
+        text = line.strip()
+        if text.startswith(mx.ANSWER_START):
+            region, row = text, 0
+        elif text == mx.ANSWER_END:
+            region = None
+        elif region == mx.ANSWER:
+            snippets.append(text)
+        elif region == mx.ANSWER_COLUMN and text.startswith("|"):
+            row += 1
+            if row > 2:                           # the header and separator rows stay
+                snippets.append(text.rstrip("|").rsplit("|", 1)[1].strip())
+    return [s for s in snippets if len(s) >= 20]
+
+
+@pytest.mark.parametrize("path", EXERCISED, ids=lambda p: p.stem)
+def test_exercises_hide_the_derivations(path: Path):
+    lesson_text = _text(path.with_suffix(".ipynb"))
+    exercise_text = "\n".join(c.source for c in mx.exercise_notebook(path).cells)
+    snippets = [s for c in jupytext.read(path).cells if c.cell_type == "markdown"
+                for s in _hidden_snippets(c.source)]
+    for snippet in snippets:
+        assert snippet in lesson_text, f"{path.name}: the lesson lost {snippet!r}"
+        assert snippet not in exercise_text, f"exercises/{path.stem} shows {snippet!r}"
+    if snippets:
+        assert mx.DERIVE in exercise_text
+
+
+def test_batchnorm_exercise_leaves_the_backward_column_out():
+    lesson = _text(LESSONS / "02_batchnorm.ipynb")
+    exercise = _text(mx.EXERCISES / "02_batchnorm.ipynb")
+    for phrase in (r"$d\mu = -\sum dx_c$", r"$dx \mathrel{+}= \tfrac1m\, d\mu$",
+                   r"m\,dy - d\beta - \hat x\, d\gamma"):
+        assert phrase in lesson and phrase not in exercise, phrase
+    assert r"| mean | $\mu = \tfrac1m\sum x$ |  |" in exercise
+
+
+# (lesson, the check's first line, a line of its solution, the same line with a common
+# mistake, what the check must say about it)
+MISTAKES = [
+    ("02_batchnorm", "### CHECK: every node's gradient",
+     "    dxc = dxc + 2.0 / m * xc * dvar         # path 2: through var",
+     "    dxc = dxc + 0 * dvar", "your dxc has the x̂ path only"),
+    ("02_batchnorm", "### CHECK: the compact formula",
+     "    return pc(gamma) * istd / m * (m * dy - S(dy) - xhat * S(dy * xhat))",
+     "    return pc(gamma) * istd / m * (m * dy - S(dy))",
+     "leaves out the path through the variance"),
+    ("04_squeeze_excite", "### CHECK: every intermediate",
+     "    dx = dout * g[:, :, None, None] + ds[:, :, None, None] / (H * W)",
+     "    dx = dout * g[:, :, None, None]", "your dx has the direct path only"),
+    ("01_swish", "### CHECK: your Swish backward",
+     "    return dout * s * (1 + x * (1 - s))", "    return dout * s", "σ(x) only"),
+    ("05_mbconv", "### CHECK: the block's backward",
+     "    return dout + d\n", "    return d\n", "the branch's term only"),
+    ("07_compound_scaling", "### CHECK: the receptive field",
+     "        r, j = r + (b.kernel - 1) * j, j * b.stride",
+     "        r, j = r + (b.kernel - 1), j * b.stride", "each layer adds k − 1 pixels"),
+    ("10_scaling_strategies", "### CHECK: your FLOPs by layer kind",
+     "        kinds[\"depthwise\"] += b.kernel ** 2 * e * h * h",
+     "        kinds[\"depthwise\"] += b.kernel ** 2 * e * e * h * h", "counted like a dense conv"),
+]
+
+
+@pytest.mark.parametrize("lesson, check, line, mistake, message", MISTAKES,
+                         ids=[f"{m[0]}-{m[4]}" for m in MISTAKES])
+def test_checks_name_common_mistakes(lesson, check, line, mistake, message):
+    """The lesson run up to the check, with the mistake in its solution: the check names it."""
+    source = (LESSONS / f"{lesson}.py").read_text()
+    assert source.count(line) == 1, f"{lesson}.py: {line!r} is not there once"
+    nb = jupytext.reads(source.replace(line, mistake), fmt="py:percent")
+    last = next(i for i, c in enumerate(nb.cells) if c.source.startswith(check))
+    nb.cells = nb.cells[:last + 1]
+    nb.cells[last].metadata["tags"] = [mx.RAISES]
+    client = nbclient.NotebookClient(nb, timeout=180, kernel_name="python3",
+                                     resources={"metadata": {"path": str(LESSONS)}})
+    client.execute()
+    errors = [o for o in nb.cells[last].outputs if o.output_type == "error"]
+    assert errors and errors[0].ename == "AssertionError", f"{check!r} passed the mistake"
+    assert message in errors[0].evalue, f"{check!r} says {errors[0].evalue!r}"
 
 
 def test_compare_columns_stay_aligned():

@@ -36,9 +36,10 @@ run_pinned() {  # run_pinned STUDY COMMAND [OPTIONS...]
     (cd "$tree" && PYTHONPATH="$tree" "$PYTHON" -m minieffnet.cli "$@" --out "studies/$study")
 }
 
-# Protocol v3 (Imagenette at 64 px, 32 px base): the budget curve that chose E, then the
-# strategies at E and 2E, then the grid at equal cost; then protocol v2's 4x models at 2E.
-run_pinned imagenette64-v3-budget budget-curve --protocol v3 --dataset "$IMAGENETTE" --jobs 2
+# Protocol v3 (Imagenette at 64 px, 32 px base): the strategies at E and 2E (E chosen on the
+# budget curve's first three budgets), then the rest of the budget curve (its 40-epoch
+# points), the grid at equal cost, and protocol v2's 4x models at 2E.
 run_pinned imagenette64-v3 compare-scaling --protocol v3 --dataset "$IMAGENETTE" --jobs 2
-run_pinned cifar10-v2 compare-scaling --protocol v2 --jobs 2
+run_pinned imagenette64-v3-budget budget-curve --protocol v3 --dataset "$IMAGENETTE" --jobs 2
 run_pinned imagenette64-v3-grid grid-search --protocol v3 --dataset "$IMAGENETTE" --jobs 2
+run_pinned cifar10-v2 compare-scaling --protocol v2 --jobs 2

@@ -177,6 +177,9 @@ def plot_budget_curve(rows: Sequence[dict], out_png: str | os.PathLike) -> Path:
                 ax.plot(epochs, [100 * r[f"{split}_mean"] for r in points], style, marker="o",
                         color=f"C{i}", label=f"{resolution} px, {name}")
     ax.set_xscale("log", base=2)
+    budgets = sorted({r["epochs"] for r in rows})
+    ax.set_xticks(budgets, [str(e) for e in budgets])
+    ax.minorticks_off()
     ax.set(xlabel="epochs", ylabel="top-1 (%), mean over seeds",
            title="Accuracy against training budget, per input resolution")
     ax.grid(alpha=0.3)

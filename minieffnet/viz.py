@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from .io import write_atomic
+
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
     """The rows of a ``metrics.jsonl`` file (one JSON object per line), in file order.
@@ -87,11 +89,7 @@ def plot_training_curves(metrics_jsonl_path: str | os.PathLike,
 def _save(fig, out_png: str | os.PathLike) -> Path:
     """Write ``fig`` to ``out_png``, replacing it atomically (an image viewer never reads half
     a file); returns the path."""
-    out = Path(out_png)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, out)
-    return out
+    return write_atomic(out_png, lambda f: fig.savefig(f, format="png", dpi=100))
 
 
 def final_accuracy(run_dir: str | os.PathLike) -> dict:

@@ -23,7 +23,7 @@ from minieffnet.data import BatchLoader
 from minieffnet.inference import load_trained_model, predict, read_image
 from minieffnet.io import load_npz, save_npz_atomic
 from minieffnet.train import Trainer, TrainingDiverged, TrainingInterrupted
-from minieffnet.train_config import TrainConfig
+from minieffnet.train_config import TrainConfig, load_train_config, save_train_config
 
 TINY = TrainConfig(width=0.1, depth=0.1, resolution=16, train_size=128, test_size=64,
                    batch_size=64, epochs=2, lr=0.05, ema=0.9, cutout=4)
@@ -402,3 +402,16 @@ def test_a_bare_model_checkpoint_can_be_used_for_prediction(straight, tmp_path):
     straight.model.train()
     np.testing.assert_allclose(predict(trained, [image[0]])[0],
                                np.exp(logits) / np.exp(logits).sum(), rtol=1e-6)
+
+
+# --- the configuration's atomic write -------------------------------------------------------
+def test_config_json_is_not_written_through_a_link_planted_at_a_temporary_name(tmp_path):
+    """A dangling link at the name a fixed-name temporary file would take must not carry the
+    write outside the run folder, nor become the run's config.json."""
+    run_dir, outside = tmp_path / "run", tmp_path / "outside"
+    run_dir.mkdir()
+    (run_dir / ".config.json.tmp").symlink_to(outside / "planted.json")
+    path = save_train_config(run_dir, TINY)
+    assert not path.is_symlink() and load_train_config(run_dir) == TINY
+    assert not outside.exists()
+    assert sorted(p.name for p in run_dir.iterdir()) == [".config.json.tmp", "config.json"]

@@ -27,7 +27,8 @@ import numpy as np
 from .nn import Module, Sequential
 from .nn.layers import (BatchNorm2d, Conv2d, ConvBN, DepthwiseBN, DepthwiseConv2d, DropConnect,
                         Dropout, GlobalAvgPool, Linear, SqueezeExcite)
-from .ops._checks import check_finite, check_float_array
+from .errors import BadOptionError
+from .ops._checks import FLOAT_DTYPES, check_finite, check_float_array
 from .ops.precompile import ensure_compiled
 from .scaling import (BlockSpec, EfficientNetConfig, LayerSpec, block_layers, check_memory,
                       count_parameters, head_layers, make_config, stem_layer)
@@ -112,6 +113,18 @@ class MBConv(Module):
         return dh + dout if self.use_residual else dh
 
 
+def _float_dtype(dtype) -> np.dtype:
+    """``dtype`` as a NumPy dtype if it is float32 or float64, the dtypes every op computes in;
+    else BadOptionError (integer weights would initialise to zeros, and no op takes float16)."""
+    try:
+        resolved = np.dtype(dtype)
+    except (TypeError, ValueError):
+        resolved = None
+    if resolved not in FLOAT_DTYPES:
+        raise BadOptionError(f"EfficientNet: dtype must be float32 or float64, got {dtype!r}")
+    return resolved
+
+
 class EfficientNet(Module):
     """EfficientNet: stem, MBConv blocks, 1x1 head, global pooling, dropout, classifier.
 
@@ -128,7 +141,7 @@ class EfficientNet(Module):
         super().__init__()
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self.config = config
-        self.dtype = np.dtype(dtype)
+        self.dtype = dtype = _float_dtype(dtype)
         # A config from a file may describe any size (10^9 classes): refuse before allocating.
         check_memory(f"EfficientNet {config.name}", count_parameters(config),
                      itemsize=self.dtype.itemsize, training=False)
@@ -186,8 +199,9 @@ class EfficientNet(Module):
         return d
 
     def astype(self, dtype) -> "EfficientNet":
+        dtype = _float_dtype(dtype)
         super().astype(dtype)
-        self.dtype = np.dtype(dtype)
+        self.dtype = dtype
         return self
 
 

@@ -1,7 +1,7 @@
 """Model and op API edges (issue 17): backward without a forward, a failed forward leaves the
 model unchanged, BatchNorm refuses statistics that overflow, empty batches, the loss at
-float32's limits, one stride check for every convolution, the up-front memory estimate, and
-atomic writes that no planted link can redirect."""
+float32's limits, one stride check for every convolution, the up-front memory estimate, the
+dtypes a model is built in, and atomic writes that no planted link can redirect."""
 import dataclasses
 import json
 
@@ -10,7 +10,8 @@ import pytest
 
 import minieffnet as me
 from minieffnet import ops
-from minieffnet.errors import MinieffnetError, NoForwardError, NonFiniteError, TooLargeError
+from minieffnet.errors import (BadOptionError, MinieffnetError, NoForwardError, NonFiniteError,
+                               TooLargeError)
 from minieffnet.io import save_npz_atomic, write_atomic, write_text_atomic
 from minieffnet.nn.layers import BatchNorm2d, Linear
 from minieffnet.scaling import (check_memory, count_parameters, make_config, memory_estimate,
@@ -185,6 +186,24 @@ def test_a_layer_call_alone_is_a_transaction_too(rng):
         layer(np.ones((2, 4), np.float32))
     with pytest.raises(NoForwardError):
         layer.backward(np.ones((2, 2), np.float32))
+
+
+# --- the dtypes a model is built in ----------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.int32, np.float16, "int64", np.bool_, np.complex64,
+                                   "no such dtype"])
+def test_the_model_builder_refuses_dtypes_no_op_computes_in(dtype):
+    # an int32 model would hold all-zero weights, a float16 one reach no kernel
+    with pytest.raises(BadOptionError, match="dtype must be float32 or float64"):
+        tiny(dtype=dtype)
+    with pytest.raises(BadOptionError, match="dtype must be float32 or float64"):
+        tiny().astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, "float64", np.dtype(np.float32)])
+def test_float32_and_float64_models_build_and_run(dtype, rng):
+    model = tiny(dtype=dtype)
+    assert model.dtype == np.dtype(dtype) == model.classifier.weight.data.dtype
+    assert model(batch(rng).astype(dtype)).dtype == np.dtype(dtype)
 
 
 # --- atomic writes ---------------------------------------------------------------------------

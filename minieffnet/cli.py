@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import inspect
 import os
 import sys
@@ -45,17 +46,58 @@ from .train_config import (DATASETS, OPTIMIZERS, SYNTHETIC_SIZES, TrainConfig, l
                            load_train_config)
 
 VARIANTS = tuple(COEFFICIENTS)  # "b0", ..., "b7"
+CAM_FILE = "cam.png"  # the figure cam writes, by default and inside a folder given as --out
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (``--top 0`` or ``-3`` would print nothing or all)."""
+# The most seeds a study takes: each is one more training run of every model, and a count
+# far beyond it would hang listing the trials before the first one trains.
+MAX_SEEDS = 1000
+
+
+def positive_int(text: str, most: int | None = None) -> int:
+    """argparse type: an integer >= 1 (``--top 0`` or ``-3`` would print nothing or all), and
+    at most ``most`` where given (``functools.partial(positive_int, most=N)``)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    if most is not None and value > most:
+        raise argparse.ArgumentTypeError(f"must be at most {most:,}, got {value:,}")
     return value
+
+
+def path_arg(text: str) -> str:
+    """argparse type of every path option: ``~`` and ``~user`` expanded, as a shell does
+    (which it does not in ``--out=~/run`` or in quotes), so that every path means the same
+    wherever it is used. An empty path (the current folder: a run would train over it), a
+    NUL character (no file system takes one) and a ``~user`` of no known user are refused."""
+    if not text or "\0" in text:
+        raise argparse.ArgumentTypeError(f"expected a path, got {text!r}")
+    path = os.path.expanduser(text)
+    if path.startswith("~"):  # expanduser leaves what it cannot expand
+        raise argparse.ArgumentTypeError(f"cannot expand {Path(path).parts[0]!r} in {text!r}: "
+                                         f"no such user (write ./{text} for a name that "
+                                         "starts with ~)")
+    return path
+
+
+def dataset_arg(text: str) -> str:
+    """argparse type of ``--dataset``: a built-in name as it is; ``folder:PATH`` and
+    ``npz:PATH`` with PATH expanded by :func:`path_arg` (``choices`` then checks the kind)."""
+    kind, sep, path = text.partition(":")
+    return f"{kind}:{path_arg(path)}" if sep and path else text
+
+
+def figure_arg(text: str) -> str:
+    """argparse type of ``cam --out``: a path (:func:`path_arg`); an existing folder means
+    ``FOLDER/cam.png``, and a name without a suffix gets ``.png`` (matplotlib would add it),
+    so that the path printed is the file written."""
+    path = Path(path_arg(text))
+    if path.is_dir():
+        return str(path / CAM_FILE)
+    return str(path) if path.suffix else f"{path}.png"
 
 
 # The options that choose a network, declared once: TrainConfig field -> argparse keywords (the
@@ -184,9 +226,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         _network_option(m, field, described(field, help, _NETWORK_OPTIONS[field]),
                         default=argparse.SUPPRESS)
     g = p.add_argument_group("data")
-    option(g, "--dataset", "dataset", "training data", choices=DATASETS)
+    option(g, "--dataset", "dataset", "training data", type=dataset_arg, choices=DATASETS)
     option(g, "--data-dir", "data_dir", "CIFAR root (default $MINIEFFNET_DATA, else the user "
-           "cache; downloaded if missing)", metavar="DIR")
+           "cache; downloaded if missing)", type=path_arg, metavar="DIR")
     option(g, "--train-size", "train_size", "use N training images, balanced over the "
            f"classes (default all; synthetic: {SYNTHETIC_SIZES[0]})", type=int, metavar="N")
     option(g, "--test-size", "test_size", "use N test images, balanced over the classes "
@@ -238,10 +280,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     r.add_argument("--recipe", metavar="NAME", help="a named recipe that sets the network "
                    f"and every option ({', '.join(RECIPES)}); options given override it")
     option(r, "--out", "out_dir", "run folder (default runs/<dataset>-<date>-<time>)",
-           metavar="RUN")
-    r.add_argument("--from-run", metavar="RUN", help="start from the settings stored in "
-                   "RUN/config.json (another run, or a study's trial folder, to reproduce it); "
-                   "options given override them, --out is not taken from it")
+           type=path_arg, metavar="RUN")
+    r.add_argument("--from-run", type=path_arg, metavar="RUN", help="start from the settings "
+                   "stored in RUN/config.json (another run, or a study's trial folder, to "
+                   "reproduce it); options given override them, --out is not taken from it")
     r.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint, with its settings")
     r.add_argument("--overwrite", action="store_true", help="replace the run in --out")
@@ -269,11 +311,11 @@ def cmd_train(args) -> int:
                                        ("--from-run", args.from_run is not None),
                                        ("--recipe", args.recipe is not None)) if used]
     if len(sources) > 1:
-        raise ValueError(f"{sources[0]} and {sources[1]} both choose the settings: drop "
-                         f"{sources[1]}")
+        raise BadOptionError(f"{sources[0]} and {sources[1]} both choose the settings: "
+                             f"drop {sources[1]}")
     if args.resume:
         if "out_dir" not in given:
-            raise ValueError("--resume needs --out RUN_FOLDER")
+            raise BadOptionError("--resume needs --out RUN_FOLDER")
         # The stored settings; any option given must agree (the Trainer says where not).
         config = dataclasses.replace(load_train_config(given["out_dir"]), **given)
     elif args.from_run is not None:
@@ -455,13 +497,15 @@ def _add_study_args(p: argparse.ArgumentParser, default_seeds: int, default_epoc
     """
     quick = TrainConfig()
     d = {**{k: getattr(quick, k) for k in _STUDY_FIELDS}, **_STUDY_BASE}
-    p.add_argument("--out", required=True, metavar="STUDY",
+    p.add_argument("--out", required=True, type=path_arg, metavar="STUDY",
                    help="study folder (re-running skips the trials already finished)")
     p.add_argument("--protocol", choices=tuple(PROTOCOLS),
                    help="a documented set of defaults: " + "; ".join(
                        f"{k}: {v.summary}" for k, v in PROTOCOLS.items()))
-    p.add_argument("--dataset", choices=DATASETS, help=f"default {d['dataset']}")
-    p.add_argument("--data-dir", metavar="DIR", help="CIFAR root (default $MINIEFFNET_DATA)")
+    p.add_argument("--dataset", type=dataset_arg, choices=DATASETS,
+                   help=f"default {d['dataset']}")
+    p.add_argument("--data-dir", type=path_arg, metavar="DIR",
+                   help="CIFAR root (default $MINIEFFNET_DATA)")
     p.add_argument("--train-size", type=int, metavar="N",
                    help="use N training images, balanced over the classes (default all)")
     p.add_argument("--test-size", type=int, metavar="N",
@@ -475,9 +519,11 @@ def _add_study_args(p: argparse.ArgumentParser, default_seeds: int, default_epoc
                         "several budgets (see --long-targets)")
     p.add_argument("--batch-size", type=int, default=quick.batch_size)
     p.add_argument("--lr", type=float, default=quick.lr, help="peak one-cycle learning rate")
-    p.add_argument("--seeds", type=int, help=f"seeds per model: 0..N-1 (default {default_seeds})")
-    p.add_argument("--jobs", type=int, default=1, help="trials trained in parallel processes, "
-                   "each with cores/jobs threads")
+    p.add_argument("--seeds", type=functools.partial(positive_int, most=MAX_SEEDS),
+                   help=f"seeds per model: 0..N-1 (default {default_seeds}, at most "
+                        f"{MAX_SEEDS:,})")
+    p.add_argument("--jobs", type=positive_int, default=1, help="trials trained in parallel "
+                   "processes, each with cores/jobs threads")
     p.add_argument("--dask", metavar="ADDRESS", help="run the trials on the Dask cluster at "
                    "ADDRESS instead (needs the 'cluster' extra and a shared file system)")
     p.add_argument("--report", action="store_true", help="train nothing: write the tables "
@@ -612,8 +658,8 @@ def cmd_grid_search(args) -> int:
     """Grid search for α, β, γ at φ = 1 (paper §3.3 Step 1)."""
     base, budgets, seeds, protocol = _study_settings(args)
     if len(budgets) > 1:
-        raise ValueError("grid-search takes one --epochs value (the first round's budget; "
-                         "--rounds doubles it per round)")
+        raise BadOptionError("grid-search takes one --epochs value (the first round's "
+                             "budget; --rounds doubles it per round)")
     grid = protocol.others.get("grid-search", {}) if protocol else {}
     step = args.step if args.step is not None else grid.get("step", GRID_STEP)
     rounds = args.rounds if args.rounds is not None else grid.get("rounds", 1)
@@ -651,8 +697,8 @@ def _pair(text: str) -> tuple[float, float]:
     try:
         d, r = (float(v) for v in text.split(","))
     except ValueError:
-        raise ValueError(f"--baselines: expected DEPTH,RESOLUTION multipliers such as 2,1.3, "
-                         f"got {text!r}") from None
+        raise BadOptionError(f"--baselines: expected DEPTH,RESOLUTION multipliers such as "
+                             f"2,1.3, got {text!r}") from None
     return d, r
 
 
@@ -660,7 +706,7 @@ def cmd_width_per_baseline(args) -> int:
     """Width scaling of baselines with other depths and resolutions (paper Figure 4)."""
     base, budgets, seeds, _ = _study_settings(args)
     if len(budgets) > 1:
-        raise ValueError("width-per-baseline takes one --epochs value")
+        raise BadOptionError("width-per-baseline takes one --epochs value")
     width_per_baseline(base, args.out, [_pair(b) for b in args.baselines], args.widths,
                        seeds=range(seeds), jobs=args.jobs, executor=_study_executor(args),
                        report_only=args.report)
@@ -702,30 +748,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_args(train)
     ev = sub.add_parser("evaluate", help="loss, top-1 and top-5 of a trained network")
     ev.set_defaults(func=cmd_evaluate)
-    ev.add_argument("checkpoint", help="a run folder or a checkpoint .npz")
-    ev.add_argument("--dataset", choices=DATASETS, help="default: the one it was trained on")
-    ev.add_argument("--data-dir", help="CIFAR root (default $MINIEFFNET_DATA, else the user "
-                    "cache; never the folder the checkpoint names)")
+    ev.add_argument("checkpoint", type=path_arg, help="a run folder or a checkpoint .npz")
+    ev.add_argument("--dataset", type=dataset_arg, choices=DATASETS,
+                    help="default: the one it was trained on")
+    ev.add_argument("--data-dir", type=path_arg,
+                    help="CIFAR root (default $MINIEFFNET_DATA, else the user cache; never the "
+                         "folder the checkpoint names)")
     ev.add_argument("--test-size", type=positive_int,
                     help="use N test images, balanced over the classes")
     ev.add_argument("--batch-size", type=positive_int, default=256)
     pr = sub.add_parser("predict", help="classify image files (PNG, RGB or RGBA, any size)")
     pr.set_defaults(func=cmd_predict)
-    pr.add_argument("checkpoint", help="a run folder or a checkpoint .npz")
-    pr.add_argument("images", nargs="+", help="image files")
+    pr.add_argument("checkpoint", type=path_arg, help="a run folder or a checkpoint .npz")
+    pr.add_argument("images", nargs="+", type=path_arg, help="image files")
     pr.add_argument("--top", type=positive_int, default=5,
                     help="classes to show per image (default 5)")
     cam = sub.add_parser("cam", help="class activation maps of one or more checkpoints, "
                          "side by side (paper Figure 7)")
     cam.set_defaults(func=cmd_cam)
-    cam.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
+    cam.add_argument("checkpoints", nargs="+", type=path_arg, metavar="CHECKPOINT",
                      help="run folders or checkpoint .npz files (one column each)")
     source = cam.add_mutually_exclusive_group()  # neither: cmd_cam says so in one line
-    source.add_argument("--images", nargs="+", metavar="FILE", help="image files (PNG, RGB "
-                        "or RGBA, any size)")
+    source.add_argument("--images", nargs="+", type=path_arg, metavar="FILE",
+                        help="image files (PNG, RGB or RGBA, any size)")
     source.add_argument("--test-images", type=int, metavar="N", help="N class-balanced "
                         "images from the first checkpoint's test set")
-    cam.add_argument("--out", default="cam.png", help="figure to write (default cam.png)")
+    cam.add_argument("--out", default=CAM_FILE, type=figure_arg, help="figure to write "
+                     f"(default {CAM_FILE}; a folder: {CAM_FILE} in it; no suffix: .png "
+                     "added)")
     _add_study_commands(sub)
     for command in sub.choices.values():  # also after the sub-command, where users type it
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,

@@ -18,6 +18,7 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import numpy as np
 
@@ -27,30 +28,44 @@ META_KEY = "__meta__"
 _TMP_SUFFIX = ".tmp"  # of the temporary files the atomic writes leave only when killed
 
 
+def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
+    """Replace ``path`` by what ``write(f)`` writes to the binary file ``f``, in one step;
+    returns the path. Every file minieffnet replaces goes through here.
+
+    The bytes go to a temporary file beside ``path`` whose name is new (``tempfile.mkstemp``
+    opens it with ``O_CREAT | O_EXCL``, which refuses any name that exists, a planted link
+    included, so the data never lands outside the folder), are flushed to disk, and the file
+    is renamed over ``path`` (``os.replace`` replaces a link at ``path`` itself, never its
+    target). If ``write`` raises, the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp creates the file 0600; give it the permissions of any new file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def save_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict) -> Path:
-    """Write ``arrays`` and JSON-serialisable ``meta`` to ``path`` atomically; returns the path."""
+    """Write ``arrays`` and JSON-serialisable ``meta`` to ``path`` atomically (:func:`write_atomic`,
+    creating its folder); returns the path."""
     path = Path(path)
     if META_KEY in arrays:
         raise ValueError(f"save_npz_atomic: the key {META_KEY!r} is reserved")
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {k: np.asarray(v) for k, v in arrays.items()}
     payload[META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates the file 0600; give the checkpoint the permissions of any new file.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomic(path, lambda f: np.savez(f, **payload))
 
 
 def load_npz(path: str | os.PathLike, what: str = "checkpoint"
@@ -86,17 +101,10 @@ def load_npz(path: str | os.PathLike, what: str = "checkpoint"
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Replace ``path`` by a file holding ``text`` (UTF-8) in one step; returns the path.
-
-    The text goes to a hidden temporary file beside ``path`` first, so a reader (or a crash)
-    sees the old file or the new one, never half of it.
+    """Replace ``path`` by a file holding ``text`` (UTF-8) in one step (:func:`write_atomic`);
+    returns the path. A reader (or a crash) sees the old file or the new one, never half of it.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}{_TMP_SUFFIX}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
+    return write_atomic(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def remove_temporaries(path: str | os.PathLike) -> list[Path]:

@@ -27,7 +27,8 @@ import numpy as np
 from .nn import Module, Sequential
 from .nn.layers import (BatchNorm2d, Conv2d, ConvBN, DepthwiseBN, DepthwiseConv2d, DropConnect,
                         Dropout, GlobalAvgPool, Linear, SqueezeExcite)
-from .ops._checks import check_finite, check_float_array
+from .errors import BadOptionError
+from .ops._checks import FLOAT_DTYPES, check_finite, check_float_array
 from .scaling import (BlockSpec, EfficientNetConfig, LayerSpec, block_layers, check_memory,
                       count_parameters, head_layers, make_config, stem_layer)
 
@@ -111,6 +112,18 @@ class MBConv(Module):
         return dh + dout if self.use_residual else dh
 
 
+def _float_dtype(dtype) -> np.dtype:
+    """``dtype`` as a NumPy dtype if it is float32 or float64, the dtypes every op computes in;
+    else BadOptionError (integer weights would initialise to zeros, and no op takes float16)."""
+    try:
+        resolved = np.dtype(dtype)
+    except (TypeError, ValueError):
+        resolved = None
+    if resolved not in FLOAT_DTYPES:
+        raise BadOptionError(f"EfficientNet: dtype must be float32 or float64, got {dtype!r}")
+    return resolved
+
+
 class EfficientNet(Module):
     """EfficientNet: stem, MBConv blocks, 1x1 head, global pooling, dropout, classifier.
 
@@ -127,7 +140,7 @@ class EfficientNet(Module):
         super().__init__()
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self.config = config
-        self.dtype = np.dtype(dtype)
+        self.dtype = dtype = _float_dtype(dtype)
         # A config from a file may describe any size (10^9 classes): refuse before allocating.
         check_memory(f"EfficientNet {config.name}", count_parameters(config),
                      itemsize=self.dtype.itemsize, training=False)
@@ -183,8 +196,9 @@ class EfficientNet(Module):
         return d
 
     def astype(self, dtype) -> "EfficientNet":
+        dtype = _float_dtype(dtype)
         super().astype(dtype)
-        self.dtype = np.dtype(dtype)
+        self.dtype = dtype
         return self
 
 

@@ -74,7 +74,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import TooLargeError
+from .errors import BadOptionError, TooLargeError
 from .ops.padding import PADDINGS, output_size
 from .validate import check_count, check_positive, check_rate, check_real
 
@@ -317,15 +317,16 @@ def make_config(variant: str = "b0", num_classes: int = 1000, *, preset: str = "
     ``preset`` is ``"imagenet"`` (base resolution 224) or ``"cifar"`` (stem and Table 1 stage 3
     at stride 1, base resolution 32; see the module docstring). ``drop_connect`` defaults to
     0.2; block ``i`` of ``n`` gets ``drop_connect * i / n`` (TF, torchvision), so the first
-    block has 0. Raises ValueError naming the offending argument.
+    block has 0. Raises :class:`~minieffnet.errors.BadOptionError` (a ValueError) naming the
+    offending argument.
     """
     key = variant.lower() if isinstance(variant, str) else None
     if key not in COEFFICIENTS:
-        raise ValueError(f"unknown variant {variant!r}; choose one of {tuple(COEFFICIENTS)}")
+        raise BadOptionError(f"unknown variant {variant!r}; choose one of {tuple(COEFFICIENTS)}")
     if not isinstance(preset, str) or preset not in _PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
+        raise BadOptionError(f"unknown preset {preset!r}; choose one of {PRESETS}")
     if padding not in PADDINGS:
-        raise ValueError(f"unknown padding {padding!r}; choose one of {PADDINGS}")
+        raise BadOptionError(f"unknown padding {padding!r}; choose one of {PADDINGS}")
     stage_specs, stem_stride, base_resolution = _PRESETS[preset]
     base = COEFFICIENTS[key]
     rule = {"alpha": alpha, "beta": beta, "gamma": gamma}
@@ -333,19 +334,22 @@ def make_config(variant: str = "b0", num_classes: int = 1000, *, preset: str = "
 
     if phi is not None:
         if key != "b0":
-            raise ValueError(f"phi applies the compound rule to B0, but variant={variant!r} "
-                             "fixes its own coefficients; pass one or the other")
+            raise BadOptionError(f"phi applies the compound rule to B0, but variant={variant!r} "
+                                 "fixes its own coefficients; pass one or the other")
         given = [n for n, v in (("width", width), ("depth", depth), ("resolution", resolution))
                  if v is not None]
         if given:
-            raise ValueError(f"phi determines width, depth and resolution; do not also pass "
-                             f"{', '.join(given)}")
+            raise BadOptionError(f"phi determines width, depth and resolution; do not also "
+                                 f"pass {', '.join(given)}")
         depth, width, multiplier = compound_coefficients(phi, **rule)
         resolution = round(base_resolution * multiplier)
+        if resolution < 1:
+            raise BadOptionError(f"phi={phi:g} scales the {base_resolution} px input below one "
+                                 "pixel")
         name = f"phi={phi:g}"
     else:
         if rule:
-            raise ValueError(f"{', '.join(rule)} only apply with phi (the compound rule)")
+            raise BadOptionError(f"{', '.join(rule)} only apply with phi (the compound rule)")
         overridden = any(v is not None for v in (width, depth, resolution))
         width = base.width if width is None else check_positive("width", width)
         depth = base.depth if depth is None else check_positive("depth", depth)
@@ -363,10 +367,11 @@ def make_config(variant: str = "b0", num_classes: int = 1000, *, preset: str = "
                                else drop_connect)
     default_eps, default_momentum = BN_SETTINGS[key]
     bn_eps = check_positive("bn_eps", default_eps if bn_eps is None else bn_eps)
-    bn_momentum = default_momentum if bn_momentum is None else bn_momentum
+    bn_momentum = check_real("bn_momentum", default_momentum if bn_momentum is None
+                             else bn_momentum)
     if not 0 < bn_momentum <= 1:
-        raise ValueError(f"bn_momentum must be in (0, 1] (PyTorch's convention), "
-                         f"got {bn_momentum}")
+        raise BadOptionError(f"bn_momentum must be in (0, 1] (PyTorch's convention), "
+                             f"got {bn_momentum}")
 
     fields = dict(
         name=name, width=float(width), depth=float(depth), resolution=resolution,
@@ -712,8 +717,8 @@ def check_memory(what: str, parameters: int, activations: int = 0, *, batch_size
                      f"{batch_size}" if batch_size else "")
         raise TooLargeError(f"{what} needs at least {_gib(need)} of memory ({parameters:,} "
                             f"parameters{per_batch}{' in training' if training else ''}) but "
-                            f"this machine has {_gib(have)}: choose a smaller network, "
-                            "resolution or batch")
+                            f"this machine has {_gib(have)}: choose a smaller width, "
+                            "depth, resolution, num_classes or batch_size")
     return need
 
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .checkpoint import check_fields
-from .errors import BadFileError
+from .errors import BadFileError, BadOptionError
 from .data import DATASETS, Dataset, load_dataset, load_synthetic
 from .io import write_text_atomic
 from .optim import SCHEDULES, SGD, AdamW, Optimizer, RMSProp, make_schedule
@@ -132,8 +132,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         def fail(field: str, requirement: str):
-            raise ValueError(f"TrainConfig: {field} must be {requirement}, "
-                             f"got {getattr(self, field)!r}")
+            raise BadOptionError(f"TrainConfig: {field} must be {requirement}, "
+                                 f"got {getattr(self, field)!r}")
 
         for field, choices in (("dataset", DATASETS), ("optimizer", OPTIMIZERS),
                                ("schedule", tuple(SCHEDULES))):
@@ -150,16 +150,23 @@ class TrainConfig:
             fail("cutout", "a non-negative integer")
         if not is_int(self.seed) or self.seed < 0:
             fail("seed", "a non-negative integer")
-        for field in ("lr", "momentum", "weight_decay"):
-            if not is_real(getattr(self, field)) or getattr(self, field) < 0:
-                fail(field, "a finite number >= 0")
+        if not is_real(self.lr) or self.lr < 0:
+            fail("lr", "a finite number >= 0")
+        # A momentum of 1 or more never forgets a gradient, and a weight decay of 1 or more
+        # takes a step's whole lr-scaled weight away: both diverge, and the divergence would
+        # then be blamed on the learning rate.
+        for field in ("momentum", "weight_decay"):
+            if not is_real(getattr(self, field)) or not 0 <= getattr(self, field) < 1:
+                fail(field, "in [0, 1)")
         if not is_real(self.label_smoothing) or not 0 <= self.label_smoothing < 1:
             fail("label_smoothing", "in [0, 1)")
         if self.ema is not None and (not is_real(self.ema) or not 0 < self.ema < 1):
             fail("ema", "a decay in (0, 1) or None")
         if self.warmup_epochs is not None:
-            if not is_real(self.warmup_epochs) or self.warmup_epochs < 0:
-                fail("warmup_epochs", "a number >= 0 or None")
+            # longer than the run, the warm-up would never reach lr
+            if not is_real(self.warmup_epochs) or not 0 <= self.warmup_epochs <= self.epochs:
+                fail("warmup_epochs", f"a number of epochs from 0 to epochs ({self.epochs}) "
+                                      "or None")
             if self.schedule in _RISING_SCHEDULES and not 0 < self.warmup_epochs < self.epochs:
                 fail("warmup_epochs", f"between 0 and epochs ({self.epochs}) for "
                                       f"{self.schedule}, whose rising phase it sets")
@@ -176,9 +183,11 @@ class TrainConfig:
         check_memory(f"training EfficientNet {network.name} at {network.resolution} px",
                      count_parameters(network), count_activations(network),
                      batch_size=self.batch_size)
-        for field in ("data_dir", "out_dir"):
-            if getattr(self, field) is not None and not isinstance(getattr(self, field), str):
-                fail(field, "a path (str) or None")
+        for field in _LOCATION_FIELDS:
+            # "" would be the current folder: a run trained over whatever is there
+            if getattr(self, field) is not None and (not isinstance(getattr(self, field), str)
+                                                     or not getattr(self, field)):
+                fail(field, "a path (a non-empty str) or None")
         self._check_recipe_fields(fail)
 
     def _check_recipe_fields(self, fail: Callable[[str, str], None]) -> None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Sequence
+
+from .io import write_atomic
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
@@ -52,22 +53,12 @@ def figure(figsize: tuple[float, float]):
 
 def save(fig, out_png: str | os.PathLike) -> Path:
     """Write ``fig`` to ``out_png`` at 100 dpi, in the format its suffix names (PNG without
-    one), replacing it atomically; returns the path.
-
-    The image goes to a uniquely named temporary file in the same folder first and is then
-    renamed over ``out_png`` (``os.replace``, atomic within a file system): an image viewer
-    never reads half a file, and two processes writing the same figure never write into one
-    temporary file. The temporary file is removed if writing fails.
-    """
+    one), replacing it atomically (:func:`~minieffnet.io.write_atomic`: an image viewer never
+    reads half a file, and a planted link at a temporary name cannot redirect it); returns
+    the path."""
     out = Path(out_png)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        # The format is named, not inferred: the temporary name's suffix is not the image's.
-        fig.savefig(tmp, dpi=100, format=out.suffix[1:] or "png")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    # The format is named, not inferred: the temporary name's suffix is not the image's.
+    return write_atomic(out, lambda f: fig.savefig(f, dpi=100, format=out.suffix[1:] or "png"))
 
 
 def plot_training_curves(metrics_jsonl_path: str | os.PathLike,

@@ -1,17 +1,22 @@
 """Model and op API edges: backward without a forward, a failed forward leaves the
 model unchanged, BatchNorm refuses statistics that overflow, empty batches, the loss at
-float32's limits, one stride check for every convolution, and the up-front memory estimate."""
+float32's limits, one stride check for every convolution, the up-front memory estimate, the
+dtypes a model is built in, and atomic writes that no planted link can redirect."""
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 
 import minieffnet as me
 from minieffnet import ops
-from minieffnet.errors import MinieffnetError, NoForwardError, NonFiniteError, TooLargeError
+from minieffnet.errors import (BadOptionError, MinieffnetError, NoForwardError, NonFiniteError,
+                               TooLargeError)
+from minieffnet.io import save_npz_atomic, write_atomic, write_text_atomic
 from minieffnet.nn.layers import BatchNorm2d, Linear
 from minieffnet.scaling import (check_memory, count_parameters, make_config, memory_estimate,
                                 physical_memory)
+from minieffnet.viz import plot_training_curves
 
 
 def tiny(**kw):
@@ -181,3 +186,68 @@ def test_a_layer_call_alone_is_a_transaction_too(rng):
         layer(np.ones((2, 4), np.float32))
     with pytest.raises(NoForwardError):
         layer.backward(np.ones((2, 2), np.float32))
+
+
+# --- the dtypes a model is built in ----------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.int32, np.float16, "int64", np.bool_, np.complex64,
+                                   "no such dtype"])
+def test_the_model_builder_refuses_dtypes_no_op_computes_in(dtype):
+    # an int32 model would hold all-zero weights, a float16 one reach no kernel
+    with pytest.raises(BadOptionError, match="dtype must be float32 or float64"):
+        tiny(dtype=dtype)
+    with pytest.raises(BadOptionError, match="dtype must be float32 or float64"):
+        tiny().astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, "float64", np.dtype(np.float32)])
+def test_float32_and_float64_models_build_and_run(dtype, rng):
+    model = tiny(dtype=dtype)
+    assert model.dtype == np.dtype(dtype) == model.classifier.weight.data.dtype
+    assert model(batch(rng).astype(dtype)).dtype == np.dtype(dtype)
+
+
+# --- atomic writes ---------------------------------------------------------------------------
+def _curves(path):
+    row = {"epoch": 1, "train_loss": 1.0, "test_loss": 1.2, "train_top1": 0.5,
+           "test_top1": 0.4, "test_top5": 0.9}
+    metrics = path.with_name("metrics.jsonl")
+    metrics.write_text(json.dumps(row) + "\n")
+    return plot_training_curves(metrics, path)
+
+
+# writer, the file it replaces, and a temporary name beside it that a fixed-name writer would use
+WRITERS = {
+    "text": (lambda path: write_text_atomic(path, "new\n"), "config.json", ".config.json.tmp"),
+    "npz": (lambda path: save_npz_atomic(path, {"a": np.zeros(2)}, {}), "checkpoint.npz",
+            ".checkpoint.npz.tmp"),
+    "figure": (_curves, "curves.png", ".curves.png.tmp.png"),
+}
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize("planted_at", ["temporary", "target"])
+def test_atomic_writes_never_follow_a_planted_link(tmp_path, writer, planted_at):
+    """A dangling link where the temporary file would go, or at the file itself, must neither
+    carry the write outside the folder nor be left as the file."""
+    write, name, temporary = WRITERS[writer]
+    folder, outside = tmp_path / "run", tmp_path / "outside"
+    folder.mkdir()
+    link = folder / (temporary if planted_at == "temporary" else name)
+    link.symlink_to(outside / "target")
+    write(folder / name)
+    assert not outside.exists()
+    assert (folder / name).is_file() and not (folder / name).is_symlink()
+    left = sorted(p.name for p in folder.iterdir() if p.name != "metrics.jsonl")
+    assert left == sorted({name, link.name})  # no temporary file left behind
+
+
+def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = write_text_atomic(tmp_path / "config.json", "old")
+
+    def fail(f):
+        f.write(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(path, fail)
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["config.json"]

@@ -4,6 +4,8 @@ package's public submodules are attributes of ``import minieffnet``."""
 import argparse
 import dataclasses
 import json
+import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -16,7 +18,7 @@ import pytest
 from PIL import Image
 
 from minieffnet.checkpoint import CHECKPOINT_FILE
-from minieffnet.cli import build_parser, main
+from minieffnet.cli import build_parser, dataset_arg, figure_arg, main, path_arg
 from minieffnet.io import load_npz, save_npz_atomic
 from minieffnet.experiments import PROTOCOLS, STRATEGIES
 from minieffnet.optim import SCHEDULES
@@ -303,3 +305,120 @@ def test_a_command_announces_numba_compiling_once_and_only_when_it_compiles(caps
     monkeypatch.setattr(cli._COMPILE_NOTICE, "announced", False)
     numba.njit(lambda a: a + 3)(1)  # outside a command: no line
     assert capsys.readouterr().err == ""
+
+
+# --- path options: one type expands ~ and refuses what cannot be a path ------------------------
+def test_every_path_option_is_read_by_one_path_type():
+    commands = _subcommands(build_parser())
+    typed = {(name, a.dest): a.type.__name__ for name, p in commands.items()
+             for a in p._actions if a.type in (path_arg, dataset_arg, figure_arg)}
+    study = {"out": "path_arg", "data_dir": "path_arg", "dataset": "dataset_arg"}
+    assert typed == {
+        ("train", "out_dir"): "path_arg", ("train", "data_dir"): "path_arg",
+        ("train", "from_run"): "path_arg", ("train", "dataset"): "dataset_arg",
+        ("evaluate", "checkpoint"): "path_arg", ("evaluate", "data_dir"): "path_arg",
+        ("evaluate", "dataset"): "dataset_arg",
+        ("predict", "checkpoint"): "path_arg", ("predict", "images"): "path_arg",
+        ("cam", "checkpoints"): "path_arg", ("cam", "images"): "path_arg",
+        ("cam", "out"): "figure_arg",
+        **{(command, k): v for command in ("compare-scaling", "grid-search",
+                                           "width-per-baseline", "budget-curve")
+           for k, v in study.items()},
+    }
+
+
+class _Reached(BaseException):
+    """Raised by the stand-in Trainer: the options made a valid TrainConfig."""
+
+
+def _stand_in_trainer(monkeypatch):
+    """Replace the CLI's Trainer by one that records the config and stops; returns the list
+    the configs go to."""
+    configs = []
+
+    def trainer(config, **kw):
+        configs.append(config)
+        raise _Reached
+
+    monkeypatch.setattr("minieffnet.cli.Trainer", trainer)
+    return configs
+
+
+def test_path_options_expand_home_like_the_dataset_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    configs = _stand_in_trainer(monkeypatch)
+    user = pwd.getpwuid(os.getuid()).pw_name
+    for argv in (["--out", "~/run", "--data-dir", "~/data", "--dataset", "folder:~/pets"],
+                 [f"--out=~{user}/run"]):
+        with pytest.raises(_Reached):
+            main(["train", *argv])
+    mine, theirs = configs
+    assert (mine.out_dir, mine.data_dir, mine.dataset) == (
+        str(tmp_path / "run"), str(tmp_path / "data"), f"folder:{tmp_path / 'pets'}")
+    assert theirs.out_dir == os.path.join(pwd.getpwnam(user).pw_dir, "run")
+    assert list(tmp_path.iterdir()) == []  # no literal ~ folder
+
+
+PATH_AND_OPTION_CASES = [
+    (["train", "--out", ""], "argument --out: expected a path, got ''"),
+    (["train", "--out", "~no-such-user-minieffnet/run"],
+     "argument --out: cannot expand '~no-such-user-minieffnet' in"),
+    (["train", "--dataset", "folder:~no-such-user-minieffnet/x"],
+     "argument --dataset: cannot expand '~no-such-user-minieffnet' in"),
+    (["train", "--data-dir", "a\0b"], "argument --data-dir: expected a path"),
+    (["predict", "", "x.png"], "argument checkpoint: expected a path, got ''"),
+    (["compare-scaling", "--out", ""], "argument --out: expected a path"),
+    (["grid-search", "--out", "missing", "--report"], "no study at missing"),
+    (["budget-curve", "--out", "missing", "--report"], "no study at missing"),
+    (["compare-scaling", "--out", "study", "--seeds", "0"],
+     "argument --seeds: must be a positive integer, got 0"),
+    (["compare-scaling", "--out", "study", "--seeds", "-2"],
+     "argument --seeds: must be a positive integer, got -2"),
+    (["compare-scaling", "--out", "study", "--jobs", "0"], "argument --jobs: must be a positive"),
+    (["grid-search", "--out", "study", "--seeds", "1000000000000"],
+     "argument --seeds: must be at most 1,000, got 1,000,000,000,000"),
+    (["grid-search", "--out", "study", "--step", "0.005"],
+     "step 0.005 makes a grid of 1.82e+06 (alpha, beta, gamma) points"),
+    (["compare-scaling", "--out", "study", "--beta", "-1"], "beta must be positive, got -1.0"),
+    (["compare-scaling", "--out", "study", "--targets", "-2"], "targets must be positive"),
+    (["width-per-baseline", "--out", "study", "--widths", "1", "-1"], "widths must be positive"),
+    (["budget-curve", "--out", "study", "--resolutions", "0"], "resolutions must be a positive"),
+    (["train", "--warmup", "1e308", "--schedule", "warmup_cosine"],
+     "TrainConfig: warmup_epochs must be a number of epochs from 0 to epochs (4)"),
+    (["train", "--momentum", "1e9"], "TrainConfig: momentum must be in [0, 1), got 1000000000.0"),
+    (["train", "--weight-decay", "2"], "TrainConfig: weight_decay must be in [0, 1), got 2.0"),
+]
+
+
+@pytest.mark.parametrize("argv, message", PATH_AND_OPTION_CASES,
+                         ids=[" ".join(a) for a, _ in PATH_AND_OPTION_CASES])
+def test_bad_paths_and_numbers_are_refused_before_anything_is_written(argv, message, tmp_path,
+                                                                      monkeypatch, capsys):
+    def no_training(*args, **kw):
+        raise AssertionError("the options were accepted")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("minieffnet.cli.Trainer", no_training)
+    monkeypatch.setattr("minieffnet.experiments.studies.run_trials", no_training)
+    try:
+        status = main(argv)
+    except SystemExit as e:  # argparse's refusals
+        status = e.code
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cam_out_as_a_folder_writes_cam_png_in_it_and_prints_what_it_wrote(bad_inputs, tmp_path,
+                                                                          capsys):
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    run, image = str(bad_inputs / "run"), str(bad_inputs / "ok.png")
+    assert main(["cam", run, "--images", image, "--out", str(figures)]) == 0
+    assert f"figure: {figures / 'cam.png'}\n" in capsys.readouterr().out
+    assert [p.name for p in figures.iterdir()] == ["cam.png"]
+    # a name without a suffix: matplotlib adds .png, and the path printed says so
+    assert main(["cam", run, "--images", image, "--out", str(tmp_path / "maps")]) == 0
+    assert f"figure: {tmp_path / 'maps.png'}\n" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figures", "maps.png"]

@@ -6,8 +6,9 @@ import json
 import pytest
 
 from minieffnet.cli import main
-from minieffnet.experiments import (STRATEGIES, compare_scaling, grid_candidates, grid_search,
-                                    solve_strategy)
+from minieffnet.errors import BadOptionError
+from minieffnet.experiments import (STRATEGIES, budget_curve, compare_scaling, grid_candidates,
+                                    grid_search, solve_strategy, width_per_baseline)
 from minieffnet.scaling import count_flops, make_config
 from minieffnet.train_config import TrainConfig
 
@@ -649,3 +650,57 @@ def test_a_timed_study_compares_its_models_at_equal_quiet_training_time(tmp_path
         assert float(results[model]["quiet_train_min"]) == pytest.approx(2 * seconds / 60)
     assert "quiet time (min)" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "accuracy_vs_time.png").stat().st_size > 0
+
+
+# --- arguments refused up front, before a study folder is made ----------------------------------
+@pytest.mark.parametrize("step", [0.005, 5e-324])
+def test_a_grid_too_fine_to_search_is_refused_at_once_naming_the_step(step):
+    with pytest.raises(BadOptionError, match=rf"step {step!r} makes a grid of .* more than "
+                                             r"100,000: use a larger step"):
+        grid_candidates(step, 0.1)
+    for bad in (0, -0.1, float("nan"), float("inf")):
+        with pytest.raises(BadOptionError, match="step must be"):
+            grid_candidates(bad, 0.1)
+    assert len(grid_candidates(0.0135, 0.1)) > 4000  # the finest step the cap allows
+
+
+@pytest.mark.parametrize("coefficients, name", [((1.2, -1.0, 1.15), "beta"),
+                                                ((0.0, 1.1, 1.15), "alpha"),
+                                                ((1.2, 1.1, float("nan")), "gamma")])
+def test_compound_scaling_refuses_coefficients_that_are_not_positive(coefficients, name):
+    # β = -1 passed α·β²·γ² > 1 and gave a complex width
+    config = make_config("b0", 10, preset="cifar", width=0.25, depth=0.25)
+    with pytest.raises(BadOptionError, match=rf"^{name} must be"):
+        solve_strategy(config, "compound", 2.0, *coefficients)
+
+
+@pytest.mark.parametrize("study, kwargs, message", [
+    (compare_scaling, dict(report_only=True), "no study at"),
+    (compare_scaling, dict(targets=(-1.0,)), "targets must be positive"),
+    (compare_scaling, dict(long_targets=(float("nan"),)), "long_targets must be a finite"),
+    (compare_scaling, dict(coefficients=(1.2, -1.0, 1.15)), "beta must be positive"),
+    (grid_search, dict(report_only=True), "no study at"),
+    (grid_search, dict(candidates=[(1.2, 1.1, 1.15)], rounds=0), "rounds must be"),
+    (width_per_baseline, dict(widths=(1.0, -2.0)), "widths must be positive"),
+    (width_per_baseline, dict(baselines=((1.0, 0.0),)), "baselines must be positive"),
+    (width_per_baseline, dict(report_only=True), "no study at"),
+    (budget_curve, dict(budgets=(1,), resolutions=(16, 0)), "resolutions must be a positive"),
+    (budget_curve, dict(budgets=(1,), report_only=True), "no study at"),
+])
+def test_a_refused_study_creates_no_folder(tmp_path, monkeypatch, study, kwargs, message):
+    no_training(monkeypatch)
+    with pytest.raises(BadOptionError, match=message):
+        study(TINY, tmp_path / "study", log=lambda line: None, **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("option,value", [("--equal-cost", "-0.02"), ("--equal-cost", "2"),
+                                          ("--phi", "0"), ("--phi", "nan")])
+def test_grid_search_refuses_a_cost_tolerance_or_phi_out_of_range(tmp_path, capsys, option,
+                                                                   value):
+    args = ["grid-search", "--out", str(tmp_path / "g"), "--epochs", "1", "--seeds", "1",
+            "--candidates", "1,1,1.4", option, value]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert option.lstrip("-").replace("-", "_") in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "g").exists()

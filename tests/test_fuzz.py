@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import pickle
 import shutil
 import tarfile
@@ -43,6 +44,9 @@ FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
 OWN_ERRORS = (MinieffnetError, FileNotFoundError)
+# The option tests train nothing (stand-ins stop them once the options are accepted): cheap
+# enough for more examples, which the many options need.
+OPTIONS_FUZZ = settings(FUZZ, max_examples=200)
 
 # --- strategies ------------------------------------------------------------------------------
 json_values = st.recursive(
@@ -556,3 +560,155 @@ def test_a_bad_checkpoint_through_the_command_line(checkpoints, images, kind, co
                                               "c.npz: array "), err
     elif status == 0:
         assert len(out.splitlines()) == _RESULT_LINES[command], out
+
+
+# --- path and numeric options: the project's own error, naming the option ----------------------
+def names(option, err, value=None):
+    """Whether the one-line ``err`` names ``option``: by its name, dashes read as underscores
+    or spaces (``--batch-size`` is batch_size) and one of a list as one (``--targets``: "a
+    target"); ``--warmup`` is warmup_epochs. A refused path may instead be named by its value,
+    as given or expanded (one of blanks only is nothing to look for)."""
+    text = err.replace("-", "_").replace(" ", "_")
+    name = option.lstrip("-").replace("-", "_")
+    if name in text or name.removesuffix("s") in text:
+        return True
+    if value is None or not value.strip():
+        return value is not None
+    shown = {value, os.path.expanduser(value), str(Path(os.path.expanduser(value)))}
+    return any(" ".join(v.split()) in err for v in shown)
+
+
+def refused(argv, option, capsys, value=None):
+    """Run ``minieffnet argv``; False if the stand-in was reached (the options are valid),
+    True if refused: with status 2 in one line (:func:`run_cli`) that names ``option`` (or the
+    path ``value``), and with ``--debug`` as the project's own exception (or argparse's
+    exit)."""
+    try:
+        status, err, _ = run_cli(argv, capsys)
+    except _Reached:
+        capsys.readouterr()
+        return False
+    if status == 0:
+        return False
+    assert names(option, err, value), (argv, err)
+    with contextlib.suppress(SystemExit):  # argparse's refusals exit with --debug too
+        with pytest.raises(OWN_ERRORS):
+            cli.main(["--debug", *argv])
+    capsys.readouterr()
+    return True
+
+
+@contextlib.contextmanager
+def stand_ins(d):
+    """Run the command line in ``d`` (``$HOME`` is ``d/home``) with a Trainer, a study's trial
+    runner and a checkpoint loader that stop it (:class:`_Reached`) once its options are
+    accepted: nothing trains, and what a refusal leaves is all there is to see."""
+    def reached(*args, **kwargs):
+        raise _Reached
+
+    (d / "home").mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(d)
+        mp.setenv("HOME", str(d / "home"))
+        for target in ("minieffnet.cli.Trainer", "minieffnet.cli.load_trained_model",
+                       "minieffnet.experiments.studies.run_trials"):
+            mp.setattr(target, reached)
+        yield
+
+
+def listing(root: Path) -> dict[str, str]:
+    """{relative path: sha256, or "folder"} of everything under ``root``."""
+    return {**fingerprint(root), **{str(p.relative_to(root)): "folder"
+                                    for p in root.rglob("*") if p.is_dir()}}
+
+
+def changed(root: Path, before: dict, out: str | None = None) -> set[str]:
+    """What changed under ``root`` since its :func:`listing` ``before``, but the folder
+    ``out`` (and what is in it) that a study was asked to make."""
+    after = listing(root)
+    kept = (root / out).resolve() if out is not None else None
+    return {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)
+            and not (kept and (root / k).resolve().is_relative_to(kept))}
+
+
+# Names a path option may be given: any (no "/": nothing outside the scratch folder, where
+# a study's folder would be made), "~" forms (home is in the scratch folder; no such user),
+# empty, a NUL, the scratch folder itself and a file and a folder in it.
+path_values = st.one_of(
+    st.text(st.characters(blacklist_characters="/", blacklist_categories=("Cs",)), max_size=8)
+    .filter(lambda t: t != ".."),
+    st.sampled_from(["", "~", "~/", "~/run", "~no-such-user-minieffnet",
+                     "~no-such-user-minieffnet/run", "a\0b", ".", "x.png", "home", "new/run"]))
+# command -> (its path options, the other arguments it needs)
+PATH_OPTIONS = {
+    "train": (["--out", "--data-dir", "--from-run", "--dataset"], []),
+    "budget-curve": (["--out", "--data-dir", "--dataset"], ["--epochs", "1"]),
+    "predict": (["images"], ["CHECKPOINT"]),
+    "cam": (["--out", "--images"], ["CHECKPOINT", "--images", "x.png"]),
+}
+
+
+@OPTIONS_FUZZ
+@given(command=st.sampled_from(sorted(PATH_OPTIONS)), data=st.data(), value=path_values,
+       kind=st.sampled_from(["folder:", "npz:"]), report=st.booleans())
+def test_path_options(checkpoints, images, command, data, value, kind, report, capsys):
+    options, needed = PATH_OPTIONS[command]
+    option = data.draw(st.sampled_from(options))
+    argv = [command, *[str(checkpoints["training"]) if a == "CHECKPOINT" else a for a in needed]]
+    if option == "images":
+        argv += ["--", value]  # a value that starts with "-" is still a file name
+    elif option == "--images":
+        argv[argv.index("--images") + 1] = value
+    else:
+        argv.append(f"{option}={kind + value if option == '--dataset' else value}")
+    if command == "budget-curve":  # --report: a study to read at --out, none to make
+        argv += ["--report"] * report if option == "--out" else ["--out=study"]
+    with scratch() as d, stand_ins(d):
+        (d / "x.png").write_bytes(images["png"])
+        before = listing(d)
+        was_refused = refused(argv, option, capsys, value)
+        study = os.path.expanduser(value) if option == "--out" else "study"
+        left = changed(d, before, None if was_refused or command != "budget-curve" else study)
+        assert not left, (argv, left)
+
+
+def _numbers(draw_from):
+    return st.one_of(option_values, st.floats(-1e12, 1e12).map(repr),
+                     st.integers(-3, 3).map(str), st.sampled_from(draw_from))
+
+
+# command -> (its numeric options, the other arguments it needs); solving one compound target
+# keeps a compare-scaling that is accepted quick
+NUMERIC_OPTIONS = {
+    "train": (["--width", "--depth", "--resolution", "--phi", "--dropout", "--drop-connect",
+               "--train-size", "--test-size", "--val-size", "--cutout", "--epochs",
+               "--batch-size", "--lr", "--momentum", "--weight-decay", "--warmup",
+               "--label-smoothing", "--ema", "--progressive-from", "--progressive-stages",
+               "--progressive-reg-from", "--seed", "--tta", "--time-budget"],
+              ["--schedule", "warmup_cosine"]),
+    "info": (["--width", "--depth", "--resolution", "--phi", "--num-classes"], []),
+    "compare-scaling": (["--alpha", "--beta", "--gamma", "--targets", "--long-targets",
+                         "--seeds", "--jobs", "--epochs", "--batch-size", "--lr",
+                         "--train-size", "--test-size", "--width", "--depth", "--resolution"],
+                        ["--out", "study", "--strategies", "compound"]),
+    "grid-search": (["--step", "--tol", "--rounds", "--seeds"], ["--out", "study"]),
+    "budget-curve": (["--resolutions", "--epochs"], ["--out", "study"]),
+    "width-per-baseline": (["--widths", "--baselines"], ["--out", "study"]),
+}
+
+
+@OPTIONS_FUZZ
+@given(command=st.sampled_from(sorted(NUMERIC_OPTIONS)), data=st.data(),
+       value=_numbers(["1e-6", "0.005", "1e308", "-1", "1e9", "0.999", "1", "2,1.3", "1,-1",
+                       "nan,1"]))
+def test_numeric_options(command, data, value, capsys):
+    options, needed = NUMERIC_OPTIONS[command]
+    option = data.draw(st.sampled_from(options))
+    argv = [command, *needed, f"{option}={value}"]
+    if command == "compare-scaling" and option != "--targets":
+        argv += ["--targets", "2"]
+    with scratch() as d, stand_ins(d):
+        before = listing(d)
+        was_refused = refused(argv, option, capsys)
+        left = changed(d, before, None if was_refused else "study")
+        assert not left, (argv, left)

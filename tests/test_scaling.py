@@ -9,6 +9,7 @@ import tracemalloc
 
 import pytest
 
+from minieffnet.errors import BadOptionError
 from minieffnet.scaling import (B0_STAGES, BN_SETTINGS, COEFFICIENTS, BlockSpec,
                                 EfficientNetConfig, block_layers, compound_coefficients,
                                 count_flops, count_parameters, make_config, network_layers,
@@ -271,7 +272,7 @@ def test_cifar_resolution_scales_with_variant():
 
 
 # --- bad arguments ---------------------------------------------------------------------------
-@pytest.mark.parametrize("args,kwargs,match", [
+BAD_ARGUMENTS = [
     (("b8",), {}, "variant"),
     ((3,), {}, "variant"),
     ((), {"preset": "mnist"}, "preset"),
@@ -293,9 +294,21 @@ def test_cifar_resolution_scales_with_variant():
     ((), {"phi": float("inf")}, "phi"),
     ((), {"phi": 1, "gamma": -1.15}, "gamma"),
     ((), {"alpha": 1.2}, "alpha"),
-])
+    ((), {"bn_momentum": "0.1"}, "bn_momentum"),
+    ((), {"phi": -44}, "phi=-44 scales the 224 px input below one pixel"),
+]
+
+
+@pytest.mark.parametrize("args,kwargs,match", BAD_ARGUMENTS)
 def test_bad_arguments_raise_value_error_naming_them(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
+        make_config(*args, **kwargs)
+
+
+@pytest.mark.parametrize("args,kwargs,match", BAD_ARGUMENTS)
+def test_bad_arguments_raise_the_projects_own_error(args, kwargs, match):
+    # what the command line reports in one line, and callers can tell from a bug's ValueError
+    with pytest.raises(BadOptionError, match=match):
         make_config(*args, **kwargs)
 
 

@@ -8,6 +8,7 @@ per epoch) so that the whole file takes well under a minute on 2 cores.
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,10 +22,11 @@ from minieffnet.checkpoint import CHECKPOINT_FILE
 from minieffnet.cli import main
 from minieffnet.data import CIFAR10_CLASSES, BatchLoader
 from minieffnet.data_fingerprint import DataFingerprint
+from minieffnet.errors import BadOptionError
 from minieffnet.inference import load_trained_model, predict, read_image
 from minieffnet.io import load_npz, save_npz_atomic
 from minieffnet.train import Trainer, TrainingDiverged, TrainingInterrupted
-from minieffnet.train_config import TrainConfig
+from minieffnet.train_config import TrainConfig, load_train_config, save_train_config
 
 TINY = TrainConfig(width=0.1, depth=0.1, resolution=16, train_size=128, test_size=64,
                    batch_size=64, epochs=2, lr=0.05, ema=0.9, cutout=4)
@@ -532,3 +534,39 @@ def test_a_bare_model_checkpoint_can_be_used_for_prediction(straight, tmp_path):
     straight.model.train()
     np.testing.assert_allclose(predict(trained, [image[0]])[0],
                                np.exp(logits) / np.exp(logits).sum(), rtol=1e-6)
+
+
+# --- the configuration's ranges and its atomic write -------------------------------------------
+@pytest.mark.parametrize("field, value, message", [
+    ("momentum", 1e9, "momentum must be in [0, 1)"),
+    ("momentum", 1.0, "momentum must be in [0, 1)"),
+    ("weight_decay", 3.0, "weight_decay must be in [0, 1)"),
+    ("warmup_epochs", 1e308, "warmup_epochs must be a number of epochs from 0 to epochs (2)"),
+    ("warmup_epochs", 2.5, "warmup_epochs must be a number of epochs from 0 to epochs (2)"),
+    ("out_dir", "", "out_dir must be a path (a non-empty str) or None"),
+    ("data_dir", "", "data_dir must be a path (a non-empty str) or None"),
+])
+def test_config_refuses_out_of_range_values_naming_the_field(field, value, message):
+    # warmup_cosine: a rising schedule would refuse any warm-up as long as the run already
+    base = dataclasses.replace(TINY, schedule="warmup_cosine")
+    with pytest.raises(BadOptionError, match=re.escape(f"TrainConfig: {message}")):
+        dataclasses.replace(base, **{field: value})
+
+
+def test_config_ranges_keep_their_edges():
+    edges = dataclasses.replace(TINY, schedule="warmup_cosine", momentum=0.0, nesterov=False,
+                                weight_decay=0.0, warmup_epochs=2)
+    assert (edges.momentum, edges.weight_decay, edges.warmup_epochs) == (0.0, 0.0, 2)
+    assert dataclasses.replace(TINY, momentum=0.99, weight_decay=0.5).momentum == 0.99
+
+
+def test_config_json_is_not_written_through_a_link_planted_at_a_temporary_name(tmp_path):
+    """A dangling link at the name a fixed-name temporary file would take must not carry the
+    write outside the run folder, nor become the run's config.json."""
+    run_dir, outside = tmp_path / "run", tmp_path / "outside"
+    run_dir.mkdir()
+    (run_dir / ".config.json.tmp").symlink_to(outside / "planted.json")
+    path = save_train_config(run_dir, TINY)
+    assert not path.is_symlink() and load_train_config(run_dir) == TINY
+    assert not outside.exists()
+    assert sorted(p.name for p in run_dir.iterdir()) == [".config.json.tmp", "config.json"]

@@ -6,13 +6,20 @@ import dataclasses
 import math
 from typing import Callable, Sequence
 
-from ..scaling import PAPER_COEFFICIENTS, PRESETS, EfficientNetConfig, count_flops, make_config
+from ..errors import BadOptionError, TooLargeError
+from ..scaling import (PAPER_COEFFICIENTS, PRESETS, EfficientNetConfig, compound_coefficients,
+                       count_flops, make_config)
+from ..validate import check_positive, check_real
 
 STRATEGIES = ("depth", "width", "resolution", "compound")
 FLOPS_TOLERANCE = 0.05  # the solved FLOPs must be within ±5 % of the target
 # The default grid of grid_candidates: its step, and the allowed |α·β²·γ² − 2|.
 GRID_STEP = 0.05
 GRID_TOLERANCE = 0.1
+# The most (α, β, γ) points grid_candidates may search: with the default tolerance a step
+# down to about 0.0135, some 4,000 candidates (far more than a study trains), listed in well
+# under a second. A finer step would take minutes to hours before anything trains.
+MAX_GRID_POINTS = 100_000
 
 
 def _preset_of(config: EfficientNetConfig) -> str:
@@ -75,15 +82,17 @@ def solve_strategy(base_config: EfficientNetConfig, strategy: str, target_multip
     returned. Its ``name`` records the strategy, the multiplier and the achieved ratio
     (``count_flops(result) / count_flops(base_config)``). Raises ValueError if neither is
     within the tolerance (the rounding step there is too coarse: use a wider, deeper or larger
-    base), or for an unknown strategy or a non-positive target.
+    base), or for an unknown strategy, a non-positive target or (compound) an α, β or γ that
+    is not a positive number.
     """
     if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
-    if not target_multiplier > 0 or not math.isfinite(target_multiplier):
-        raise ValueError(f"target_multiplier must be a positive number, got {target_multiplier}")
-    if strategy == "compound" and alpha * beta ** 2 * gamma ** 2 <= 1:
-        raise ValueError(f"compound scaling needs α·β²·γ² > 1 to grow FLOPs, got "
-                         f"{alpha * beta ** 2 * gamma ** 2:.3g}")
+        raise BadOptionError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+    check_positive("target_multiplier", target_multiplier)
+    if strategy == "compound":
+        d, w, r = compound_coefficients(1.0, alpha, beta, gamma)  # checks each is positive
+        if d * w ** 2 * r ** 2 <= 1:
+            raise BadOptionError(f"compound scaling needs α·β²·γ² > 1 to grow FLOPs, got "
+                                 f"{d * w ** 2 * r ** 2:.3g}")
     base_flops = count_flops(base_config)
 
     def build(t: float) -> EfficientNetConfig:
@@ -93,18 +102,25 @@ def solve_strategy(base_config: EfficientNetConfig, strategy: str, target_multip
     def ratio(t: float) -> float:
         return count_flops(build(t)) / base_flops
 
+    rule = f" (alpha {alpha:g}, beta {beta:g}, gamma {gamma:g})" if strategy == "compound" else ""
+    unreachable = (f"{strategy} scaling{rule} cannot reach the target {target_multiplier:g}x "
+                   "the FLOPs")
     # Bracket the target: ratio(lo) <= target <= ratio(hi), widening geometrically.
     lo, hi, direction = 0.0, 0.0, 1.0 if target_multiplier >= 1 else -1.0
     step = 0.5
     for _ in range(5):  # |t| up to 8: multipliers up to e^8 ≈ 3000
         edge = direction * step
-        if (ratio(edge) >= target_multiplier) == (direction > 0):
+        try:
+            reached = ratio(edge) >= target_multiplier
+        except TooLargeError as e:  # the network outgrows this machine before the target
+            raise TooLargeError(f"{unreachable}: {e}") from None
+        if reached == (direction > 0):
             lo, hi = (lo, edge) if direction > 0 else (edge, hi)
             break
         lo, hi = (edge, hi) if direction > 0 else (lo, edge)
         step *= 2
     else:
-        raise ValueError(f"{strategy} scaling cannot reach {target_multiplier:g}x the FLOPs")
+        raise BadOptionError(unreachable)
     for _ in range(60):  # shrink the bracket to the rounding step that crosses the target
         mid = (lo + hi) / 2
         if ratio(mid) >= target_multiplier:
@@ -114,11 +130,10 @@ def solve_strategy(base_config: EfficientNetConfig, strategy: str, target_multip
     t = min((lo, hi), key=lambda x: abs(math.log(ratio(x) / target_multiplier)))
     achieved = ratio(t)
     if abs(achieved / target_multiplier - 1) > tolerance:
-        raise ValueError(
-            f"{strategy} scaling cannot reach {target_multiplier:g}x the FLOPs within "
-            f"±{100 * tolerance:g} %: the nearest rounded networks give {ratio(lo):.3f}x and "
-            f"{ratio(hi):.3f}x (channels round to 8, repeats up, resolution to pixels); use a "
-            "larger base network")
+        raise BadOptionError(
+            f"{unreachable} within ±{100 * tolerance:g} %: the nearest rounded networks give "
+            f"{ratio(lo):.3f}x and {ratio(hi):.3f}x (channels round to 8, repeats up, "
+            "resolution to pixels); use a larger base network")
     label = f"phi={t:.3f}" if strategy == "compound" else f"x{math.exp(t):.3f}"
     return dataclasses.replace(build(t), name=f"{strategy} {label} ({achieved:.3f}x FLOPs)")
 
@@ -175,12 +190,21 @@ def grid_candidates(step: float = GRID_STEP, tol: float = GRID_TOLERANCE
     The paper's constraint (Eq. 3): α, β, γ ≥ 1 and α·β²·γ² ≈ 2, so that φ = 1 doubles the
     FLOPs; its search found (1.2, 1.1, 1.15), product 1.92 (on the default grid with tol 0.1).
     Values are rounded to 10 decimals so the grid is exact; sorted by α, then β, then γ.
+    Raises BadOptionError naming ``step`` when the grid to search, α in [1, 2 + tol] and β, γ
+    in [1, √(2 + tol)], has more than :data:`MAX_GRID_POINTS` points.
     """
-    if not step > 0:
-        raise ValueError(f"step must be positive, got {step}")
-    if not 0 <= tol < 1:
-        raise ValueError(f"tol must be in [0, 1), got {tol}")
+    check_positive("step", step)
+    if not 0 <= check_real("tol", tol) < 1:
+        raise BadOptionError(f"tol must be in [0, 1), got {tol}")
     top = 2 + tol
+    # Counted in floats before any list is made: a tiny step gives an astronomic (or
+    # infinite) count instead of a search that never ends.
+    side = (math.sqrt(top) - 1) / step + 1  # of the β and γ axes
+    points = ((top - 1) / step + 1) * side * side
+    if points > MAX_GRID_POINTS:
+        raise BadOptionError(f"step {step!r} makes a grid of {points:.3g} (alpha, beta, gamma) "
+                             f"points to search, more than {MAX_GRID_POINTS:,}: use a larger "
+                             f"step (default {GRID_STEP})")
 
     def axis(limit: float) -> list[float]:
         return [round(1 + i * step, 10) for i in range(int((limit - 1) / step + 1e-9) + 1)]

@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..errors import BadOptionError
 from ..scaling import PAPER_COEFFICIENTS, count_flops
+from ..validate import check_count, check_positive
 from .reports import (RESULT_COLUMNS, accuracy_columns, choice_metric, markdown_table, pct,
-                      plot_accuracy_vs_time, plot_budget_curve, plot_lines, thousands, write_csv, write_differences,
+                      plot_accuracy_vs_time, plot_budget_curve, plot_lines, thousands, write_csv,
+                      write_differences,
                       write_tables, plot_accuracy_vs_flops, plot_learning_curves,
                       plot_single_dimension, study_footer)
 from .solver import (STRATEGIES, candidate_network, grid_candidates, same_networks, scale_config,
@@ -116,9 +119,23 @@ PROTOCOLS = {
 
 
 def _study_dirs(out_dir: str | os.PathLike) -> tuple[Path, Path]:
+    """The study folder and its trials folder, both made by :func:`_open_study` only once
+    every network of the study is built: a study refused for its arguments leaves nothing."""
     root = Path(out_dir)
-    (root / TRIALS_DIR).mkdir(parents=True, exist_ok=True)
     return root, root / TRIALS_DIR
+
+
+def _open_study(trials_dir: Path, report_only: bool) -> None:
+    """Make the trials folder to train in; with ``report_only`` refuse a folder that has none
+    (a report reads a study, it must not create one)."""
+    root = trials_dir.parent
+    if root.exists() and not root.is_dir():
+        raise BadOptionError(f"{root} is a file, not a study folder")
+    if not report_only:
+        trials_dir.mkdir(parents=True, exist_ok=True)
+    elif not trials_dir.is_dir():
+        raise BadOptionError(f"no study at {root} (it has no {TRIALS_DIR} folder): no "
+                             "finished trial to report")
 
 
 # --- the studies -------------------------------------------------------------------------------
@@ -140,6 +157,7 @@ def _run_study(trials: Sequence[Trial], trials_dir: Path, jobs: int,
     """Train ``trials`` (skipping the finished ones), or with ``report_only`` only read the
     finished ones; returns their rows and results.md's partial note (empty when every
     planned trial is in)."""
+    _open_study(trials_dir, report_only)
     planned = len(trials)
     if report_only:
         trials = _finished(trials)
@@ -196,7 +214,10 @@ def compare_scaling(base_train, out_dir: str | os.PathLike,
     """
     budgets = tuple(budgets) if budgets is not None else (base_train.epochs,)
     if not budgets or any(int(e) != e or e < 1 for e in budgets):
-        raise ValueError(f"budgets must be positive whole epochs, got {budgets}")
+        raise BadOptionError(f"budgets must be positive whole epochs, got {budgets}")
+    for name, values in (("targets", targets), ("long_targets", long_targets)):
+        for value in values:
+            check_positive(name, value)
     root, trials_dir = _study_dirs(out_dir)
     base = base_model(base_train)
     models = [("base", "base", 1.0, base)]
@@ -273,6 +294,10 @@ def width_per_baseline(base_train, out_dir: str | os.PathLike,
     and the multipliers ``d_mult``, ``w_mult``, ``r_mult``). ``report_only``: as in
     :func:`compare_scaling`.
     """
+    for name, values in (("baselines", [m for pair in baselines for m in pair]),
+                         ("widths", widths)):
+        for value in values:
+            check_positive(name, value)
     root, trials_dir = _study_dirs(out_dir)
     base = base_model(base_train)
     trials = []
@@ -374,7 +399,10 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
     the final ranked rows, best first.
     """
     if int(rounds) != rounds or rounds < 1:
-        raise ValueError(f"rounds must be a positive integer, got {rounds}")
+        raise BadOptionError(f"rounds must be a positive integer, got {rounds}")
+    check_positive("phi", phi)
+    if equal_cost is not None and not 0 < check_positive("equal_cost", equal_cost) < 1:
+        raise BadOptionError(f"equal_cost must be a tolerance in (0, 1), got {equal_cost!r}")
     root, trials_dir = _study_dirs(out_dir)
     base = base_model(base_train)
     base_flops = count_flops(base)
@@ -389,6 +417,7 @@ def grid_search(base_train, out_dir: str | os.PathLike, candidates: Sequence[tup
     survivors = list(same_as)
     if not survivors:
         raise ValueError("no (alpha, beta, gamma) candidate to try")
+    _open_study(trials_dir, report_only)
     log(f"{sum(1 + len(v) for v in same_as.values())} candidates scale the base to "
         f"{len(survivors)} different networks"
         + (f"; {len(unreachable)} reach no network at {2 ** phi:g}x the FLOPs ±"
@@ -488,7 +517,9 @@ def budget_curve(base_train, out_dir: str | os.PathLike, budgets: Sequence[int] 
     :func:`compare_scaling`'s). ``report_only``: as in :func:`compare_scaling`.
     """
     if not budgets or any(int(e) != e or e < 1 for e in budgets):
-        raise ValueError(f"budgets must be positive whole epochs, got {budgets}")
+        raise BadOptionError(f"budgets must be positive whole epochs, got {budgets}")
+    for resolution in resolutions or ():
+        check_count("resolutions", resolution)
     root, trials_dir = _study_dirs(out_dir)
     base = base_model(base_train)
     trials = []

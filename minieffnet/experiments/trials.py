@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..io import write_text_atomic
 from ..scaling import (EfficientNetConfig, count_activations, count_flops, count_parameters,
                        make_config)
 from ..validate import is_int, is_real
@@ -207,9 +208,7 @@ def run_trial(trial: Trial, progress: bool = False) -> dict:
            "train_time_s": last["elapsed_s"], "run_dir": run_dir,
            "code_version": code_version(),
            "train_config": _portable_train_config(trial.train, study_root)}
-    tmp = done.with_name(f".{TRIAL_FILE}.tmp")
-    tmp.write_text(json.dumps(row, indent=1), encoding="utf-8")
-    os.replace(tmp, done)
+    write_text_atomic(done, json.dumps(row, indent=1))
     return {**row, "trained": True}
 
 

@@ -712,3 +712,51 @@ def test_numeric_options(command, data, value, capsys):
         was_refused = refused(argv, option, capsys)
         left = changed(d, before, None if was_refused else "study")
         assert not left, (argv, left)
+
+
+# --- study records -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def study_record(tmp_path_factory):
+    """A finished one-trial study (its folder, the trial, and its record's text)."""
+    from minieffnet.experiments.trials import Trial, base_model, run_trial, train_config_for
+    root = tmp_path_factory.mktemp("study")
+    recipe = TrainConfig(width=0.1, depth=0.1, resolution=16, train_size=100, test_size=50,
+                         epochs=1, batch_size=50)
+    trial = Trial("base", 0, train_config_for(recipe, base_model(recipe), 0,
+                                              root / "trials" / "base-seed0"), {})
+    run_trial(trial)
+    return root, trial, (trial.run_dir / "trial.json").read_text()
+
+
+@FUZZ
+@given(field=st.sampled_from(["model", "seed", "epochs", "flops", "params", "width", "depth",
+                              "resolution", "top1", "top5", "val_top1", "train_top1",
+                              "train_time_s", "run_dir", "train_config", "code_version",
+                              "activations"]),
+       value=json_values | st.sampled_from([float("nan"), float("inf"), -0.5, 1.5, 5.0]),
+       drop=st.booleans())
+def test_a_study_record_of_any_shape_is_read_or_refused_naming_its_file(study_record, field,
+                                                                       value, drop):
+    """Any field of a finished trial's record replaced (by any JSON value, NaN, infinity or a
+    number out of range) or removed: the record is read back unchanged in meaning, or refused
+    with the project's own error naming the file; never an internal error, never a row with
+    a top-1 outside [0, 1]."""
+    from minieffnet.experiments.trials import read_trial_record
+    root, trial, text = study_record
+    row = json.loads(text)
+    if drop:
+        row.pop(field, None)
+    else:
+        row[field] = value
+    path = trial.run_dir / "trial.json"
+    path.write_text(json.dumps(row))
+    try:
+        read = read_trial_record(path, trial, root)
+    except MinieffnetError as e:
+        assert str(path) in str(e) and "\n" not in str(e), e
+    else:
+        assert all(0 <= read[k] <= 1 for k in ("top1", "top5") if k in read)
+        assert (read["model"], read["seed"]) == ("base", 0)
+        assert (root / read["run_dir"]).resolve() == trial.run_dir.resolve()
+    finally:
+        path.write_text(text)

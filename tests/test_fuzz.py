@@ -36,6 +36,7 @@ from minieffnet.errors import MinieffnetError
 from minieffnet.inference import load_trained_model
 from minieffnet.io import load_npz, save_npz_atomic
 from minieffnet.model import efficientnet
+from minieffnet.safe_text import printable
 from minieffnet.train_config import TrainConfig
 from minieffnet.training_state import TrainingState
 
@@ -575,7 +576,9 @@ def names(option, err, value=None):
     if value is None or not value.strip():
         return value is not None
     shown = {value, os.path.expanduser(value), str(Path(os.path.expanduser(value)))}
-    return any(" ".join(v.split()) in err for v in shown)
+    # An error line shows a control character escaped (minieffnet.safe_text), so look for
+    # the escaped form too.
+    return any(" ".join(v.split()) in err or printable(v) in err for v in shown)
 
 
 def refused(argv, option, capsys, value=None):

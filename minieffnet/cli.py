@@ -641,6 +641,14 @@ def cmd_compare_scaling(args) -> int:
     return 0
 
 
+def _print_study(out_dir, *files: str) -> int:
+    """Print a study's results.md and the paths of ``files`` in it; the exit status 0."""
+    out = Path(out_dir)
+    print(f"\n{(out / 'results.md').read_text(encoding='utf-8')}")
+    print("results: " + ", ".join(str(out / name) for name in files))
+    return 0
+
+
 def cmd_budget_curve(args) -> int:
     """The base network's accuracy against epochs and input resolution."""
     base, budgets, seeds, protocol = _study_settings(args)
@@ -648,10 +656,7 @@ def cmd_budget_curve(args) -> int:
     budget_curve(base, args.out, budgets, args.resolutions or curve.get("resolutions"),
                  seeds=range(seeds), jobs=args.jobs, executor=_study_executor(args),
                  report_only=args.report)
-    out = Path(args.out)
-    print(f"\n{(out / 'results.md').read_text(encoding='utf-8')}")
-    print(f"results: {out / 'results.csv'}, {out / 'results.md'}, {out / 'budget_curve.png'}")
-    return 0
+    return _print_study(args.out, "results.csv", "results.md", "budget_curve.png")
 
 
 def cmd_grid_search(args) -> int:
@@ -676,10 +681,7 @@ def cmd_grid_search(args) -> int:
     grid_search(base, args.out, candidates, seeds=range(seeds), jobs=args.jobs,
                 executor=_study_executor(args), rounds=rounds, phi=args.phi,
                 equal_cost=equal_cost, report_only=args.report)
-    out = Path(args.out)
-    print(f"\n{(out / 'results.md').read_text(encoding='utf-8')}")
-    print(f"results: {out / 'results.csv'}, {out / 'results.md'}")
-    return 0
+    return _print_study(args.out, "results.csv", "results.md")
 
 
 def _triple(text: str) -> tuple[float, float, float]:
@@ -710,10 +712,7 @@ def cmd_width_per_baseline(args) -> int:
     width_per_baseline(base, args.out, [_pair(b) for b in args.baselines], args.widths,
                        seeds=range(seeds), jobs=args.jobs, executor=_study_executor(args),
                        report_only=args.report)
-    out = Path(args.out)
-    print(f"\n{(out / 'results.md').read_text(encoding='utf-8')}")
-    print(f"results: {out / 'results.csv'}, {out / 'width_per_baseline.png'}")
-    return 0
+    return _print_study(args.out, "results.csv", "width_per_baseline.png")
 
 
 def cmd_check_ops(args) -> int:
